@@ -1,0 +1,150 @@
+"""The ``designspace`` command line. It holds no logic: each command calls the public API and prints.
+
+Errors a user can cause (a malformed file, an unknown name) print one line, ``error: file:line:
+path: problem (fix: ...)``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["main"]
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """A plain-text table of ``rows``; ``columns`` are (key, header) pairs."""
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:g}"
+        return str(v)
+
+    cells = [[cell(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (_, h) in enumerate(columns)]
+    lines = ["  ".join(h.ljust(w) for (_, h), w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def _cmd_blocks(args: argparse.Namespace) -> int:
+    from designspace.blocks import KINDS, components
+
+    comps = [c for kind in KINDS for c in components(kind) if args.kind in (None, c.kind)]
+    data = [{"name": c.name, "kind": c.kind, "family": c.family, "doc": c.doc,
+             "strides": list(c.strides), "changes_width": c.changes_width,
+             "params": [p.describe() for p in c.params]} for c in comps]
+    lines = []
+    for c in comps:
+        lines.append(f"{c.kind:10s} {c.name}  ({c.family})")
+        lines.append(f"{'':10s} {c.doc}")
+        for p in c.params:
+            allowed = (f"one of {list(p.choices)}" if p.choices is not None
+                       else f"[{p.low if p.low is not None else ''}, {p.high if p.high is not None else ''}]"
+                       + (" odd" if p.odd else ""))
+            lines.append(f"{'':12s}{p.name:14s} {p.type.__name__:5s} default {p.default!r:10s} {allowed:24s} {p.doc}")
+        lines.append("")
+    _emit(args, data, "\n".join(lines).rstrip())
+    return 0
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    from designspace import zoo
+
+    rows = zoo.rows()
+    cols = [("name", "name"), ("paper", "paper name"), ("params_m", "params M"), ("paper_params_m", "paper M"),
+            ("params_diff_pct", "diff %"), ("macs_g", "MACs G"), ("paper_macs_g", "paper G"),
+            ("macs_diff_pct", "diff %"), ("macs_no_norm_g", "no-norm G"), ("macs_no_attn_g", "no-attn G"),
+            ("top1", "top-1"), ("note", "note")]
+    text = _table(rows, cols) + (
+        "\n\nMACs: one multiply-add = 1; conv, linear, matmul (attention's QK^T and AV included), norms and "
+        "pooling counted (fvcore's convention, batch 1). no-norm / no-attn: the same count without norm "
+        "layers / without attention's matrix products, the conventions some papers used. Analytic counts; "
+        "`designspace show NAME --trace` cross-checks one model with fvcore.")
+    _emit(args, rows, text)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from designspace.evaluate.counts import count, trace_count
+    from designspace.network import load_arch
+    from designspace.plan import plan
+
+    arch = load_arch(args.arch)
+    counts = trace_count(arch) if args.trace else count(arch)
+    placements = {p.name: p for p in plan(arch)}
+    rows = []
+    for c in counts.components:
+        p = placements[c.name]
+        rows.append({"name": c.name, "type": c.type, "in": p.site.in_chs, "out": p.site.out_chs,
+                     "stride": p.site.stride, "input": f"{p.site.hw[0]}x{p.site.hw[1]}",
+                     "params": c.params, "macs_m": round(c.macs / 1e6, 3)})
+    data = {"name": arch.name, "fingerprint": arch.fingerprint, "resolution": arch.resolution,
+            "params": counts.params, "macs": counts.macs, "method": counts.method,
+            "macs_by_category": counts.by_category(), "components": rows, "arch": arch.to_dict()}
+    cols = [("name", "component"), ("type", "type"), ("in", "in"), ("out", "out"), ("stride", "s"),
+            ("input", "input"), ("params", "params"), ("macs_m", "MACs M")]
+    head = (f"{arch.name or args.arch}  fingerprint {arch.fingerprint}  {arch.resolution}x{arch.resolution}\n"
+            f"params {counts.params:,} ({counts.params_m:.3f} M)  MACs {counts.macs:,} ({counts.macs_g:.4f} G, "
+            f"{counts.method})\n")
+    _emit(args, data, head + _table(rows, cols))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- parser
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="designspace", description="Design-space explorer for efficient vision "
+                                                                      "backbones.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("blocks", help="list block families, stems, downsampling layers, heads and their parameters")
+    p.add_argument("--kind", choices=["block", "stem", "downsample", "head"], help="only this kind")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_blocks)
+
+    p = sub.add_parser("zoo", help="the published models: our counts beside the papers' figures")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_zoo)
+
+    p = sub.add_parser("show", help="an Arch (file or zoo name) component by component, with counts")
+    p.add_argument("arch", help="an Arch YAML file or a zoo name (designspace zoo lists them)")
+    p.add_argument("--trace", action="store_true", help="count by tracing with fvcore instead of analytically")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from designspace import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except DesignspaceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
