@@ -8,16 +8,33 @@ expect, not as the string YAML 1.1 makes of it.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from designspace.exceptions import DocumentError
 
-__all__ = ["Lines", "dump_yaml", "load_yaml"]
+__all__ = ["Ctx", "Lines", "dump_yaml", "load_yaml"]
 
 #: Line (1-based) of each field, keyed by its path (tuple of keys and list indices).
 Lines = dict[tuple[Any, ...], int]
+
+
+@dataclass
+class Ctx:
+    """Where a document came from: turns a field path into a ``file:line: path: problem (fix)`` error."""
+
+    file: str = "<arch>"
+    lines: Lines = field(default_factory=dict)
+
+    def error(self, path: tuple[Any, ...], problem: str, fix: str = "") -> DocumentError:
+        """The error for ``path`` (its own line, or its nearest ancestor's when it has none)."""
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        return DocumentError(problem, file=self.file, line=self.lines.get(probe), path=".".join(map(str, path)),
+                             fix=fix)
 
 
 class _Loader(yaml.SafeLoader):

@@ -30,15 +30,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Lines, dump_yaml, load_yaml
+from designspace._yaml import Ctx, Lines, dump_yaml, load_yaml
 from designspace.blocks import Component, components, get
 from designspace.blocks.registry import closest
 from designspace.exceptions import DocumentError, RegistryError
-from designspace.plan import PlanError, plan
+from designspace.plan import PlanError, check
 
 __all__ = ["Arch", "Layer", "Stage"]
 
@@ -47,22 +47,7 @@ _STAGE_KEYS = ("width", "stride", "downsample", "blocks")
 _MAX_BLOCKS = 1000  # per stage, after expansion
 
 
-@dataclass
-class _Ctx:
-    """Where a document came from, to turn paths into ``file:line`` messages."""
-
-    file: str = "<arch>"
-    lines: Lines = field(default_factory=dict)
-
-    def error(self, path: tuple[Any, ...], problem: str, fix: str = "") -> DocumentError:
-        probe = path
-        while probe and probe not in self.lines:
-            probe = probe[:-1]
-        return DocumentError(problem, file=self.file, line=self.lines.get(probe), path=".".join(map(str, path)),
-                             fix=fix)
-
-
-def _params_of(comp: Component, raw: Mapping[str, Any], path: tuple[Any, ...], ctx: _Ctx,
+def _params_of(comp: Component, raw: Mapping[str, Any], path: tuple[Any, ...], ctx: Ctx,
                skip: tuple[str, ...] = ()) -> tuple[tuple[str, Any], ...]:
     """Validated parameter values of ``comp`` in spec order, defaults filled in."""
     values: dict[str, Any] = {}
@@ -101,7 +86,11 @@ class Layer:
             comp = get(self.type)
         except RegistryError as err:
             raise DocumentError(str(err), path="type") from None
-        object.__setattr__(self, "params", _params_of(comp, raw, (), _Ctx()))
+        object.__setattr__(self, "params", _params_of(comp, raw, (), Ctx()))
+        object.__setattr__(self, "_hash", hash((self.type, self.params)))
+
+    def __hash__(self) -> int:  # cached: Layers key the counting and placement caches
+        return self._hash  # type: ignore[attr-defined]
 
     @classmethod
     def of(cls, type: str, **params: Any) -> Layer:
@@ -187,7 +176,7 @@ class Arch:
         if not self.stem_width:
             object.__setattr__(self, "stem_width", self.stages[0].width)
         try:
-            plan(self)
+            check(self)
         except PlanError as err:
             path = ".".join(map(str, err.where + ((err.param,) if err.param else ())))
             raise DocumentError(err.problem, path=path, fix=err.fix) from None
@@ -275,18 +264,18 @@ class Arch:
     @classmethod
     def from_dict(cls, data: Any, *, file: str = "<dict>", lines: Lines | None = None) -> Arch:
         """Validates a document already parsed into dicts and lists."""
-        ctx = _Ctx(file, lines or {})
+        ctx = Ctx(file, lines or {})
         return _from_dict(cls, data, ctx)
 
 
 # ----------------------------------------------------------------------------------------------- load
-def _require(data: dict[str, Any], key: str, path: tuple[Any, ...], ctx: _Ctx, fix: str) -> Any:
+def _require(data: dict[str, Any], key: str, path: tuple[Any, ...], ctx: Ctx, fix: str) -> Any:
     if key not in data or data[key] is None:
         raise ctx.error(path + (key,), f"missing `{key}`", fix)
     return data[key]
 
 
-def _int(value: Any, path: tuple[Any, ...], ctx: _Ctx, low: int, high: int, what: str) -> int:
+def _int(value: Any, path: tuple[Any, ...], ctx: Ctx, low: int, high: int, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ctx.error(path, f"{what} must be an integer, got {value!r} ({type(value).__name__})",
                         f"write an integer between {low} and {high}")
@@ -296,7 +285,7 @@ def _int(value: Any, path: tuple[Any, ...], ctx: _Ctx, low: int, high: int, what
     return value
 
 
-def _check_keys(data: Any, allowed: tuple[str, ...], path: tuple[Any, ...], ctx: _Ctx, what: str) -> dict[str, Any]:
+def _check_keys(data: Any, allowed: tuple[str, ...], path: tuple[Any, ...], ctx: Ctx, what: str) -> dict[str, Any]:
     if data is None and not path:
         raise ctx.error(path, "the document is empty", "write an Arch: stem, stages, head (see spaces/zoo/*.yaml)")
     if not isinstance(data, dict):
@@ -310,7 +299,7 @@ def _check_keys(data: Any, allowed: tuple[str, ...], path: tuple[Any, ...], ctx:
     return data
 
 
-def _layer(raw: Any, path: tuple[Any, ...], kind: str, ctx: _Ctx, extra: tuple[str, ...] = ()) -> Layer:
+def _layer(raw: Any, path: tuple[Any, ...], kind: str, ctx: Ctx, extra: tuple[str, ...] = ()) -> Layer:
     names = [c.name for c in components(kind)]  # type: ignore[arg-type]
     if isinstance(raw, str):
         raw = {"type": raw}
@@ -328,7 +317,7 @@ def _layer(raw: Any, path: tuple[Any, ...], kind: str, ctx: _Ctx, extra: tuple[s
     return Layer(comp.name, _params_of(comp, raw, path, ctx, skip=("type",) + extra))
 
 
-def _expand(items: Any, path: tuple[Any, ...], ctx: _Ctx) -> list[tuple[Any, tuple[Any, ...]]]:
+def _expand(items: Any, path: tuple[Any, ...], ctx: Ctx) -> list[tuple[Any, tuple[Any, ...]]]:
     """Expands ``repeat`` and ``pattern`` entries into (block document, source path) pairs."""
     if not isinstance(items, list):
         raise ctx.error(path, f"blocks must be a list, got {type(items).__name__}", "write `- {type: ...}` items")
@@ -355,7 +344,7 @@ def _expand(items: Any, path: tuple[Any, ...], ctx: _Ctx) -> list[tuple[Any, tup
     return out
 
 
-def _from_dict(cls: type[Arch], data: Any, ctx: _Ctx) -> Arch:
+def _from_dict(cls: type[Arch], data: Any, ctx: Ctx) -> Arch:
     _check_keys(data, _TOP_KEYS, (), ctx, "an Arch document")
     name = data.get("name") or ""
     if not isinstance(name, str):
@@ -408,7 +397,7 @@ def _from_dict(cls: type[Arch], data: Any, ctx: _Ctx) -> Arch:
         raise _relocate(err, sources, ctx) from None
 
 
-def _relocate(err: DocumentError, sources: list[list[tuple[Any, ...]]], ctx: _Ctx) -> DocumentError:
+def _relocate(err: DocumentError, sources: list[list[tuple[Any, ...]]], ctx: Ctx) -> DocumentError:
     """Maps a validation error on the expanded Arch back to the document's own path and line."""
     parts: list[Any] = [int(p) if p.isdigit() else p for p in err.path.split(".")] if err.path else []
     if len(parts) >= 4 and parts[0] == "stages" and parts[2] == "blocks":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -104,6 +105,84 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from designspace._yaml import dump_yaml
+    from designspace.space import load_space
+
+    summary = load_space(args.space).summary(seed=args.seed)
+    size = summary["log10_size"]
+    lines = [f"{summary['file']}: valid space {summary['name']!r}" + (f" - {summary['description']}"
+                                                                       if summary["description"] else ""),
+             f"  {summary['free_parameters']} free parameters ("
+             + ", ".join(f"{n} {k}" for k, n in summary["by_kind"].items() if n) + "), "
+             + (f"10^{size} points" if size is not None else "continuous")]
+    if args.verbose:
+        lines += [f"    {p['name']}: {p['values']}" for p in summary["parameters"]]
+    if summary["budgets"]:
+        lines.append(f"  budgets: {', '.join(summary['budgets'])}")
+    if summary["device"]:
+        lines.append(f"  device (latency budgets and objectives): {summary['device']}")
+    if summary["search"]:
+        lines.append("  search defaults: " + ", ".join(f"{k} {v}" for k, v in summary["search"].items()))
+    ex = summary["example"]
+    lines.append(f"  example (seed {ex['seed']}): fingerprint {ex['fingerprint']}, {ex['params_m']} M parameters, "
+                 f"{ex['macs_g']} GMACs")
+    lines += ["    " + line for line in dump_yaml(ex["arch"]).splitlines()]
+    _emit(args, summary, "\n".join(lines))
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    import random
+    from pathlib import Path
+
+    from designspace._yaml import dump_yaml
+    from designspace.evaluate.counts import count
+    from designspace.space import load_space
+
+    space = load_space(args.space)
+    rng = random.Random(args.seed)
+    archs = [space.sample(rng) for _ in range(args.n)]
+    rows = []
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    for arch in archs:
+        c = count(arch)
+        row: dict[str, Any] = {"fingerprint": arch.fingerprint, "params_m": round(c.params_m, 3),
+                               "macs_g": round(c.macs_g, 4)}
+        if out is not None:
+            path = out / f"{space.name}-{arch.fingerprint}.yaml"
+            if not path.exists():  # same fingerprint, same network: never overwrite what is there
+                path.write_text(arch.to_yaml(), encoding="utf-8")
+            row["file"] = str(path)
+        rows.append(row)
+    if args.json:
+        print(json.dumps([{**r, "arch": a.to_dict()} for r, a in zip(rows, archs, strict=True)], indent=2))
+    elif out is not None:
+        cols = [("file", "file"), ("params_m", "params M"), ("macs_g", "MACs G")]
+        print(_table(rows, cols) + f"\n\n{len(archs)} Archs from {space.doc.file} (seed {args.seed}) in {out}")
+    else:
+        print("\n---\n".join(dump_yaml(a.to_dict()).rstrip() for a in archs))
+    return 0
+
+
+def _cmd_contains(args: argparse.Namespace) -> int:
+    from designspace.network import load_arch
+    from designspace.space import load_space, match
+
+    space, arch = load_space(args.space), load_arch(args.arch)
+    m = match(space, arch)
+    label = arch.name or args.arch
+    if args.json:
+        print(json.dumps({"contains": m.ok, "reason": m.reason, "values": m.values}, indent=2))
+    elif m.ok:
+        print(f"yes: {label} is a point of {space.name} ({space.doc.file})")
+    else:
+        print(f"no: {label} is not a point of {space.name}: {m.reason}")
+    return 0 if m.ok else 1
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="designspace", description="Design-space explorer for efficient vision "
@@ -125,6 +204,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", action="store_true", help="count by tracing with fvcore instead of analytically")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("validate", help="check a Space file; summary: free parameters, size, an example Arch")
+    p.add_argument("space", help="a Space YAML file or a shipped space name (tiny, mobile, smt, ...)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the example Arch")
+    p.add_argument("-v", "--verbose", action="store_true", help="list every free parameter")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("sample", help="draw random Archs from a Space")
+    p.add_argument("space", help="a Space YAML file or a shipped space name")
+    p.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", help="write each Arch as DIR/<space>-<fingerprint>.yaml instead of printing YAML")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("contains", help="is an Arch a point of a Space? (exit 0 yes, 1 no)")
+    p.add_argument("space", help="a Space YAML file or a shipped space name")
+    p.add_argument("arch", help="an Arch YAML file or a zoo name")
+    p.add_argument("--json", action="store_true", help="print JSON (with the flat values when it is)")
+    p.set_defaults(func=_cmd_contains)
     return parser
 
 
@@ -148,3 +248,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (head, less) went away: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

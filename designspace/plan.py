@@ -4,6 +4,8 @@ rates. The network builder, the analytic counter and Arch validation all walk th
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,21 +61,83 @@ class Placement:
         return get(self.layer.type)
 
 
-def _place(name: str, where: tuple[Any, ...], role: str, layer: Layer, site: Site,
-           drop_path: tuple[float, ...] = ()) -> Placement:
+@functools.lru_cache(maxsize=1 << 16)
+def _site_outcome(layer: Layer, site: Site, role: str) -> tuple[int, int] | tuple[str | None, str, str]:
+    """Output size of ``layer`` at ``site``, or (param, problem, fix) when it cannot sit there.
+
+    Cached: a search and the analytic counter meet the same (component, site) pairs again and again.
+    """
     comp = get(layer.type)
     if comp.kind != role:
-        raise PlanError(where, "type", f"{layer.type!r} is a {comp.kind}, not a {role}",
-                        f"use a {role} type here (designspace blocks lists them)")
+        return ("type", f"{layer.type!r} is a {comp.kind}, not a {role}",
+                f"use a {role} type here (designspace blocks lists them)")
     params = layer.kwargs()
     for issue in comp.check(site, params):
-        raise PlanError(where, issue.param or None, issue.problem, issue.fix)
-    out_hw = comp.out_hw(site, params)
+        return (issue.param or None, issue.problem, issue.fix)
+    return comp.out_hw(site, params)
+
+
+def _outcome(where: tuple[Any, ...], role: str, layer: Layer, site: Site) -> tuple[int, int]:
+    """Output size of ``layer`` at ``site``; raises :class:`PlanError` if it cannot sit there."""
+    outcome = _site_outcome(layer, site, role)
+    if isinstance(outcome[0], str) or outcome[0] is None:
+        param, problem, fix = outcome
+        raise PlanError(where, param, problem, fix)
+    out_hw: tuple[int, int] = outcome
     if out_hw[0] < 1 or out_hw[1] < 1:
-        raise PlanError(("resolution",), None,
-                        f"the input is too small: {name} would output {out_hw[0]}x{out_hw[1]} pixels",
+        raise PlanError(("resolution",), None, f"the input is too small: {'.'.join(map(str, where))} would output "
+                                               f"{out_hw[0]}x{out_hw[1]} pixels",
                         "raise the resolution or remove a strided stage")
-    return Placement(name, where, role, layer, site, out_hw, drop_path)
+    return out_hw
+
+
+_NO_BLOCK_FIX = ("give the stage a downsample layer (e.g. downsample: {type: conv_bn}) or start it with a block "
+                 "that can (mbconv, irmb)")
+
+
+def _walk(arch: Arch) -> Iterator[tuple[str, int, int, Layer, Site, tuple[int, int]]]:
+    """(role, stage index, block index, layer, site, output size) of every component in forward order.
+
+    The one loop behind :func:`plan` and :func:`check`. Raises :class:`PlanError`.
+    """
+    site = Site(arch.in_chans, arch.stem_width, 1, (arch.resolution, arch.resolution))
+    hw = _outcome(("stem",), "stem", arch.stem, site)
+    yield "stem", -1, -1, arch.stem, site, hw
+    width = arch.stem_width
+    for i, stage in enumerate(arch.stages):
+        stride = stage.stride
+        if stage.downsample is not None:
+            comp = get(stage.downsample.type)
+            if comp.kind == "downsample" and stride not in comp.strides:
+                raise PlanError(("stages", i, "downsample"), None,
+                                f"{comp.name!r} supports strides {list(comp.strides)}, not {stride}",
+                                "change the stage's stride")
+            site = Site(width, stage.width, stride, hw)
+            hw = _outcome(("stages", i, "downsample"), "downsample", stage.downsample, site)
+            yield "downsample", i, -1, stage.downsample, site, hw
+            width, stride = stage.width, 1
+        for j, block in enumerate(stage.blocks):
+            comp = get(block.type)
+            if comp.kind == "block" and stride not in comp.strides:
+                raise PlanError(("stages", i, "blocks", j), None,
+                                f"block type {comp.name!r} cannot downsample (stage stride {stride})", _NO_BLOCK_FIX)
+            if comp.kind == "block" and width != stage.width and not comp.changes_width:
+                raise PlanError(("stages", i, "blocks", j), None,
+                                f"block type {comp.name!r} cannot change the width ({width} -> {stage.width})",
+                                _NO_BLOCK_FIX)
+            site = Site(width, stage.width, stride, hw)
+            hw = _outcome(("stages", i, "blocks", j), "block", block, site)
+            yield "block", i, j, block, site, hw
+            width, stride = stage.width, 1
+    site = Site(width, arch.num_classes, 1, hw)
+    yield "head", -1, -1, arch.head, site, _outcome(("head",), "head", arch.head, site)
+
+
+def check(arch: Arch) -> None:
+    """Validates the placement of every component of ``arch`` (what :func:`plan` checks, without building
+    the placements). Raises :class:`PlanError`."""
+    for _ in _walk(arch):
+        pass
 
 
 def plan(arch: Arch) -> list[Placement]:
@@ -83,41 +147,18 @@ def plan(arch: Arch) -> list[Placement]:
         PlanError: a component that cannot sit where it is (a block asked to downsample that cannot,
             heads that do not divide the width, an input too small for the strides, ...).
     """
-    res = (arch.resolution, arch.resolution)
-    out = [_place("stem", ("stem",), "stem", arch.stem, Site(arch.in_chans, arch.stem_width, 1, res))]
-    width, hw = arch.stem_width, out[0].out_hw
     slots = [get(b.type).drop_path_slots for s in arch.stages for b in s.blocks]
     rates = drop_path_rates(sum(slots), arch.drop_path_rate)
     cur = 0
-    for i, stage in enumerate(arch.stages):
-        stride = stage.stride
-        if stage.downsample is not None:
-            comp = get(stage.downsample.type)
-            ds_where: tuple[Any, ...] = ("stages", i, "downsample")
-            if comp.kind == "downsample" and stride not in comp.strides:
-                raise PlanError(ds_where, None, f"{comp.name!r} supports strides {list(comp.strides)}, not {stride}",
-                                "change the stage's stride")
-            p = _place(f"stages.{i}.downsample", ds_where, "downsample", stage.downsample,
-                       Site(width, stage.width, stride, hw))
-            out.append(p)
-            width, hw, stride = stage.width, p.out_hw, 1
-        for j, block in enumerate(stage.blocks):
-            comp = get(block.type)
-            where: tuple[Any, ...] = ("stages", i, "blocks", j)
-            if comp.kind == "block" and stride not in comp.strides:
-                raise PlanError(where, None, f"block type {comp.name!r} cannot downsample (stage stride {stride})",
-                                "give the stage a downsample layer (e.g. downsample: {type: conv_bn}) or start it "
-                                "with a block that can (mbconv, irmb)")
-            if comp.kind == "block" and width != stage.width and not comp.changes_width:
-                raise PlanError(where, None, f"block type {comp.name!r} cannot change the width "
-                                             f"({width} -> {stage.width})",
-                                "give the stage a downsample layer (e.g. downsample: {type: conv_bn}) or start it "
-                                "with a block that can (mbconv, irmb)")
-            n = comp.drop_path_slots
-            p = _place(f"stages.{i}.blocks.{j}", where, "block", block, Site(width, stage.width, stride, hw),
-                       tuple(rates[cur:cur + n]))
+    out = []
+    for role, i, j, layer, site, hw in _walk(arch):
+        if role == "block":
+            n = get(layer.type).drop_path_slots
+            out.append(Placement(f"stages.{i}.blocks.{j}", ("stages", i, "blocks", j), role, layer, site, hw,
+                                 tuple(rates[cur:cur + n])))
             cur += n
-            out.append(p)
-            width, hw, stride = stage.width, p.out_hw, 1
-    out.append(_place("head", ("head",), "head", arch.head, Site(width, arch.num_classes, 1, hw)))
+        elif role == "downsample":
+            out.append(Placement(f"stages.{i}.downsample", ("stages", i, "downsample"), role, layer, site, hw))
+        else:
+            out.append(Placement(role, (role,), role, layer, site, hw))
     return out

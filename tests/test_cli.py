@@ -78,3 +78,40 @@ def test_import_stays_light() -> None:
             "print(sorted(heavy & set(sys.modules)))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_validate(capsys: pytest.CaptureFixture[str]) -> None:
+    data = _json(capsys, ["validate", "spaces/tiny.yaml", "--json"])
+    assert isinstance(data, dict)
+    assert data["name"] == "tiny" and data["free_parameters"] == len(data["parameters"]) > 10
+    assert data["log10_size"] > 5 and data["example"]["arch"]["stages"]
+    assert main(["validate", "mobile"]) == 0
+    out = capsys.readouterr().out
+    assert "valid space 'mobile'" in out and "free parameters" in out and "example (seed 0)" in out
+
+
+def test_sample_to_a_folder_never_overwrites(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    out = Path(str(tmp_path)) / "samples"
+    assert main(["sample", "tiny", "-n", "4", "--seed", "3", "--out", str(out)]) == 0
+    files = sorted(out.glob("tiny-*.yaml"))
+    assert len(files) == 4
+    for f in files:
+        assert ds.Arch.from_file(f).fingerprint in f.name
+    files[0].write_text("# a user's edit\n" + files[0].read_text())
+    assert main(["sample", "tiny", "-n", "4", "--seed", "3", "--out", str(out)]) == 0
+    assert files[0].read_text().startswith("# a user's edit")
+    capsys.readouterr()
+    assert main(["sample", "tiny", "-n", "2"]) == 0
+    docs = capsys.readouterr().out.split("\n---\n")
+    assert len(docs) == 2 and all(ds.Arch.from_yaml(d) for d in docs)
+
+
+def test_contains(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["contains", "iformer", "iformer_m"]) == 0
+    assert capsys.readouterr().out.startswith("yes: iformer_m is a point of iformer")
+    assert main(["contains", "smt", "iformer_m"]) == 1
+    assert "no: iformer_m is not a point of smt: stem: type 'iformer_stem'" in capsys.readouterr().out
+    data = _json(capsys, ["contains", "emo", "emo_6m", "--json"])
+    assert isinstance(data, dict) and data["contains"] and data["values"]["stages.3.width"] == 320

@@ -269,6 +269,7 @@ register(Component(
     check=_irmb_check,
     strides=(1, 2),
     changes_width=True,
+    attention="attn",
 ))
 
 register(Component(

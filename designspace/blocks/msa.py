@@ -120,4 +120,5 @@ register(Component(
     count=_msa_count,
     check=_msa_check,
     layout=("nhwc", "nhwc"),
+    attention=True,
 ))

@@ -112,6 +112,7 @@ class ParamSpec:
         a number, a number never a bool).
         """
         kind = self.type.__name__
+        article = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a name"}[kind]
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if self.type is float and isinstance(value, str):
@@ -121,7 +122,7 @@ class ParamSpec:
         if not ok:
             raise ValueError(
                 f"expected {kind}, got {value!r} ({type(value).__name__})",
-                f"write a {kind}" + (f", one of {list(self.choices)}" if self.choices else "")
+                f"write {article}" + (f", one of {list(self.choices)}" if self.choices else "")
                 + f"; the default is {self.default!r}",
             )
         if self.choices is not None and value not in self.choices:
@@ -181,6 +182,8 @@ class Component:
         drop_path_slots: entries it takes in the network's linear stochastic-depth schedule.
         layout: ``"nchw"`` or ``"nhwc"``: the tensor layout the module takes and returns (the
             network permutes between components that differ). A stem always takes NCHW images.
+        attention: whether a block is self-attention (search spaces say in which stages attention
+            may appear): ``True``, ``False``, or the name of the bool parameter that decides it.
     """
 
     name: str
@@ -196,6 +199,7 @@ class Component:
     changes_width: bool = False
     drop_path_slots: int = 1
     layout: Callable[[Mapping[str, Any]], tuple[str, str]] | tuple[str, str] = ("nchw", "nchw")
+    attention: bool | str = False
     _by_name: dict[str, ParamSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -210,6 +214,10 @@ class Component:
     def defaults(self) -> dict[str, Any]:
         """Every parameter at its default value."""
         return {p.name: p.default for p in self.params}
+
+    def is_attention(self, params: Mapping[str, Any]) -> bool:
+        """Whether the block with these parameter values is self-attention."""
+        return bool(params[self.attention]) if isinstance(self.attention, str) else self.attention
 
     def layouts(self, params: Mapping[str, Any]) -> tuple[str, str]:
         """(input layout, output layout) for these parameter values."""
@@ -228,6 +236,10 @@ def register(component: Component) -> Component:
         )
     if component.kind == "stem" and component.layouts(component.defaults())[0] != "nchw":
         raise RegistryError(f"stem {component.name!r} must take NCHW images", "set its input layout to 'nchw'")
+    deciding = component.spec(component.attention) if isinstance(component.attention, str) else None
+    if isinstance(component.attention, str) and (deciding is None or deciding.type is not bool):
+        raise RegistryError(f"{component.name!r}: attention names {component.attention!r}, not a bool parameter",
+                            "name one of its bool parameters")
     _REGISTRY[component.name] = component
     return component
 

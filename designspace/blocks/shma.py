@@ -248,6 +248,7 @@ register(Component(
     count=_shma_count,
     check=_shma_check,
     drop_path_slots=3,
+    attention=True,
 ))
 
 register(Component(

@@ -1,0 +1,37 @@
+"""The spaces shipped in ``spaces/*.yaml`` (installed as ``designspace.spaces``), loadable by name."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from designspace.blocks.registry import closest
+from designspace.exceptions import DocumentError
+
+if TYPE_CHECKING:
+    from designspace.space.core import Space
+
+__all__ = ["load", "names"]
+
+
+def names() -> list[str]:
+    """Names of the shipped spaces (file stems), sorted."""
+    root = resources.files("designspace.spaces")
+    return sorted(e.name[: -len(".yaml")] for e in root.iterdir() if e.name.endswith(".yaml"))
+
+
+def load(name: str) -> Space:
+    """The shipped space ``name`` (``"mobile"``, ``"tiny"``, ...).
+
+    Raises:
+        DocumentError: no such file and no such shipped space (the message lists them).
+    """
+    from designspace.space.core import Space
+
+    if name not in names():
+        near = closest(name, names())
+        raise DocumentError(f"{name!r} is neither a Space file nor a shipped space", file=name,
+                            fix=(f"did you mean {near!r}? " if near else "")
+                            + f"give a path to a .yaml file or one of: {', '.join(names())}")
+    entry = resources.files("designspace.spaces") / f"{name}.yaml"
+    return Space.from_yaml(entry.read_text(encoding="utf-8"), file=f"spaces/{name}.yaml")
