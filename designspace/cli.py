@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -183,6 +184,66 @@ def _cmd_contains(args: argparse.Namespace) -> int:
     return 0 if m.ok else 1
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from designspace.evaluate.evaluation import evaluate
+    from designspace.network import load_arch
+
+    arch = load_arch(args.arch)
+    ev = evaluate(arch, device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch,
+                  cache=not args.no_cache)
+    if args.json:
+        print(json.dumps({**ev.to_dict(), "resolution": arch.resolution}, indent=2))
+        return 0 if ev.status == "ok" else 1
+    lines = [f"{arch.name or args.arch}  fingerprint {ev.fingerprint}  {arch.resolution}x{arch.resolution}",
+             f"params {ev.params:,} ({ev.params / 1e6:.3f} M)  MACs {ev.macs:,} ({ev.macs / 1e9:.4f} G)"]
+    if ev.status != "ok":
+        print("\n".join(lines))
+        print(f"failed: {ev.reason}", file=sys.stderr)
+        return 1
+    lat = ev.latency
+    assert lat is not None
+    flags = f"  [{', '.join(lat.flags)}]" if lat.flags else ""
+    lines += [f"latency {lat.ms:.3f} ms measured{flags}: {lat.context.describe()}",
+              f"        minimum of {lat.runs} runs in {lat.rounds} rounds (median {lat.median_ms:.3f} ms; the two "
+              f"fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s"]
+    if ev.prediction is not None:
+        pr = ev.prediction
+        lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED: {pr.fit.form} fit on {pr.fit.points} published models, "
+                     f"leave-one-out error {pr.fit.loo_mean:.1%} mean, {pr.fit.loo_max:.1%} max "
+                     f"(calibrated on {pr.calibration_machine})")
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from designspace.evaluate.devices_report import device_rows
+
+    rows = device_rows(measure=args.measure)
+    cols = [("name", "device"), ("points", "points"), ("fit", "fit"), ("loo", "leave-one-out error (mean / max)"),
+            ("calibration", "calibration"), ("description", "description")]
+    text = _table(rows, cols) + ("\n\nPredictions carry the fit's leave-one-out error. A calibration 'shipped' was "
+                                 "measured where the profile was made; `designspace devices --measure` or "
+                                 "`designspace calibrate --device NAME` measures this machine's.")
+    _emit(args, rows, text)
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from designspace.evaluate.devices_report import calibrate_command
+
+    report = calibrate_command(args.name, points=args.point or [], points_file=args.points,
+                               description=args.description, source=args.source, form=args.fit,
+                               runtime=args.runtime, threads=args.threads, out=args.out, force=args.force)
+    cols = [("model", "model"), ("local_ms", "local ms"), ("target_ms", "published ms"), ("loo_pred_ms", "LOO pred"),
+            ("loo_error", "LOO error")]
+    text = _table(report["points"], cols) + (
+        f"\n\n{report['name']}: {report['fit']} fit, leave-one-out error {report['loo_mean']:.1%} mean, "
+        f"{report['loo_max']:.1%} max, on {report['machine']}" + (f"\nwritten to {report['file']}" if report["file"]
+                                                                   else ""))
+    _emit(args, report, text)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="designspace", description="Design-space explorer for efficient vision "
@@ -225,6 +286,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("arch", help="an Arch YAML file or a zoo name")
     p.add_argument("--json", action="store_true", help="print JSON (with the flat values when it is)")
     p.set_defaults(func=_cmd_contains)
+
+    p = sub.add_parser("eval", help="params, MACs and measured latency of an Arch (and its prediction on a device)")
+    p.add_argument("arch", help="an Arch YAML file or a zoo name")
+    p.add_argument("--device", help="a device profile (designspace devices): predicts its latency with the error")
+    p.add_argument("--runtime", choices=["onnxruntime", "torch", "cuda"], default="onnxruntime",
+                   help="local runtime (default onnxruntime on CPU); a --device fixes its own")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="images per run (default 1)")
+    p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("devices", help="device profiles and the leave-one-out error of their fits")
+    p.add_argument("--measure", action="store_true", help="calibrate every profile on this machine now (slow once)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("calibrate", help="calibrate a device profile on this machine, or make one from your own "
+                                        "measurements of zoo models on your device")
+    p.add_argument("name", help="an existing profile to calibrate here, or the name of a new one")
+    p.add_argument("--point", action="append", metavar="MODEL=MS",
+                   help="a zoo model and its latency on your device in ms (repeat; at least 3)")
+    p.add_argument("--points", metavar="FILE", help="a CSV (model,latency_ms) or YAML mapping of such points")
+    p.add_argument("--description", default="", help="what the device is (hardware, runtime, batch)")
+    p.add_argument("--source", default="", help="where the points come from")
+    p.add_argument("--fit", choices=["auto", "proportional", "power", "affine"], default="auto")
+    p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime",
+                   help="local runtime the profile maps from")
+    p.add_argument("--threads", type=int, default=1, help="local threads the profile maps from")
+    p.add_argument("--out", help="where to write the profile (default results/devices/NAME.yaml)")
+    p.add_argument("--force", action="store_true", help="replace an existing profile file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_calibrate)
     return parser
 
 
@@ -240,6 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if not logging.getLogger("designspace").handlers:  # progress of long work, on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("designspace").addHandler(handler)
+        logging.getLogger("designspace").setLevel(logging.INFO)
     try:
         return int(args.func(args))
     except DesignspaceError as err:

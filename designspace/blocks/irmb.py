@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from designspace.blocks.layers import (
@@ -106,6 +107,7 @@ class IRMB(nn.Module):
         if attn:
             self.num_heads = in_chs // dim_head
             self.dim_head = dim_head
+            self.scale = dim_head**-0.5
             self.qk = nn.Conv2d(in_chs, 2 * in_chs, 1, bias=qkv_bias)
         self.v: nn.Module
         if attn or v_proj:
@@ -120,28 +122,32 @@ class IRMB(nn.Module):
         trunc_normal_init(self)
 
     def _attention(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
+        # The authors' op sequence, step for step and with their einops patterns, so that the exported graph
+        # (einops computes shapes at run time, which limits ONNX Runtime's transpose folding) and therefore
+        # its latency are theirs: padding is applied even when it is zero, attention is computed explicitly.
+        _, _, h, w = x.shape
         wh, n1 = _window(h, self.window_size)
         ww, n2 = _window(w, self.window_size)
         pad_b, pad_r = wh * n1 - h, ww * n2 - w
-        if pad_b or pad_r:
-            x = F.pad(x, (0, pad_r, 0, pad_b))
-        # 'b c (h1 n1) (w1 n2) -> (b n1 n2) c h1 w1': a window takes every n1-th row / n2-th column
-        x = x.view(b, c, wh, n1, ww, n2).permute(0, 3, 5, 1, 2, 4).reshape(b * n1 * n2, c, wh, ww)
-        bw, heads, dh, n = x.shape[0], self.num_heads, self.dim_head, wh * ww
-        qk = self.qk(x).view(bw, 2, heads, dh, n).permute(1, 0, 2, 4, 3)  # (2, bw, heads, n, dh)
+        x = F.pad(x, (0, pad_r, 0, pad_b, 0, 0))
+        # a window takes every n1-th row and n2-th column (h1 = window size)
+        x = rearrange(x, "b c (h1 n1) (w1 n2) -> (b n1 n2) c h1 w1", n1=n1, n2=n2).contiguous()
+        _, _, hh, ww_ = x.shape
+        qk = rearrange(self.qk(x), "b (qk heads dim_head) h w -> qk b heads (h w) dim_head", qk=2,
+                       heads=self.num_heads, dim_head=self.dim_head).contiguous()
+        attn = ((qk[0] @ qk[1].transpose(-2, -1)) * self.scale).softmax(dim=-1)  # (bw, heads, n, n)
         if self.attn_pre:
-            v = x.view(bw, heads, dh, n).transpose(-1, -2)  # the normalized input itself
-            out = F.scaled_dot_product_attention(qk[0], qk[1], v)  # (bw, heads, n, dh)
-            out = self.v(out.transpose(-1, -2).reshape(bw, c, wh, ww))
+            v = rearrange(x, "b (heads dim_head) h w -> b heads (h w) dim_head", heads=self.num_heads).contiguous()
+            out = rearrange(attn @ v, "b heads (h w) dim_head -> b (heads dim_head) h w", heads=self.num_heads,
+                            h=hh, w=ww_).contiguous()
+            out = self.v(out)
         else:
-            v = self.v(x)
-            v = v.view(bw, heads, -1, n).transpose(-1, -2)
-            out = F.scaled_dot_product_attention(qk[0], qk[1], v)
-            out = out.transpose(-1, -2).reshape(bw, -1, wh, ww)
-        mid = out.shape[1]
-        out = out.view(b, n1, n2, mid, wh, ww).permute(0, 3, 4, 1, 5, 2).reshape(b, mid, wh * n1, ww * n2)
-        return out[:, :, :h, :w] if (pad_b or pad_r) else out
+            v = rearrange(self.v(x), "b (heads dim_head) h w -> b heads (h w) dim_head",
+                          heads=self.num_heads).contiguous()
+            out = rearrange(attn @ v, "b heads (h w) dim_head -> b (heads dim_head) h w", heads=self.num_heads,
+                            h=hh, w=ww_).contiguous()
+        out = rearrange(out, "(b n1 n2) c h1 w1 -> b c (h1 n1) (w1 n2)", n1=n1, n2=n2).contiguous()
+        return out[:, :, :h, :w].contiguous() if (pad_b or pad_r) else out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x

@@ -55,14 +55,14 @@ class MSA(nn.Module):
         self.local_conv = nn.Conv2d(inner, inner, 3, padding=1, groups=inner) if v_local_conv else None
         self.proj = nn.Linear(inner, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
-        b, h, w, _ = x.shape
-        n, heads, dh = h * w, self.num_heads, self.head_dim
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:  # x: (B, N, C)
+        b, n, _ = x.shape
+        heads, dh = self.num_heads, self.head_dim
         q, k, v = self.qkv(x).reshape(b, n, 3, heads, dh).permute(2, 0, 3, 1, 4)  # 3 x (B, heads, N, dh)
-        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h, w, heads * dh)
-        if self.local_conv is not None:
-            v_sp = v.transpose(1, 2).reshape(b, h, w, heads * dh).permute(0, 3, 1, 2)
-            out = out + self.local_conv(v_sp).permute(0, 2, 3, 1)
+        out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, heads * dh)
+        if self.local_conv is not None:  # SMT: a depthwise conv of V on the token grid
+            v_sp = v.transpose(1, 2).reshape(b, n, heads * dh).transpose(1, 2).view(b, heads * dh, h, w)
+            out = out + self.local_conv(v_sp).view(b, heads * dh, n).transpose(1, 2)
         return self.proj(out)
 
 

@@ -55,15 +55,16 @@ class SAM(nn.Module):
         self.proj1 = nn.Conv2d(dim * expand_ratio, dim, 1)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
-        b, h, w, c = x.shape
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:  # x: (B, N, C)
+        b, n, c = x.shape
+        heads, g = self.heads, c // self.heads
         v = self.v(x)
-        s = self.s(x).permute(0, 3, 1, 2)  # (B, C, H, W); head i owns channels [i*C/h, (i+1)*C/h)
-        groups = s.chunk(self.heads, dim=1)
-        # interleave: output channel g * heads + i comes from channel g of head i
-        s = torch.stack([conv(si) for conv, si in zip(self.local_convs, groups, strict=True)], dim=2)
-        s = s.reshape(b, c, h, w)
-        s = self.proj1(self.act(self.bn(self.proj0(s)))).permute(0, 2, 3, 1)
+        s = self.s(x).reshape(b, h, w, heads, g).permute(3, 0, 4, 1, 2)  # head i: channels [i*g, (i+1)*g)
+        # interleave, as the authors concatenate: output channel j * heads + i is channel j of head i
+        out = self.local_convs[0](s[0]).reshape(b, g, -1, h, w)
+        for i in range(1, heads):
+            out = torch.cat([out, self.local_convs[i](s[i]).reshape(b, g, -1, h, w)], 2)
+        s = self.proj1(self.act(self.bn(self.proj0(out.reshape(b, c, h, w))))).reshape(b, c, n).permute(0, 2, 1)
         return self.proj(s * v)
 
 

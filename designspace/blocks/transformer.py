@@ -1,7 +1,9 @@
-"""The pre-norm transformer block skeleton and the two FFNs the seeds use (tokens, NHWC layout).
+"""The pre-norm transformer block skeleton and the two FFNs the seeds use.
 
 ``x = x + drop_path(gamma1 * mixer(LN(x)))``; ``x = x + drop_path(gamma2 * ffn(LN(x)))``,
-with gamma a per-channel layer scale or 1. Mixers see ``(B, H, W, C)`` tensors.
+with gamma a per-channel layer scale or 1. The block takes and returns NHWC tensors; inside, as in
+the SMT and EfficientMod code, it works on token sequences ``(B, N, C)`` and mixers and FFNs are called
+as ``f(x, H, W)`` (the exported graph, and so the measured latency, follow the authors' layout).
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ class Mlp(nn.Module):
         self.act = make_act(act)
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:  # x: (B, N, C)
         return self.fc2(self.act(self.fc1(x)))
 
 
 class ConvFFN(nn.Module):
-    """SMT's ConvFFN: Linear, ``h = act(h + DW3(h))`` (DW conv with bias), Linear. NHWC."""
+    """SMT's ConvFFN: Linear, ``h = act(h + DW3(h))`` (DW conv with bias, on the token grid), Linear."""
 
     def __init__(self, dim: int, hidden: int, act: str = "gelu") -> None:
         super().__init__()
@@ -42,10 +44,11 @@ class ConvFFN(nn.Module):
         self.act = make_act(act)
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, C)
-        h = self.fc1(x)
-        h = self.act(h + self.dwconv(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
-        return self.fc2(h)
+    def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:  # x: (B, N, C)
+        x = self.fc1(x)
+        b, _, c = x.shape
+        conv = self.dwconv(x.transpose(1, 2).view(b, c, h, w)).flatten(2).transpose(1, 2)
+        return self.fc2(self.act(x + conv))
 
 
 def ffn_count(t: Tally, kind: str, dim: int, hidden: int, hw: tuple[int, int]) -> Tally:
@@ -67,8 +70,8 @@ class PreNormBlock(nn.Module):
 
     Args:
         dim: channels.
-        mixer: the token mixer (NHWC to NHWC).
-        ffn: the channel mixer (NHWC to NHWC).
+        mixer: the token mixer, ``mixer(x, H, W)`` on ``(B, N, C)`` tokens.
+        ffn: the channel mixer, ``ffn(x, H, W)`` on tokens.
         norm_eps: LayerNorm epsilon.
         layer_scale: initial per-channel layer scale; 0 disables it.
         drop_path_rate: stochastic depth of both branches.
@@ -85,9 +88,12 @@ class PreNormBlock(nn.Module):
         self.ls2 = LayerScale(dim, layer_scale) if layer_scale > 0 else nn.Identity()
         self.drop_path = DropPath(drop_path_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.mixer(self.norm1(x))))
-        return x + self.drop_path(self.ls2(self.ffn(self.norm2(x))))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, H, W, C)
+        b, h, w, c = x.shape
+        x = x.reshape(b, h * w, c)
+        x = x + self.drop_path(self.ls1(self.mixer(self.norm1(x), h, w)))
+        x = x + self.drop_path(self.ls2(self.ffn(self.norm2(x), h, w)))
+        return x.reshape(b, h, w, c)
 
 
 def prenorm_count(t: Tally, dim: int, tokens: int, layer_scale: float) -> Tally:

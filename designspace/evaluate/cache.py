@@ -1,0 +1,88 @@
+"""The evaluation cache: measured results keyed by Arch fingerprint and measurement context, in SQLite.
+
+Default file: ``results/cache.sqlite`` (``DESIGNSPACE_RESULTS`` moves the results folder). Several
+processes may read and write it (SQLite's locking, a busy timeout, WAL journal); a cache that cannot be
+opened or written degrades to no cache with a warning, never to a failed evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Cache", "default_cache_path", "results_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def results_dir() -> Path:
+    """The results folder: ``$DESIGNSPACE_RESULTS`` or ``./results``."""
+    return Path(os.environ.get("DESIGNSPACE_RESULTS", "results"))
+
+
+def default_cache_path() -> Path:
+    """``<results>/cache.sqlite``."""
+    return results_dir() / "cache.sqlite"
+
+
+class Cache:
+    """Measured values by (fingerprint, kind, context key). ``kind`` separates latency, proxies, ...
+
+    Args:
+        path: the SQLite file (created with its folder), or ``None`` for the default.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else default_cache_path()
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30.0)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("CREATE TABLE IF NOT EXISTS results (fingerprint TEXT, kind TEXT, context TEXT, "
+                           "created REAL, data TEXT, PRIMARY KEY (fingerprint, kind, context))")
+                db.commit()
+                self._db = db
+            except (sqlite3.Error, OSError) as err:
+                log.warning("evaluation cache %s unavailable (%s); going on without it", self.path, err)
+                return None
+        return self._db
+
+    def get(self, fingerprint: str, kind: str, context: str) -> dict[str, Any] | None:
+        """The stored value, or ``None``."""
+        db = self._connect()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT data FROM results WHERE fingerprint=? AND kind=? AND context=?",
+                             (fingerprint, kind, context)).fetchone()
+        except sqlite3.Error as err:
+            log.warning("evaluation cache read failed (%s)", err)
+            return None
+        return json.loads(row[0]) if row else None
+
+    def put(self, fingerprint: str, kind: str, context: str, data: dict[str, Any]) -> None:
+        """Stores (or replaces) a value."""
+        db = self._connect()
+        if db is None:
+            return
+        try:
+            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                       (fingerprint, kind, context, time.time(), json.dumps(data)))
+            db.commit()
+        except sqlite3.Error as err:
+            log.warning("evaluation cache write failed (%s)", err)
+
+    def close(self) -> None:
+        """Closes the connection."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,163 @@
+"""``evaluate(arch)``: parameters, MACs, latency with its context and, for a target device, the prediction.
+
+A candidate that cannot be measured (export error, out of memory, a run past the timeout) gives a failed
+:class:`Evaluation` with the reason; the caller goes on. A bad request (an unknown device, a runtime this
+machine lacks) is the caller's error and raises.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from designspace.arch import Arch
+from designspace.evaluate.cache import Cache
+from designspace.evaluate.counts import count
+from designspace.evaluate.devices import Calibration, DeviceProfile, Prediction, load_device
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, machine, measure_model
+
+__all__ = ["Evaluation", "calibrate", "evaluate", "measure_latency"]
+
+log = logging.getLogger("designspace")
+_KIND = "latency"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What designspace knows of one Arch in one measurement context.
+
+    Attributes:
+        name: the Arch's name.
+        fingerprint: its fingerprint.
+        params: parameters (exact).
+        macs: MACs per image (analytic; the convention of :mod:`designspace.evaluate.counts`).
+        latency: the local measurement, or ``None`` (failed or not asked for).
+        prediction: the latency carried to a target device, or ``None``.
+        status: ``"ok"`` or ``"failed"``.
+        reason: why it failed.
+    """
+
+    name: str
+    fingerprint: str
+    params: int
+    macs: int
+    latency: Latency | None = None
+    prediction: Prediction | None = None
+    status: str = "ok"
+    reason: str = ""
+
+    @property
+    def latency_ms(self) -> float | None:
+        """The latency a budget on this evaluation's device compares: predicted if a device was asked, else
+        measured."""
+        if self.prediction is not None:
+            return self.prediction.ms
+        return self.latency.ms if self.latency is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "status": self.status, "reason": self.reason,
+                "params": self.params, "params_m": self.params / 1e6, "macs": self.macs, "macs_g": self.macs / 1e9,
+                "latency_ms": self.latency_ms,
+                "latency": self.latency.to_dict() if self.latency is not None else None,
+                "prediction": self.prediction.to_dict() if self.prediction is not None else None}
+
+
+def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None = None,
+                    cache: Cache | None = None) -> Latency:
+    """The latency of ``arch`` in ``context``, from the cache or measured (and then cached).
+
+    Raises:
+        MeasurementError: export failed, out of memory, timeout, no GPU.
+    """
+    key = context.key()
+    if cache is not None:
+        hit = cache.get(arch.fingerprint, _KIND, key)
+        if hit is not None:
+            return Latency.from_dict(hit)
+    from designspace.network import Network
+
+    try:
+        model = Network(arch)
+    except MemoryError as err:
+        raise MeasurementError("out of memory while building the model") from err
+    lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans)
+    if cache is not None:
+        cache.put(arch.fingerprint, _KIND, key, lat.to_dict())
+    return lat
+
+
+def _calibration_context(profile: DeviceProfile) -> Context:
+    return Context.local(profile.runtime, profile.threads, profile.batch, resolution=224)
+
+
+def calibrate(profile: DeviceProfile, *, protocol: Protocol | None = None, cache: Cache | None = None) -> Calibration:
+    """This machine's latencies of a profile's models (measured once, then cached).
+
+    Raises:
+        MeasurementError: a model could not be measured.
+    """
+    from designspace import zoo
+
+    ctx = _calibration_context(profile)
+    local = {}
+    for i, (model, _) in enumerate(profile.points):
+        arch = zoo.load(model)
+        if cache is None or cache.get(arch.fingerprint, _KIND, ctx.key()) is None:
+            log.info("calibrating %s on this machine: measuring %s (%d/%d; cached afterwards)", profile.name, model,
+                     i + 1, len(profile.points))
+        local[model] = measure_latency(arch, ctx, protocol=protocol, cache=cache).ms
+    return Calibration(ctx.machine, ctx.runtime_version, datetime.date.today().isoformat(), tuple(local.items()))
+
+
+def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str = "onnxruntime", threads: int = 1,
+             batch: int = 1, protocol: Protocol | None = None, cache: Cache | bool | None = True,
+             latency: bool = True) -> Evaluation:
+    """Evaluates an Arch (or an Arch file, or a zoo name).
+
+    Args:
+        arch: what to evaluate.
+        device: a device profile name for a predicted target latency; ``None`` or ``"local"`` for this machine.
+            The profile fixes the local runtime, threads and batch it maps from.
+        runtime: ``"onnxruntime"`` (CPU), ``"torch"`` (eager CPU) or ``"cuda"``, without a device.
+        threads: intra-op threads, without a device.
+        batch: images per run, without a device.
+        protocol: the measurement protocol (defaults: :class:`Protocol`).
+        cache: a :class:`Cache`, ``True`` for the default file under ``results/``, ``False``/``None`` for none.
+        latency: measure latency (counts alone otherwise).
+
+    Returns:
+        The evaluation; ``status == "failed"`` with a reason if the model could not be measured.
+
+    Raises:
+        DocumentError: an unknown device or a malformed profile.
+        MeasurementError: the runtime is not available here (no GPU for CUDA).
+    """
+    from designspace.network import load_arch
+
+    arch = load_arch(arch)
+    store = Cache() if cache is True else (cache or None)
+    counts = count(arch)
+    base = Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs)
+    if not latency:
+        return base
+    profile = load_device(device) if device not in (None, "", "local") else None
+    if profile is not None:
+        runtime, threads, batch = profile.runtime, profile.threads, profile.batch
+    context = Context.local(runtime, threads, batch, arch.resolution)
+    if runtime == "cuda" and context.machine == "no GPU":
+        raise MeasurementError("CUDA latency needs a GPU, but torch sees none (fix: use --runtime onnxruntime or "
+                               "torch, or run on a machine with a GPU)")
+    try:
+        lat = measure_latency(arch, context, protocol=protocol, cache=store)
+    except MeasurementError as err:
+        return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, status="failed", reason=str(err))
+    prediction = None
+    if profile is not None:
+        cal = calibrate(profile, protocol=protocol, cache=store)
+        fitted = profile.fit_with(dict(cal.local_ms))
+        prediction = Prediction(profile.name, fitted.predict(lat.ms), lat.ms, fitted, machine(runtime))
+    return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, lat, prediction)

@@ -1,0 +1,358 @@
+"""Latency measurement: runtimes, the measurement context, and the protocol.
+
+Protocol (evidence in ``docs/latency.md``): export or build once; warm up; time runs in rounds of a fixed
+duration; the estimate is the **minimum over all timed runs**. On a shared host interference only ever
+adds time, and it comes in stretches (the host slows everything about 1.25x for fractions of a second to
+seconds), so medians and means drift 10-25% between measurements while the minimum holds within a few
+percent. The two fastest rounds must agree (within ``agree``); if they do not, the minimum may be a lucky
+outlier or the only fast stretch, so more rounds are measured and, if they still disagree, the result is
+flagged ``unconfirmed``. A measurement can also fall entirely inside a slow stretch, where every round agrees
+on a slowed value: a small fixed probe workload is timed after every round (CPU runtimes), and if its best
+time in this measurement is more than ``slow`` above the best this process has seen, the host was slow
+throughout; more rounds are measured and, if it stays slow, the result is flagged ``slow-host``. A result
+whose median exceeds its minimum by more than ``noisy`` is flagged ``noisy`` (the host was busy for most of
+the measurement).
+
+Runtimes: ONNX Runtime on CPU (the default: ``intra_op_num_threads`` threads, sequential execution, all
+graph optimizations), PyTorch eager on CPU (``torch.set_num_threads``), CUDA (PyTorch, timed with CUDA
+events after synchronization).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine", "measure", "measure_model"]
+
+RUNTIMES = ("onnxruntime", "torch", "cuda")
+
+
+class MeasurementError(DesignspaceError):
+    """A model could not be measured (export failed, out of memory, a run too slow, no GPU)."""
+
+
+@functools.cache
+def machine(runtime: str = "onnxruntime") -> str:
+    """A short description of the hardware a runtime runs on: the CPU model and core count, or the GPU."""
+    if runtime == "cuda":
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    name = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
+def _runtime_version(runtime: str) -> str:
+    if runtime == "onnxruntime":
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+    return f"torch {torch.__version__}" + (f" cuda {torch.version.cuda}" if runtime == "cuda" else "")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a latency figure depends on besides the network. A budget applies within one context.
+
+    Attributes:
+        runtime: ``"onnxruntime"`` (CPU), ``"torch"`` (eager, CPU) or ``"cuda"``.
+        runtime_version: e.g. ``"onnxruntime 1.31.1"``.
+        machine: the CPU (model, cores) or GPU.
+        threads: intra-op threads (CPU runtimes).
+        batch: images per run.
+        precision: ``"fp32"``.
+        resolution: input side in pixels.
+        layout: input layout, ``"NCHW"``.
+        implementation: the designspace version (the blocks' code; cached figures of another version are
+            not reused).
+    """
+
+    runtime: str
+    runtime_version: str
+    machine: str
+    threads: int
+    batch: int
+    resolution: int
+    precision: str = "fp32"
+    layout: str = "NCHW"
+    implementation: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.implementation:
+            from designspace import __version__
+
+            object.__setattr__(self, "implementation", f"designspace {__version__}")
+
+    @classmethod
+    def local(cls, runtime: str = "onnxruntime", threads: int = 1, batch: int = 1, resolution: int = 224) -> Context:
+        """The context of this machine for a runtime."""
+        if runtime not in RUNTIMES:
+            raise MeasurementError(f"unknown runtime {runtime!r} (fix: use one of {', '.join(RUNTIMES)})")
+        return cls(runtime, _runtime_version(runtime), machine(runtime), threads, batch, resolution)
+
+    def key(self) -> str:
+        """A stable string identifying the context (cache key)."""
+        return "|".join(str(v) for v in asdict(self).values())
+
+    def describe(self) -> str:
+        """One line for people."""
+        threads = f", {self.threads} thread{'s' if self.threads != 1 else ''}" if self.runtime != "cuda" else ""
+        return (f"{self.runtime_version} on {self.machine}{threads}, batch {self.batch}, {self.precision}, "
+                f"{self.resolution}x{self.resolution} {self.layout}")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a latency is measured (the defaults keep a ~1 GMAC model under 5 s of wall time, export included).
+
+    Attributes:
+        warmup_s: warm-up duration (at least ``warmup_runs`` runs).
+        warmup_runs: minimum warm-up runs.
+        rounds: timed rounds.
+        round_s: duration of a round (at least ``round_runs`` runs).
+        round_runs: minimum runs per round.
+        agree: the two fastest rounds' minima must agree within this fraction.
+        extra_rounds: rounds added once when they do not.
+        noisy: flag results whose median exceeds the minimum by more than this fraction.
+        slow: the probe's slowdown against the process's best that marks a slow host.
+        run_timeout_s: a single run slower than this fails the measurement.
+    """
+
+    warmup_s: float = 0.15
+    warmup_runs: int = 3
+    rounds: int = 5
+    round_s: float = 0.2
+    round_runs: int = 2
+    agree: float = 0.03
+    extra_rounds: int = 3
+    noisy: float = 0.10
+    slow: float = 0.08
+    run_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A measured latency.
+
+    Attributes:
+        ms: the estimate, milliseconds per run (a run is one batch): the minimum over all timed runs.
+        median_ms: median of all timed runs, for comparison.
+        spread: relative difference between the two fastest rounds' minima.
+        runs: timed runs.
+        rounds: timed rounds.
+        flags: ``"unconfirmed"`` (fastest rounds disagree even after re-measuring), ``"slow-host"`` (the host
+            was slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above the minimum).
+        seconds: wall time of the measurement, export/build included.
+        context: the measurement context.
+    """
+
+    ms: float
+    median_ms: float
+    spread: float
+    runs: int
+    rounds: int
+    flags: tuple[str, ...]
+    seconds: float
+    context: Context = field(compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        out = asdict(self)
+        out["flags"] = list(self.flags)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Latency:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**data, "flags": tuple(data["flags"]), "context": Context(**data["context"])})
+
+
+@functools.cache
+def _probe() -> Callable[[], float] | None:
+    """A small fixed ONNX Runtime workload (about 1-2 ms) whose speed tells the host's state."""
+    try:
+        from designspace.evaluate.onnx import export_onnx, onnx_session
+
+        net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
+                            nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1)).eval()
+        example = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        session = onnx_session(export_onnx(net, example), threads=1)
+    except Exception:  # no onnxruntime: no probe, no slow-host detection
+        return None
+    feed = {session.get_inputs()[0].name: example.numpy()}
+
+    def run() -> float:
+        t = time.perf_counter_ns()
+        session.run(None, feed)
+        return (time.perf_counter_ns() - t) / 1e6
+
+    return run
+
+
+_PROBE_BEST = [math.inf]  # the probe's best time in this process, milliseconds
+
+
+def measure(run: Callable[[], float], protocol: Protocol = Protocol(),
+            probe: Callable[[], float] | None = None) -> tuple[list[list[float]], int, bool]:
+    """Times ``run`` (which returns the milliseconds of one run) in rounds, following ``protocol``.
+
+    Args:
+        run: one timed run.
+        protocol: the protocol.
+        probe: the host-speed probe timed after each round (``None``: no slow-host detection).
+
+    Returns:
+        The timed rounds (milliseconds per run), the number of warm-up runs, and whether the host was
+        slow throughout (after the extra rounds).
+
+    Raises:
+        MeasurementError: a run exceeded ``protocol.run_timeout_s``.
+    """
+    limit_ms = protocol.run_timeout_s * 1000.0
+    warm, start = 0, time.perf_counter()
+    while warm < protocol.warmup_runs or time.perf_counter() - start < protocol.warmup_s:
+        ms = run()
+        warm += 1
+        if ms > limit_ms:
+            raise MeasurementError(f"timeout: one run took {ms / 1000:.1f} s (limit {protocol.run_timeout_s:g} s)")
+    probes: list[float] = []
+
+    def rounds(n: int) -> list[list[float]]:
+        out = []
+        for _ in range(n):
+            times: list[float] = []
+            t0 = time.perf_counter()
+            while len(times) < protocol.round_runs or time.perf_counter() - t0 < protocol.round_s:
+                times.append(run())
+                if times[-1] > limit_ms:
+                    raise MeasurementError(f"timeout: one run took {times[-1] / 1000:.1f} s")
+            out.append(times)
+            if probe is not None:
+                probes.extend((probe(), probe()))
+        return out
+
+    def slow_host() -> bool:
+        if not probes:
+            return False
+        _PROBE_BEST[0] = min(_PROBE_BEST[0], *probes)
+        return min(probes) > _PROBE_BEST[0] * (1.0 + protocol.slow)
+
+    timed = rounds(protocol.rounds)
+    if _spread(timed) > protocol.agree or slow_host():
+        timed += rounds(protocol.extra_rounds)
+    return timed, warm, slow_host()
+
+
+def _spread(rounds: list[list[float]]) -> float:
+    mins = sorted(min(r) for r in rounds)
+    return mins[1] / mins[0] - 1.0 if len(mins) > 1 else 0.0
+
+
+def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, seconds: float,
+              slow_host: bool = False) -> Latency:
+    """The :class:`Latency` of timed rounds under ``protocol``."""
+    runs = [t for r in rounds for t in r]
+    best, median, spread = min(runs), statistics.median(runs), _spread(rounds)
+    flags = []
+    if spread > protocol.agree:
+        flags.append("unconfirmed")
+    if slow_host:
+        flags.append("slow-host")
+    if median > best * (1.0 + protocol.noisy):
+        flags.append("noisy")
+    return Latency(best, median, spread, len(runs), len(rounds), tuple(flags), seconds, context)
+
+
+# -------------------------------------------------------------------------------------------- runners
+def _ort_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[], float]:
+    from designspace.evaluate.onnx import export_onnx, onnx_session
+
+    session = onnx_session(export_onnx(model, example), threads)
+    feed = {session.get_inputs()[0].name: example.numpy()}
+    run_ = session.run
+
+    def run() -> float:
+        t = time.perf_counter_ns()
+        run_(None, feed)
+        return (time.perf_counter_ns() - t) / 1e6
+
+    return run
+
+
+def _torch_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]:
+    def run() -> float:
+        with torch.inference_mode():
+            t = time.perf_counter_ns()
+            model(example)
+            return (time.perf_counter_ns() - t) / 1e6
+
+    return run
+
+
+def _cuda_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]:
+    if not torch.cuda.is_available():
+        raise MeasurementError("CUDA latency needs a GPU, but torch sees none (torch.cuda.is_available() is False; "
+                               "fix: use --runtime onnxruntime or torch, or run on a machine with a GPU)")
+    model, example = model.cuda(), example.cuda()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def run() -> float:
+        with torch.inference_mode():
+            torch.cuda.synchronize()
+            start.record()
+            model(example)
+            end.record()
+            end.synchronize()
+            return float(start.elapsed_time(end))
+
+    return run
+
+
+def measure_model(model: nn.Module, context: Context, protocol: Protocol = Protocol(),
+                  in_chans: int = 3) -> Latency:
+    """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's).
+
+    Raises:
+        MeasurementError: export failed, out of memory, a run exceeded the timeout, or no GPU for CUDA.
+    """
+    start = time.perf_counter()
+    model.eval()
+    r = context.resolution
+    example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    try:
+        if context.runtime == "onnxruntime":
+            run = _ort_runner(model, example, context.threads)
+        elif context.runtime == "torch":
+            torch.set_num_threads(context.threads)
+            run = _torch_runner(model, example)
+        else:
+            run = _cuda_runner(model, example)
+        rounds, _, slow = measure(run, protocol, _probe() if context.runtime != "cuda" else None)
+    except MeasurementError:
+        raise
+    except MemoryError as err:
+        raise MeasurementError("out of memory while measuring") from err
+    except Exception as err:  # runtimes raise many types (RuntimeError, ORT's Fail, ...): keep the reason
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        kind = "out of memory" if "out of memory" in text.lower() else "measurement failed"
+        raise MeasurementError(f"{kind}: {type(err).__name__}: {text}") from err
+    finally:
+        torch.set_num_threads(threads)
+    return summarize(rounds, protocol, context, time.perf_counter() - start, slow)
