@@ -244,6 +244,27 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_proxies(args: argparse.Namespace) -> int:
+    from designspace.evaluate.estimate import COMBINATIONS, DEFAULT, combined
+    from designspace.evaluate.proxies import PROXIES, compute_proxies
+    from designspace.network import load_arch
+
+    arch = load_arch(args.arch)
+    scores = compute_proxies(arch, tuple(args.proxy) if args.proxy else PROXIES, seed=args.seed, batch=args.batch)
+    rows = [{"proxy": k, "value": round(v, 6), "seconds": round(scores.seconds[k], 3)}
+            for k, v in scores.values.items()]
+    for name, parts in COMBINATIONS.items():
+        if all(p in scores.values for p in parts):
+            rows.append({"proxy": name, "value": round(combined(scores.values, parts), 6), "seconds": None})
+    data = {**scores.to_dict(), "name": arch.name, "default_estimate": DEFAULT, "rows": rows}
+    text = (f"{arch.name or args.arch}  fingerprint {arch.fingerprint}  seed {args.seed}, {args.batch} images\n"
+            + _table(rows, [("proxy", "proxy"), ("value", "value (higher = more accurate)"), ("seconds", "s")])
+            + f"\n\nThe search's default accuracy estimate is {DEFAULT!r}: the best-ranking estimate on the published "
+              "models (docs/proxies.md).")
+    _emit(args, data, text)
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="designspace", description="Design-space explorer for efficient vision "
@@ -297,6 +318,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("proxies", help="training-free accuracy proxies of an Arch (and the combined estimates)")
+    p.add_argument("arch", help="an Arch YAML file or a zoo name")
+    p.add_argument("--proxy", action="append", choices=["params", "macs", "synflow", "naswot", "zico", "meco"],
+                   help="only these proxies (repeat; default all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights and images (default 0)")
+    p.add_argument("--batch", type=int, default=16, help="images (default 16)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_proxies)
 
     p = sub.add_parser("devices", help="device profiles and the leave-one-out error of their fits")
     p.add_argument("--measure", action="store_true", help="calibrate every profile on this machine now (slow once)")
