@@ -28,7 +28,7 @@ from designspace._yaml import Ctx, load_yaml
 from designspace.arch import Arch, Layer, Stage
 from designspace.exceptions import DocumentError
 from designspace.space.document import Option, Pick, Segment, Slot, SpaceDoc, StageSpace, parse_space
-from designspace.space.values import Choice, Dist, IntRange
+from designspace.space.values import Choice, Dist, FloatRange, IntRange
 
 __all__ = ["Decoded", "Param", "Space", "load_space"]
 
@@ -136,6 +136,19 @@ class Space:
     def optuna_distributions(self) -> dict[str, Any]:
         """The flat parameters as Optuna distributions, in a fixed order (imports optuna)."""
         return {p.name: p.dist.to_optuna() for p in self.params}  # type: ignore[union-attr]
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        """Asks an Optuna trial for every flat parameter (all of them, every time: no conditional space)."""
+        values: dict[str, Any] = {}
+        for p in self.params:
+            d = p.dist
+            if isinstance(d, Choice):
+                values[p.name] = trial.suggest_categorical(p.name, list(d.options))
+            elif isinstance(d, IntRange):
+                values[p.name] = trial.suggest_int(p.name, d.low, d.high, step=d.step, log=d.log)
+            elif isinstance(d, FloatRange):
+                values[p.name] = trial.suggest_float(p.name, d.low, d.high, step=d.step, log=d.log)
+        return values
 
     # ----------------------------------------------------------------------------------------- sampling
     def sample_values(self, rng: random.Random) -> dict[str, Any]:

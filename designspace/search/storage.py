@@ -1,0 +1,257 @@
+"""Where a study lives: an SQLite file under ``results/<study>/`` (one writer) or an SQLAlchemy URL such as
+PostgreSQL (many workers on many machines).
+
+* Every storage gets heartbeats (a trial whose worker stops beating for ``GRACE_S`` is failed) and a retry
+  of such trials (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so a killed worker's trial is
+  run again.
+* An SQLite study is locked by its writer (``results/<study>/.lock``, an ``flock`` the kernel releases
+  when the process dies, kill -9 included). A second writer is refused with what to use instead; the
+  writer holding the lock fails the RUNNING trials it finds at once, as no one else can be running them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+import random
+import re
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import IO, Any
+
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["GRACE_S", "HEARTBEAT_S", "StudyStorage", "mask_url", "open_storage"]
+
+HEARTBEAT_S = 10
+GRACE_S = 40
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+class StudyStorage:
+    """An opened storage: the Optuna storage object, its URL, and the SQLite lock if any."""
+
+    def __init__(self, storage: Any, url: str, lock: IO[str] | None) -> None:
+        self.storage = storage
+        self.url = url
+        self.lock = lock
+
+    @property
+    def exclusive(self) -> bool:
+        """Whether this process is the only writer (a locked SQLite study)."""
+        return self.lock is not None
+
+    def close(self) -> None:
+        """Writes what waits, releases the lock and disposes of the connections."""
+        flush = getattr(self.storage, "flush", None)
+        if flush is not None:
+            flush()
+        if self.lock is not None:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+            self.lock.close()
+            self.lock = None
+        engine = getattr(self.storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+def _lock(folder: Path, study: str) -> IO[str]:
+    path = folder / ".lock"
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held for the whole search)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise DesignspaceError(
+            f"study {study!r} is being written by another process (pid {pid}) in {folder}; an SQLite study takes "
+            "one writer (fix: wait for it, or for several workers use a server: --storage "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DB)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def open_storage(url: str | None, folder: Path, study: str) -> StudyStorage:
+    """Opens the study's storage (creating ``folder``).
+
+    Args:
+        url: an SQLAlchemy URL, or ``None`` for ``sqlite:///<folder>/study.db``.
+        folder: ``results/<study>/``.
+        study: the study name (messages).
+
+    Raises:
+        DesignspaceError: a malformed URL, a missing database driver, an unreachable server, or an SQLite study
+            another process is writing.
+    """
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = None
+    if url is None:
+        url = f"sqlite:///{(folder / 'study.db').resolve()}"
+    if url.startswith("sqlite"):
+        lock = _lock(folder, study)
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {
+        "pool_pre_ping": True}
+    try:
+        storage = _create_rdb(url, engine_kwargs)
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        _release(lock)
+        raise DesignspaceError(f"bad storage URL {mask_url(url)!r}: {str(err).splitlines()[0]} (fix: write an "
+                               "SQLAlchemy URL such as sqlite:///path/study.db or "
+                               "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB)") from None
+    except ImportError as err:
+        _release(lock)
+        raise DesignspaceError(f"the database driver for {mask_url(url)!r} is not installed ({err}) "
+                               "(fix: pip install 'psycopg[binary]' for PostgreSQL)") from None
+    except (OperationalError, SQLAlchemyError) as err:
+        _release(lock)
+        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+        raise DesignspaceError(f"cannot reach the study storage {mask_url(url)!r}: {reason} (fix: check the host, "
+                               "port, user and password, and that the server is running)") from None
+    if url.startswith("sqlite"):
+        _fast_sqlite(storage.engine)
+    (folder / "storage.txt").write_text(mask_url(url) + "\n", encoding="utf-8")
+    if lock is not None:  # the only writer: read from memory, write through (see _mirror)
+        from designspace.search._mirror import MirroredStorage
+
+        storage = MirroredStorage(storage)
+    return StudyStorage(storage, url, lock)
+
+
+_FLUSH_FIRST = ("get_trial", "_get_trials", "get_all_trials", "get_trial_param", "set_trial_state_values",
+                "set_trial_intermediate_value", "set_trial_system_attr", "set_trial_user_attr", "_get_best_trial_id",
+                "delete_study")
+
+
+@functools.cache
+def _batched_rdb_class() -> type:
+    """``optuna.storages.RDBStorage`` that writes a running trial's parameters in one transaction.
+
+    Optuna writes every suggested parameter in its own transaction (several statements and a commit); a trial
+    of spaces/mobile.yaml suggests 92, so a counts-only search spent most of its time there. Here the
+    parameters of a trial wait in this process until anything reads or finishes a trial, then go in one
+    transaction. The sampler and the objective see them at once (Optuna's ``Trial`` keeps its own copy);
+    other workers never look at another worker's running trial's parameters; and a trial that dies before
+    finishing is failed or re-run by the heartbeat, where its parameters do not matter.
+    """
+    import optuna
+    import sqlalchemy
+    from optuna import distributions
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    class BatchedRDBStorage(optuna.storages.RDBStorage):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._pending: dict[int, list[tuple[Any, ...]]] = {}
+            self._pending_lock = threading.Lock()
+            super().__init__(*args, **kwargs)
+
+        def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                             distribution: Any, previous_distribution: Any) -> None:
+            with self._pending_lock:
+                self._pending.setdefault(trial_id, []).append(
+                    (param_name, param_value_internal, distribution, previous_distribution))
+
+        def datetimes(self, trial_id: int) -> tuple[Any, Any]:
+            """The trial's (datetime_start, datetime_complete) as stored."""
+            with _create_scoped_session(self.scoped_session) as session:
+                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+                return trial.datetime_start, trial.datetime_complete  # local time, as Optuna reads them
+
+        def flush(self) -> None:
+            """Writes every waiting parameter (one transaction per trial)."""
+            with self._pending_lock:
+                pending, self._pending = self._pending, {}
+            for trial_id, items in pending.items():
+                with _create_scoped_session(self.scoped_session, True) as session:
+                    # what Optuna's _set_trial_param_without_commit does per parameter, once per trial
+                    trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
+                    self.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]
+                    rows: list[dict[str, Any]] = []
+                    for name, value, dist, previous in items:
+                        if previous is None:
+                            record = (session.query(models.TrialParamModel).join(models.TrialModel)
+                                      .filter(models.TrialModel.study_id == trial.study_id)
+                                      .filter(models.TrialParamModel.param_name == name).first())
+                            if record is not None:
+                                previous = distributions.json_to_distribution(str(record.distribution_json))
+                        if previous is not None:
+                            distributions.check_distribution_compatibility(previous, dist)
+                        rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
+                                     "distribution_json": distributions.distribution_to_json(dist)})
+                    session.execute(sqlalchemy.insert(models.TrialParamModel), rows)  # one executemany
+
+    def flushing(name: str) -> Any:
+        method = getattr(optuna.storages.RDBStorage, name)
+
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._pending:
+                self.flush()
+            return method(self, *args, **kwargs)
+
+        return wrapper
+
+    for name in _FLUSH_FIRST:
+        setattr(BatchedRDBStorage, name, flushing(name))
+    return BatchedRDBStorage
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """WAL journal and ``synchronous=NORMAL`` on every connection of ``engine``.
+
+    Optuna commits once per suggested parameter; with SQLite's defaults each commit waits for the disk
+    (about 2.5 ms here), which made a 300-trial counts-only search of spaces/mobile.yaml (92 parameters a
+    trial) spend 171 of its 279 s in commits. In WAL mode with ``synchronous=NORMAL`` a commit survives the
+    process being killed (kill -9), as the resume test checks; only an operating-system crash or a power
+    loss can take back the last commits.
+    """
+    from sqlalchemy import event
+
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # connections opened before the listener reopen with it
+
+
+def _create_rdb(url: str, engine_kwargs: dict[str, Any]) -> Any:
+    """The RDB storage; creating the schema is retried when another worker is creating it at the same moment
+    (PostgreSQL then reports a duplicate type or table, seen with three workers started together)."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():  # heartbeats and their retry callback are marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return _batched_rdb_class()(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+        except (IntegrityError, ProgrammingError) as err:
+            text = str(getattr(err, "orig", err))
+            if attempt == 5 or not ("duplicate key" in text or "already exists" in text):
+                raise
+            time.sleep(0.2 + random.random() * (attempt + 1))  # the other worker finishes the schema meanwhile
+    raise AssertionError("unreachable")
+
+
+def _release(lock: IO[str] | None) -> None:
+    if lock is not None:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
