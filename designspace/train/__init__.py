@@ -1,0 +1,6 @@
+"""Training an Arch on an ImageFolder dataset: ``designspace train`` (see :mod:`designspace.train.loop`)."""
+
+from designspace.train.data import DataError, ImageFolder, Split, scan
+from designspace.train.loop import TrainConfig, TrainReport, lr_at, train
+
+__all__ = ["DataError", "ImageFolder", "Split", "TrainConfig", "TrainReport", "lr_at", "scan", "train"]
