@@ -1,0 +1,459 @@
+"""What the app computes from a study: axes, budgets re-applied, Pareto fronts, progress over trials, block
+mixes, a trial's architecture tables, comparisons, and the zoo and device tables.
+
+Conventions: metric columns carry their unit (``params_m`` millions of parameters, ``macs_g`` billions of
+multiply-adds, ``latency_ms`` milliseconds on the study's device, ``accuracy`` the search's accuracy estimate,
+higher is better); a trial is feasible iff it completed and every budget metric is known and <= its limit.
+Pareto fronts are over feasible trials, with each objective's direction; hypervolume is computed with
+:func:`designspace.results.hypervolume` on minimized objectives (maximized ones negated).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from designspace.app.data import Study, finite, safe_path
+from designspace.exceptions import DesignspaceError
+from designspace.results import _reference, hypervolume
+
+__all__ = ["axis_metrics", "block_mix_labels", "block_table", "budget_limits", "compare_table", "context_table",
+           "default_axes", "device_table", "direction", "feasible_under", "history", "metric_label",
+           "pareto_mask", "slider_range", "stage_table", "study_front", "zoo_reference_points", "zoo_table"]
+
+_LABELS = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "latency_ms": "latency (ms)",
+           "latency_measured_ms": "measured latency here (ms)", "accuracy": "accuracy estimate",
+           "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error"}
+_KNOWN = ("params_m", "macs_g", "latency_ms", "latency_measured_ms", "latency_loo_error", "duration_s")
+_NOT_METRICS = ("number", "feasible", "latency_predicted")
+
+
+def metric_label(metric: str, study: Study | None = None) -> str:
+    """An axis label with the unit (``"latency (ms) on iphone13"``, ``"parameters (M)"``)."""
+    label = _LABELS.get(metric, metric)
+    if study is not None and metric in ("latency_ms",):
+        label += f" on {study.device}"
+    if study is not None:
+        for o in study.objectives:
+            if o["name"] == metric and o.get("kind") == "estimate" and o.get("arg"):
+                label = f"{metric} (estimate: {o['arg']}, higher is better)"
+    return label
+
+
+def axis_metrics(study: Study) -> list[str]:
+    """The numeric columns that can be plotted: the objectives, then the known metrics, then other numbers
+    (constraint, context and parameter columns left out), each with at least one finite value."""
+    df = study.trials
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c not in _NOT_METRICS
+               and not c.startswith(("c_", "ctx_", "param:")) and np.isfinite(df[c].to_numpy(float)).any()]
+    ordered = [o["name"] for o in study.objectives] + list(_KNOWN)
+    out = [c for c in ordered if c in numeric]
+    return list(dict.fromkeys(out + [c for c in numeric if c not in out]))
+
+
+def direction(study: Study, metric: str) -> str:
+    """``"minimize"`` or ``"maximize"``: the objective's direction, else maximize for accuracy estimates and
+    proxies, minimize for costs (params, MACs, latency, duration)."""
+    for o in study.objectives:
+        if o["name"] == metric:
+            return str(o["direction"])
+    return "maximize" if metric.startswith("accuracy") else "minimize"
+
+
+def default_axes(study: Study) -> tuple[str, str]:
+    """The default (x, y): latency on the study's device (else the first minimized objective, else parameters)
+    against the accuracy estimate (else the first maximized objective, else MACs)."""
+    metrics = axis_metrics(study)
+    if not metrics:
+        return ("params_m", "accuracy")
+    maxed = [o["name"] for o in study.objectives if o["direction"] == "maximize" and o["name"] in metrics]
+    y = "accuracy" if "accuracy" in metrics else (maxed[0] if maxed else ("macs_g" if "macs_g" in metrics
+                                                                            else metrics[-1]))
+    mins = [o["name"] for o in study.objectives if o["direction"] == "minimize" and o["name"] in metrics]
+    candidates = (["latency_ms"] if "latency_ms" in metrics else []) + mins + ["params_m", "macs_g"] + metrics
+    x = next(m for m in candidates if m in metrics and m != y) if len(metrics) > 1 else metrics[0]
+    return (x, y)
+
+
+def budget_limits(study: Study) -> dict[str, float]:
+    """The study's budgets: metric -> limit (``{"params_m": 5.0, "macs_g": 0.6}``)."""
+    return {str(b["metric"]): float(b["limit"]) for b in study.budgets}
+
+
+def slider_range(study: Study, metric: str) -> tuple[float, float, float]:
+    """(low, high, step) for a budget slider on ``metric``: from 0 to the larger of twice the limit and the
+    largest value seen, in about 200 steps (rounded to a readable step)."""
+    limit = budget_limits(study).get(metric, 0.0)
+    col = study.trials[metric] if metric in study.trials.columns else pd.Series(dtype=float)
+    values = col.to_numpy(float)
+    seen = float(np.nanmax(values)) if np.isfinite(values).any() else 0.0
+    high = max(2.0 * limit, seen * 1.05, 1e-3)
+    raw = high / 200.0
+    step = 10.0 ** math.floor(math.log10(raw))
+    step = next(s * step for s in (1, 2, 5, 10) if s * step >= raw)
+    high = math.ceil(high / step) * step
+    return (0.0, float(round(high, 10)), float(step))
+
+
+def feasible_under(study: Study, limits: dict[str, float]) -> np.ndarray:
+    """Which trials are feasible under these budget limits (metric -> limit; metrics not given keep the
+    study's limit): completed, with every budget metric known and <= its limit (bool array, row order)."""
+    df = study.trials
+    ok = (df["state"] == "COMPLETE").to_numpy(dtype=bool, copy=True)
+    for metric, limit in {**budget_limits(study), **limits}.items():
+        if metric not in df.columns:
+            return np.zeros(len(df), dtype=bool)
+        values = df[metric].to_numpy(float)
+        with np.errstate(invalid="ignore"):
+            ok &= np.isfinite(values) & (values <= limit)
+    return ok
+
+
+def _minimized(df: pd.DataFrame, metrics: Sequence[str], directions: Sequence[str]) -> np.ndarray:
+    cols = [df[m].to_numpy(float) * (-1.0 if d == "maximize" else 1.0) for m, d in zip(metrics, directions,
+                                                                                         strict=True)]
+    return np.column_stack(cols) if cols else np.zeros((len(df), 0))
+
+
+def pareto_mask(points: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+    """The non-dominated rows of ``points`` (n x k, every column minimized), among ``candidates``.
+
+    A row is dominated when another is <= in every column and differs; rows with a NaN are never on the
+    front; of identical points one is kept (as :func:`designspace.results.pareto_front` does).
+
+    Args:
+        points: n x k array, all objectives minimized.
+        candidates: bool mask of rows allowed on the front (default all).
+
+    Returns:
+        A bool array of length n.
+    """
+    n = len(points)
+    mask = np.zeros(n, dtype=bool)
+    allowed = np.isfinite(points).all(axis=1) if points.size else np.ones(n, dtype=bool)
+    if candidates is not None:
+        allowed &= candidates
+    idx = np.flatnonzero(allowed)
+    if idx.size == 0:
+        return mask
+    pts = points[idx]
+    order = np.lexsort(pts.T[::-1])  # sorted by column 0, then 1, ...
+    pts, idx = pts[order], idx[order]
+    if pts.shape[1] == 1:
+        mask[idx[0]] = True
+        return mask
+    if pts.shape[1] == 2:  # sweep: a point is on the front iff its y beats every earlier (smaller-x) point's
+        best = np.minimum.accumulate(pts[:, 1])
+        keep = np.empty(len(pts), dtype=bool)
+        keep[0] = True
+        keep[1:] = pts[1:, 1] < best[:-1]
+        mask[idx[keep]] = True
+        return mask
+    front: list[int] = []
+    for i in range(len(pts)):  # a dominator (or a duplicate) always sorts earlier
+        if front and (pts[front] <= pts[i]).all(axis=1).any():
+            continue
+        front.append(i)
+    mask[idx[front]] = True
+    return mask
+
+
+def study_front(study: Study, limits: dict[str, float], metrics: Sequence[str] | None = None) -> np.ndarray:
+    """The feasible Pareto front under ``limits`` (bool array), over ``metrics`` (default: the objectives)
+    with their directions."""
+    metrics = list(metrics) if metrics else [o["name"] for o in study.objectives]
+    pts = _minimized(study.trials, metrics, [direction(study, m) for m in metrics])
+    return pareto_mask(pts, feasible_under(study, limits))
+
+
+def history(study: Study, limits: dict[str, float], checkpoints: int = 200) -> pd.DataFrame:
+    """Best-so-far of each objective and the hypervolume of the feasible front, over trial numbers.
+
+    The hypervolume's reference point is the one ``summary.json`` uses (the worst feasible value of each
+    minimized objective plus 10% of its range), computed over all trials feasible under ``limits``.
+
+    Args:
+        study: the study.
+        limits: budget limits (metric -> limit) deciding feasibility.
+        checkpoints: at most this many trial numbers evaluated (evenly spread, the last one included).
+
+    Returns:
+        Columns ``number`` (trial number), ``feasible_so_far`` (count), ``best_<objective>`` per objective (NaN
+        before the first feasible trial) and ``hypervolume`` (objective units multiplied; 0 before).
+    """
+    df = study.trials
+    names = [o["name"] for o in study.objectives]
+    if df.empty or not names:
+        return pd.DataFrame(columns=["number", "feasible_so_far", *[f"best_{n}" for n in names], "hypervolume"])
+    feas = feasible_under(study, limits)
+    pts = _minimized(df, names, [o["direction"] for o in study.objectives])
+    feas &= np.isfinite(pts).all(axis=1)
+    out = pd.DataFrame({"number": df["number"].to_numpy(int), "feasible_so_far": np.cumsum(feas)})
+    for k, o in enumerate(study.objectives):
+        col = np.where(feas, pts[:, k], np.inf)
+        best = np.minimum.accumulate(col)
+        best = np.where(np.isfinite(best), best, np.nan)
+        out[f"best_{o['name']}"] = -best if o["direction"] == "maximize" else best
+    ref = _reference([{"state": "COMPLETE", "feasible": True, **dict(zip(names, p, strict=True))}
+                      for p in (pts[feas] * np.array([1 if o["direction"] == "minimize" else -1
+                                                      for o in study.objectives]))], study.objectives)
+    n = len(df)
+    at = np.unique(np.linspace(0, n - 1, min(checkpoints, n)).round().astype(int))
+    hv = np.full(n, np.nan)
+    for i in at:
+        if ref is None:
+            hv[i] = 0.0
+            continue
+        upto = feas.copy()
+        upto[i + 1:] = False
+        front = pts[pareto_mask(pts, upto)]
+        hv[i] = hypervolume(front.tolist(), ref) if len(front) else 0.0
+    out["hypervolume"] = hv
+    return out.iloc[at].reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------- block mixes
+_MIX_MEMO: dict[tuple[str, int], tuple[tuple[str, ...], ...]] = {}
+_MIX_LOCK = threading.Lock()
+_BLOCK = re.compile(r"^\s+-\s+\{?type:\s*([\w.-]+)")
+_BLOCK_STYLE = re.compile(r"^\s+-\s+type:\s*([\w.-]+)")
+
+
+def _mix_from_text(text: str) -> tuple[tuple[str, ...], ...] | None:
+    """Per stage, the block types in order of first use, from an Arch YAML text as designspace writes it
+    (``stages:`` a list of ``- width:`` items whose blocks are ``- {type: ...}`` entries); ``None`` when the
+    text is laid out otherwise (the caller then parses the YAML)."""
+    stages: list[list[str]] = []
+    inside = False
+    for line in text.splitlines():
+        if not inside:
+            inside = line.startswith("stages:")
+            continue
+        if line and not line[0].isspace() and not line.startswith("-"):
+            break  # the next top-level key
+        if line.startswith("- "):
+            stages.append([])
+            continue
+        m = _BLOCK.match(line) or _BLOCK_STYLE.match(line)
+        if m and stages and m.group(1) not in stages[-1]:
+            stages[-1].append(m.group(1))
+    if not stages or not all(stages):
+        return None
+    return tuple(tuple(s) for s in stages)
+
+
+def _mix_from_yaml(text: str) -> tuple[tuple[str, ...], ...]:
+    import yaml
+
+    data = yaml.safe_load(text)
+    out = []
+    for stage in data.get("stages", []):
+        types: list[str] = []
+
+        def walk(items: Any, types: list[str] = types) -> None:
+            for b in items or []:
+                if "pattern" in b:
+                    walk(b["pattern"])
+                elif b.get("type") not in types:
+                    types.append(str(b.get("type")))
+        walk(stage.get("blocks"))
+        out.append(tuple(types))
+    return tuple(out)
+
+
+def block_mix(path: Path) -> tuple[tuple[str, ...], ...]:
+    """The block types in each stage of the Arch file at ``path`` (memoized by path and modification time).
+
+    Returns:
+        One tuple per stage, the stage's block types in order of first appearance.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    key = (str(path), path.stat().st_mtime_ns)
+    hit = _MIX_MEMO.get(key)
+    if hit is not None:
+        return hit
+    text = path.read_text(encoding="utf-8")
+    mix = _mix_from_text(text) or _mix_from_yaml(text)
+    with _MIX_LOCK:
+        _MIX_MEMO[key] = mix
+    return mix
+
+
+def mix_label(mix: Sequence[Sequence[str]]) -> str:
+    """``"S1 mbconv | S2 sam | S3 iformer_conv+msa"``: stages numbered from 1, a stage's types joined by ``+``."""
+    return " | ".join(f"S{i + 1} {'+'.join(types)}" for i, types in enumerate(mix))
+
+
+def block_mix_labels(study: Study, top: int = 10) -> pd.Series:
+    """A block-mix label per trial (which block families in which stages), for colouring.
+
+    The ``top`` most frequent mixes keep their label; the others read ``"other mixes"``; trials without an Arch
+    file (rejected, failed, or a study without its folder) read ``"no Arch"``.
+    """
+    df = study.trials
+    labels = pd.Series("no Arch", index=df.index, dtype=object)
+    if study.folder is None or "arch" not in df.columns:
+        return labels
+    by_file: dict[str, str] = {}
+    for rel in df["arch"].unique():
+        if not rel:
+            continue
+        try:
+            by_file[rel] = mix_label(block_mix(safe_path(study.folder, rel)))
+        except (OSError, DesignspaceError, ValueError, AttributeError, TypeError):
+            by_file[rel] = "no Arch"
+    labels = df["arch"].map(by_file).fillna("no Arch")
+    counts = Counter(labels[labels != "no Arch"])
+    keep = {label for label, _ in counts.most_common(top)}
+    return labels.where(labels.isin(keep) | (labels == "no Arch"), "other mixes")
+
+
+# ----------------------------------------------------------------------------------------------- one trial
+def stage_table(arch: Any) -> pd.DataFrame:
+    """One row per part of the network: stem, each stage, head.
+
+    Columns: ``part``, ``width`` (output channels), ``stride`` (the stage's downsampling), ``depth`` (blocks),
+    ``blocks`` (``"2x sam, 1x irmb"``), ``downsample`` (type), ``params_m``, ``macs_g`` (analytic counts of
+    the part, downsampling included).
+    """
+    from designspace.evaluate.counts import count
+
+    counts = count(arch)
+    params: Counter[str] = Counter()
+    macs: Counter[str] = Counter()
+    for c in counts.components:
+        parts = c.name.split(".")
+        part = f"stage {int(parts[1]) + 1}" if parts[0] == "stages" else parts[0]
+        params[part] += c.params
+        macs[part] += c.macs
+    rows: list[dict[str, Any]] = [{"part": "stem", "width": None, "stride": None, "depth": None,
+                                   "blocks": arch.stem.type, "downsample": "", "params_m": params["stem"] / 1e6,
+                                   "macs_g": macs["stem"] / 1e9}]
+    for i, st in enumerate(arch.stages):
+        types = Counter(b.type for b in st.blocks)
+        rows.append({"part": f"stage {i + 1}", "width": st.width, "stride": st.stride, "depth": len(st.blocks),
+                     "blocks": ", ".join(f"{n}x {t}" for t, n in types.items()),
+                     "downsample": st.downsample.type if st.downsample is not None else "",
+                     "params_m": params[f"stage {i + 1}"] / 1e6, "macs_g": macs[f"stage {i + 1}"] / 1e9})
+    rows.append({"part": "head", "width": None, "stride": None, "depth": None, "blocks": arch.head.type,
+                 "downsample": "", "params_m": params["head"] / 1e6, "macs_g": macs["head"] / 1e9})
+    table = pd.DataFrame(rows)
+    table[["width", "stride", "depth"]] = table[["width", "stride", "depth"]].astype("Int64")
+    return table
+
+
+def block_table(arch: Any) -> pd.DataFrame:
+    """One row per component (``stem``, ``stages.0.downsample``, ``stages.0.blocks.0``, ..., ``head``).
+
+    Columns: ``name``, ``type``, ``params_m`` (millions), ``macs_m`` (millions of multiply-adds, batch 1).
+    """
+    from designspace.evaluate.counts import count
+
+    return pd.DataFrame([{"name": c.name, "type": c.type, "params_m": c.params / 1e6, "macs_m": c.macs / 1e6}
+                         for c in count(arch).components])
+
+
+def context_table(study: Study, row: pd.Series | dict[str, Any]) -> pd.DataFrame:
+    """The measurement context of a trial: ``field``, ``value`` rows (device, runtime and version, machine,
+    threads, batch, precision, resolution, layout, implementation, the measured and predicted latency, flags).
+    """
+    fields = [("device", "device (latency refers to)"), ("latency_ms", "latency (ms) on the device"),
+              ("latency_measured_ms", "latency measured here (ms)"), ("latency_predicted", "predicted from a profile"),
+              ("latency_loo_error", "profile leave-one-out error"), ("latency_flags", "measurement flags"),
+              ("ctx_runtime", "runtime"), ("ctx_runtime_version", "runtime version"), ("ctx_machine", "machine"),
+              ("ctx_threads", "threads"), ("ctx_batch", "batch"), ("ctx_precision", "precision"),
+              ("ctx_resolution", "resolution"), ("ctx_layout", "layout"), ("ctx_implementation", "implementation")]
+    out = []
+    for key, label in fields:
+        value = row.get(key, None)
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+            continue
+        if isinstance(value, float) and value.is_integer() and key.startswith("ctx_"):
+            value = int(value)
+        if isinstance(value, float) and key == "latency_predicted":
+            value = bool(value)
+        out.append({"field": label, "value": str(value)})
+    if not any(r["field"].startswith("runtime") for r in out):
+        out.append({"field": "latency", "value": "not measured (counts-only study, or a budget broke first)"})
+    return pd.DataFrame(out)
+
+
+def compare_table(study: Study, numbers: Sequence[int], mixes: pd.Series | None = None) -> pd.DataFrame:
+    """The trials side by side: one column per trial (``"trial 12"``), one row per quantity (objectives,
+    params_m, macs_g, latency_ms, feasible, budgets broken, block mix, zoo name, fingerprint).
+
+    Raises:
+        DesignspaceError: a trial number not in the study.
+    """
+    df = study.trials.set_index("number", drop=False)
+    quantities = list(dict.fromkeys([o["name"] for o in study.objectives] + ["params_m", "macs_g", "latency_ms"]))
+    quantities = [q for q in quantities if q in df.columns]
+    cols = {}
+    for n in numbers:
+        if n not in df.index:
+            raise DesignspaceError(f"trial {n} is not in study {study.name!r} (fix: pick one from the list)")
+        r = df.loc[n]
+        col: dict[str, Any] = {q: finite(r[q]) for q in quantities}
+        col["feasible"] = bool(r["feasible"])
+        col["budgets broken"] = r.get("broken", "") or "none"
+        if mixes is not None:
+            col["block mix"] = mixes.loc[study.trials.index[study.trials["number"] == n][0]]
+        col["zoo"] = r.get("zoo", "")
+        col["fingerprint"] = r.get("fingerprint", "")
+        cols[f"trial {n}"] = col
+    return pd.DataFrame(cols).astype(str).replace({"None": "", "nan": ""})
+
+
+# ----------------------------------------------------------------------------------------------- zoo, devices
+def zoo_table() -> pd.DataFrame:
+    """The published models: our analytic counts beside the papers' figures (``designspace zoo``), plus the
+    papers' latencies (``paper_<device>_ms`` columns, milliseconds)."""
+    from designspace import zoo
+
+    rows = zoo.rows()
+    for r in rows:
+        pub = zoo.published_for(zoo.load(str(r["name"])))
+        for device, ms in (pub.latency_ms if pub else ()):
+            r[f"paper_{device}_ms"] = ms
+    return pd.DataFrame(rows)
+
+
+def zoo_reference_points(x: str, y: str) -> pd.DataFrame:
+    """The zoo models as (x, y) points where both axes are analytic counts or the papers' top-1.
+
+    Args:
+        x: x metric; only ``params_m`` and ``macs_g`` can be computed for models outside the study.
+        y: y metric, likewise.
+
+    Returns:
+        Columns ``name``, ``x``, ``y``; empty when an axis is something else (latency, an estimate).
+    """
+    computable = ("params_m", "macs_g")
+    if x not in computable or y not in computable:
+        return pd.DataFrame(columns=["name", "x", "y"])
+    table = zoo_table()
+    return pd.DataFrame({"name": table["name"], "x": table[x].astype(float), "y": table[y].astype(float)})
+
+
+def device_table(root: str | Path) -> pd.DataFrame:
+    """The device profiles with their fit and leave-one-out error (``designspace devices``), on this machine's
+    calibration when the results directory's cache has it, else the calibration shipped with the profile.
+    Nothing is measured or written."""
+    from designspace.evaluate.cache import Cache
+    from designspace.evaluate.devices_report import device_rows
+
+    cache_file = Path(root) / "cache.sqlite"
+    cache = Cache(cache_file if cache_file.is_file() else ":memory:")
+    rows = device_rows(measure=False, cache=cache)
+    cols = ["name", "points", "fit", "loo_mean", "loo_max", "calibration", "description"]
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)

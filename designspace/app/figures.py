@@ -1,0 +1,190 @@
+"""Figures (plotly) and the network diagram (Graphviz DOT text) the app draws.
+
+All scatter plots use WebGL traces, so 10,000 trials draw quickly. Hover text shows the trial number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from designspace.app.analysis import metric_label
+from designspace.app.data import Study
+
+__all__ = ["blocks_figure", "compare_figure", "diagram_dot", "history_figure", "tradeoff_figure"]
+
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+            "#393b79", "#637939", "#8c6d31")
+
+
+def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: np.ndarray,
+                    colors: pd.Series | None, limits: dict[str, float],
+                    zoo_points: pd.DataFrame | None = None) -> Any:
+    """The trade-off scatter: feasible trials coloured by ``colors`` (e.g. block mix), infeasible ones as grey
+    crosses, the feasible Pareto front (over x and y) as a red line with large markers, budget lines on the
+    axes that carry a budget, and zoo models as labelled diamonds.
+
+    Args:
+        study: the study (its ``trials`` give the points, its zoo trials the in-study references).
+        x, y: metric columns (units in their names).
+        feasible: bool per trial: feasible under ``limits``.
+        front: bool per trial: on the front.
+        colors: a label per trial (``None``: one colour).
+        limits: budget limits (metric -> limit) to draw as dashed lines where x or y is that metric.
+        zoo_points: zoo models computed outside the study (columns ``name``, ``x``, ``y``), drawn as hollow
+            diamonds.
+
+    Returns:
+        A ``plotly.graph_objects.Figure``.
+    """
+    import plotly.graph_objects as go
+
+    df = study.trials
+    xs, ys = df[x].to_numpy(float), df[y].to_numpy(float)
+    numbers = df["number"].to_numpy(int)
+    shown = np.isfinite(xs) & np.isfinite(ys)
+    fig = go.Figure()
+    feas = feasible & shown
+    labels = colors if colors is not None else pd.Series("feasible", index=df.index)
+    for k, label in enumerate(sorted(labels[feas].unique(), key=lambda s: (s in ("other mixes", "no Arch"), s))):
+        sel = feas & (labels == label).to_numpy()
+        fig.add_trace(go.Scattergl(x=xs[sel], y=ys[sel], mode="markers", name=str(label), customdata=numbers[sel],
+                                   marker={"size": 6, "color": _PALETTE[k % len(_PALETTE)], "opacity": 0.75},
+                                   hovertemplate="trial %{customdata}<br>%{x:.4g}, %{y:.4g}<extra>%{fullData.name}"
+                                                 "</extra>"))
+    inf = shown & ~feasible
+    if inf.any():
+        fig.add_trace(go.Scattergl(x=xs[inf], y=ys[inf], mode="markers", name="infeasible", customdata=numbers[inf],
+                                   marker={"size": 5, "color": "#b0b0b0", "symbol": "x", "opacity": 0.6},
+                                   hovertemplate="trial %{customdata} (infeasible)<br>%{x:.4g}, %{y:.4g}"
+                                                 "<extra></extra>"))
+    on = front & shown
+    if on.any():
+        order = np.argsort(xs[on], kind="stable")
+        fig.add_trace(go.Scatter(x=xs[on][order], y=ys[on][order], mode="lines+markers", name="Pareto front",
+                                 customdata=numbers[on][order], line={"color": "#d62728", "width": 2, "shape": "hv"},
+                                 marker={"size": 10, "color": "#d62728", "line": {"color": "white", "width": 1}},
+                                 hovertemplate="trial %{customdata} (Pareto)<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+    if "zoo" in df.columns:
+        zoo = shown & (df["zoo"] != "").to_numpy()
+        if zoo.any():
+            fig.add_trace(go.Scatter(x=xs[zoo], y=ys[zoo], mode="markers+text", name="zoo (in study)",
+                                     text=df["zoo"][zoo].tolist(), textposition="top center",
+                                     marker={"size": 13, "symbol": "diamond", "color": "#000000"},
+                                     hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+    if zoo_points is not None and len(zoo_points):
+        fig.add_trace(go.Scatter(x=zoo_points["x"], y=zoo_points["y"], mode="markers+text", name="zoo (analytic)",
+                                 text=zoo_points["name"].tolist(), textposition="bottom center",
+                                 marker={"size": 11, "symbol": "diamond-open", "color": "#000000"},
+                                 textfont={"size": 9}, hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+    for metric, limit in limits.items():
+        if metric == x:
+            fig.add_vline(x=limit, line_dash="dash", line_color="#444", annotation_text=f"{metric} <= {limit:g}")
+        if metric == y:
+            fig.add_hline(y=limit, line_dash="dash", line_color="#444", annotation_text=f"{metric} <= {limit:g}")
+    fig.update_layout(xaxis_title=metric_label(x, study), yaxis_title=metric_label(y, study), height=560,
+                      legend={"title": "block mix" if colors is not None else ""},
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
+
+
+def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> Any:
+    """Best-so-far of each objective and the hypervolume against the trial number (one panel each).
+
+    Args:
+        hist: what :func:`designspace.app.analysis.history` returns.
+        objectives: the study's objectives (names and directions).
+
+    Returns:
+        A ``plotly.graph_objects.Figure``.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = len(objectives) + 1
+    titles = [f"best {o['name']} so far ({'higher' if o['direction'] == 'maximize' else 'lower'} is better)"
+              for o in objectives] + ["hypervolume of the feasible front"]
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08)
+    for k, o in enumerate(objectives):
+        fig.add_trace(go.Scatter(x=hist["number"], y=hist[f"best_{o['name']}"], mode="lines", line_shape="hv",
+                                 name=f"best {o['name']}"), row=k + 1, col=1)
+    fig.add_trace(go.Scatter(x=hist["number"], y=hist["hypervolume"], mode="lines", line_shape="hv",
+                             name="hypervolume", line={"color": "#d62728"}), row=rows, col=1)
+    fig.update_xaxes(title_text="trial number", row=rows, col=1)
+    fig.update_layout(height=220 * rows, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def blocks_figure(blocks: pd.DataFrame) -> Any:
+    """Per-component parameters (millions) and MACs (millions) as two bar panels, in network order.
+
+    Args:
+        blocks: what :func:`designspace.app.analysis.block_table` returns.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=["parameters (M)", "MACs (M, batch 1)"])
+    text = [f"{n} ({t})" for n, t in zip(blocks["name"], blocks["type"], strict=True)]
+    fig.add_trace(go.Bar(x=blocks["name"], y=blocks["params_m"], hovertext=text, name="params (M)"), row=1, col=1)
+    fig.add_trace(go.Bar(x=blocks["name"], y=blocks["macs_m"], hovertext=text, name="MACs (M)",
+                         marker_color="#ff7f0e"), row=2, col=1)
+    fig.update_layout(height=480, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def compare_figure(stages: dict[str, pd.DataFrame], quantity: str = "params_m") -> Any:
+    """A grouped bar chart of ``quantity`` per network part (stem, stages, head), one bar group per trial.
+
+    Args:
+        stages: trial label -> :func:`designspace.app.analysis.stage_table` of its Arch.
+        quantity: ``params_m`` (millions) or ``macs_g`` (billions).
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, table in stages.items():
+        fig.add_trace(go.Bar(x=table["part"], y=table[quantity], name=label))
+    fig.update_layout(barmode="group", height=360, yaxis_title=metric_label(quantity),
+                      margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return fig
+
+
+def _esc(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def diagram_dot(arch: Any) -> str:
+    """A Graphviz DOT diagram of the network: input, stem, each stage (downsampling, width, stride, its blocks
+    with consecutive repeats folded, e.g. ``2x sam``), head, output.
+
+    Args:
+        arch: a :class:`designspace.Arch`.
+
+    Returns:
+        DOT text (``st.graphviz_chart`` draws it).
+    """
+    res = int(arch.resolution)
+    lines = ["digraph network {", "  rankdir=LR; node [shape=box, style=\"rounded,filled\", fillcolor=\"#f4f4f4\", "
+             "fontname=Helvetica, fontsize=10]; edge [fontsize=9, fontname=Helvetica];",
+             f'  input [label="input\\n{arch.in_chans}x{res}x{res}", shape=oval, fillcolor="#ffffff"];',
+             f'  stem [label="stem\\n{_esc(arch.stem.type)}", fillcolor="#dde8f6"];', "  input -> stem;"]
+    for i, st in enumerate(arch.stages):
+        runs: list[list[Any]] = []
+        for b in st.blocks:
+            if runs and runs[-1][0] == b.type:
+                runs[-1][1] += 1
+            else:
+                runs.append([b.type, 1])
+        body = "\\n".join(f"{n}x {_esc(t)}" for t, n in runs)
+        down = f"{_esc(st.downsample.type)} /{st.stride}\\n" if st.downsample is not None else ""
+        lines.append(f'  s{i} [label="stage {i + 1}: {st.width} ch\\n{down}{body}", fillcolor="#e6f2e6"];')
+        lines.append(f'  {"stem" if i == 0 else f"s{i - 1}"} -> s{i};')
+    last = f"s{len(arch.stages) - 1}" if arch.stages else "stem"
+    lines += [f'  head [label="head\\n{_esc(arch.head.type)}", fillcolor="#f6e6dd"];', f"  {last} -> head;",
+              f'  out [label="{arch.num_classes} logits", shape=oval, fillcolor="#ffffff"];', "  head -> out;", "}"]
+    return "\n".join(lines)
