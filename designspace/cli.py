@@ -265,6 +265,164 @@ def _cmd_proxies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    t = text.strip()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise DesignspaceError(f"cannot read the duration {text!r} (fix: seconds, or a number with s, m or h: "
+                               "600, 10m, 1.5h)") from None
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from designspace.search import SearchConfig, parse_objective, run_search
+    from designspace.space import load_space, parse_budget
+
+    space = load_space(args.space)
+    defaults = space.doc.search
+    budgets = space.doc.budgets
+    if args.budget:
+        parsed = []
+        for text in args.budget:
+            try:
+                parsed.append(parse_budget(text))
+            except ValueError as err:
+                raise DesignspaceError(f"--budget {text!r}: {err.args[0]} (fix: {err.args[1]})") from None
+        budgets = tuple(parsed)
+    more = trials = None
+    if args.trials is not None:
+        text = args.trials.strip()
+        try:
+            count = int(text.lstrip("+"))
+        except ValueError:
+            raise DesignspaceError(f"--trials {text!r} is not a number (fix: --trials 200 for the study's total, "
+                                   "--trials +20 for 20 more from this process)") from None
+        if count < 1:
+            raise DesignspaceError(f"--trials must be at least 1, got {text!r}")
+        more, trials = (count, None) if text.startswith("+") else (None, count)
+    timeout = _duration(args.timeout) if args.timeout else defaults.get("timeout")
+    if trials is None and more is None and timeout is None:
+        trials = int(defaults.get("trials", 100))
+    device = args.device or space.doc.device
+    cfg = SearchConfig(
+        space=space, objectives=tuple(parse_objective(o) for o in (args.objective or defaults.get(
+            "objectives", ["accuracy", "latency"]))),
+        budgets=budgets, device=None if device in (None, "local") else device, trials=trials, more=more,
+        timeout_s=timeout, sampler=args.sampler or defaults.get("sampler", "tpe"), study=args.study or "",
+        storage=args.storage, seed=args.seed if args.seed is not None else int(defaults.get("seed", 0)),
+        invalid=args.invalid or defaults.get("invalid", "repair"), runtime=args.runtime, threads=args.threads,
+        batch=args.batch, progress=not args.no_progress and not args.json)
+    try:
+        report = run_search(cfg)
+        interrupted = False
+    except KeyboardInterrupt as stop:
+        if not stop.args:
+            raise
+        report, interrupted = stop.args[0], True
+    summary = report.summary
+    if args.json:
+        print(json.dumps({"study": report.study, "folder": str(report.folder), "ran": report.ran,
+                          "stopped": report.stopped, **summary}, indent=2, default=str))
+    else:
+        print(_search_text(report, summary))
+    if interrupted:
+        return 130
+    if summary["complete"] and not summary["feasible"]:
+        closest = "; ".join(f"trial {c['number']}: {c['broken']}" for c in summary.get("closest", []))
+        print(f"error: no feasible point under the budgets in {summary['complete']} trials; closest: {closest} "
+              "(fix: relax a budget or widen the space)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _search_text(report: Any, s: dict[str, Any]) -> str:
+    objectives = [o["name"] for o in s["settings"]["objectives"]]
+    states = s["states"]
+    broken = ", ".join(f"{k} {v}" for k, v in s["broken_budgets"].items())
+    lines = [f"study {report.study} ({report.folder}): {s['trials']} trials, {report.ran} in this run "
+             f"(stopped: {report.stopped})",
+             f"  complete {s['complete']}: feasible {s['feasible']}, infeasible {s['infeasible']}"
+             + (f" ({broken})" if broken else "") + f"; rejected {states.get('PRUNED', 0)}; failed "
+             f"{s['failed_evaluations']}" + (f"; interrupted or left by a dead worker and queued again {s['rerun']}"
+                                             if s["rerun"] else ""),
+             f"  Pareto front: {s['pareto_size']} trials, hypervolume {s['hypervolume']:.6g}"]
+    if s["best"]:
+        extra = [(k, h) for k, h in (("params_m", "params M"), ("macs_g", "MACs G"), ("latency_ms", "latency ms"))
+                 if k not in objectives]
+        cols = [("number", "trial"), *[(o, o) for o in objectives], *extra, ("zoo", "zoo")]
+        rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in s["best"]]
+        lines += ["", _table(rows, cols)]
+    for reason in s["failed"][:3]:
+        lines.append(f"  failed: {reason}")
+    lines += ["", f"trials: {report.folder}/trials.csv   front: {report.folder}/pareto.csv   Archs: "
+                  f"{report.folder}/archs/",
+              "see the trade-offs: streamlit run app.py    resume or extend: rerun this command (--trials N)"]
+    return "\n".join(lines)
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    from designspace.results import read_results
+
+    res = read_results(args.study)
+    front = res.pareto()
+    objectives = [o["name"] for o in res.settings["objectives"]]
+    cols = [("number", "trial"), *[(o, o) for o in objectives], ("params_m", "params M"), ("macs_g", "MACs G"),
+            ("latency_ms", "latency ms"), ("zoo", "zoo"), ("arch", "arch")]
+    _emit(args, front, f"{res.folder}: {len(front)} feasible Pareto-optimal trials of {len(res.rows)}\n"
+          + _table(front, cols))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from designspace.export import export
+
+    report = export(args.source, args.out, latency=not args.no_latency, onnx=not args.no_onnx, force=args.force,
+                    weights=args.weights)
+    m = report.metrics
+    if args.json:
+        print(json.dumps({"out": str(report.out), "files": [str(f) for f in report.files], **m}, indent=2,
+                         default=str))
+        return 0
+    c = m["counts"]
+    lines = [f"exported {report.arch.name or report.arch.fingerprint} ({m['fingerprint']}) to {report.out}/",
+             f"  rebuilt and re-counted: {c['params']:,} params ({c['params_m']:.3f} M), {c['macs_g']:.4f} GMACs"
+             + (" = the study's record" if m.get("recorded") else "")]
+    if m.get("onnx"):
+        lines.append(f"  model.onnx checked with ONNX Runtime: max abs difference {m['onnx']['max_abs_diff']:.2e}")
+    now = m.get("latency_now")
+    if now and now.get("latency_ms"):
+        was = f" (recorded {now['recorded_ms']:.3f} ms, {now['difference']:+.1%})" if "recorded_ms" in now else ""
+        lines.append(f"  latency re-measured {now['latency_ms']:.3f} ms{was}")
+    lines.append(f"  recipe: {m['family']} (recipe.yaml)   files: {', '.join(f.name for f in report.files)}")
+    lines += ["", f"  in Python:  model = designspace.build_model('{report.out / 'arch.yaml'}')",
+              f"  train it:   designspace train {report.out / 'arch.yaml'} --data DIR --recipe "
+              f"{report.out / 'recipe.yaml'} --out {report.out / 'run'}"]
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from designspace.train import TrainConfig, train
+
+    cfg = TrainConfig(arch=args.arch, data=args.data, out=args.out, recipe=args.recipe, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, resolution=args.resolution,
+                      val_fraction=args.val_fraction, workers=args.workers, device=args.device, seed=args.seed,
+                      progress=not args.no_progress)
+    try:
+        report = train(cfg, echo=print)
+    except KeyboardInterrupt:
+        print(f"interrupted; the last finished epoch is saved in {args.out}/checkpoint.pt (resume: rerun this "
+              "command)", file=sys.stderr)
+        return 130
+    last = report.history[-1] if report.history else {}
+    print(f"done: {report.epochs} epochs in {args.out}/ (metrics.csv, checkpoint.pt, best.pt); best val top-1 "
+          f"{report.best_top1:.2f}%, last {last.get('val_top1', float('nan')):.2f}% ({len(report.classes)} classes, "
+          f"chance {100 / len(report.classes):.1f}%)" + (f"; {report.skipped} unreadable images skipped"
+                                                        if report.skipped else ""))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="designspace", description="Design-space explorer for efficient vision "
@@ -318,6 +476,66 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("search", help="search a space with Optuna under budgets (resumable; many workers)")
+    p.add_argument("space", help="a Space YAML file or a shipped space name (mobile, tiny, ...)")
+    p.add_argument("--budget", action="append", metavar="B",
+                   help="an upper bound: 1.1ms (latency), 8M (parameters), 1.5G (MACs); repeat; replaces the "
+                        "space's budgets")
+    p.add_argument("--device", help="device profile for latency (default: the space's, else measured here)")
+    p.add_argument("--trials", help="the study's total number of trials (N) or more from this process (+N)")
+    p.add_argument("--timeout", help="stop starting trials after this long (600, 10m, 1h)")
+    p.add_argument("--objective", action="append",
+                   help="accuracy[:ESTIMATE], latency, params, macs, a proxy, or module:function; max:/min: prefix "
+                        "sets the direction; repeat (default: the space's, else accuracy and latency)")
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], help="default: the space's, else tpe")
+    p.add_argument("--study", help="study name (default: the space's name)")
+    p.add_argument("--storage", help="SQLAlchemy URL, e.g. postgresql+psycopg://USER:PW@HOST/DB (default: SQLite "
+                                     "in results/STUDY/)")
+    p.add_argument("--seed", type=int, help="sampler seed")
+    p.add_argument("--invalid", choices=["repair", "reject"], help="invalid combinations (default repair)")
+    p.add_argument("--runtime", choices=["onnxruntime", "torch", "cuda"], default="onnxruntime",
+                   help="local latency runtime (a --device fixes its own)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads for latency (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="images per latency run (default 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("pareto", help="the feasible Pareto front of a study")
+    p.add_argument("study", help="a study name (results/NAME) or its folder")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_pareto)
+
+    p = sub.add_parser("export", help="a study's trial (or an Arch) as arch.yaml, model.onnx, metrics, a recipe")
+    p.add_argument("source", help="STUDY (its best feasible trial), STUDY:TRIAL, an Arch YAML file or a zoo name")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-latency", action="store_true", help="do not re-measure latency")
+    p.add_argument("--no-onnx", action="store_true", help="do not write model.onnx")
+    p.add_argument("--weights", help="a checkpoint (designspace train's best.pt) whose weights go into model.onnx")
+    p.add_argument("--force", action="store_true", help="replace files already in --out")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("train", help="train an Arch on an ImageFolder directory with the seed papers' recipe")
+    p.add_argument("arch", help="an Arch YAML file (e.g. from designspace export) or a zoo name")
+    p.add_argument("--data", required=True, help="dataset folder: one sub-folder of images per class, or train/ "
+                                                 "and val/ folders of them")
+    p.add_argument("--recipe", help="a recipe YAML or a shipped one (efficientmod, emo, iformer, smt); default: "
+                                    "the family the Arch most resembles")
+    p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64; the recipe's learning "
+                                                              "rate is scaled linearly)")
+    p.add_argument("--lr", type=float, help="peak learning rate at --batch-size (default: the recipe's, scaled)")
+    p.add_argument("--resolution", type=int, help="input side in pixels (default: the Arch's)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out share per class without train/val "
+                                                                   "folders (default 0.2)")
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="run folder; rerunning with it resumes (default runs/train)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("proxies", help="training-free accuracy proxies of an Arch (and the combined estimates)")
     p.add_argument("arch", help="an Arch YAML file or a zoo name")

@@ -68,7 +68,9 @@ def study_rows(trials: Sequence[Any], settings: dict[str, Any]) -> list[dict[str
         row["zoo"] = t.user_attrs.get("zoo", "")
         row["fingerprint"] = ds.get("fingerprint", "")
         row["arch"] = ds.get("arch", "")
-        row["duration_s"] = round(t.duration.total_seconds(), 3) if t.duration is not None else None
+        # the trial's own clock when it recorded one (the same whichever storage is read), else the storage's
+        row["duration_s"] = ds.get("duration_s", round(t.duration.total_seconds(), 3) if t.duration is not None
+                                   else None)
         for name, value in t.params.items():
             row[f"param:{name}"] = value
         rows.append(row)

@@ -33,6 +33,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _extend(root: Path, argv: list[str]) -> None:
+    """Resumes a copied study to more trials (a real search, in a subprocess with the copy as results)."""
+    env = {**os.environ, "DESIGNSPACE_RESULTS": str(root)}
+    subprocess.run([sys.executable, "-m", "designspace", *argv], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 @pytest.fixture(scope="module")
 def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The app served by ``streamlit run app.py`` on a free port, over a copy of the ``mob`` and ``tiny``
@@ -41,6 +48,10 @@ def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root = tmp_path_factory.mktemp("served") / "results"
     for name in ("mob", "tiny"):
         shutil.copytree(app_results / name, root / name)
+    if os.environ.get("DESIGNSPACE_SCREENSHOTS"):  # screenshots for docs/: a study with more to look at
+        _extend(root, ["search", "tiny", "--trials", "40", "--seed", "0", "--no-progress"])
+        _extend(root, ["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "accuracy",
+                       "--objective", "params", "--trials", "150", "--study", "mob", "--seed", "1", "--no-progress"])
     port = _free_port()
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(root)}
     log = (tmp_path_factory.mktemp("served_log") / "streamlit.log").open("w")

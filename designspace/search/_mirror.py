@@ -5,8 +5,9 @@ never holds a trial this process has not written. Reading it back is then pure c
 parameters a trial it was most of a counts-only search's time: every sampler call rebuilt the running
 trial from its rows, and every finished trial was parsed back (92 JSON distributions each). This storage
 keeps an ``InMemoryStorage`` copy, loaded from the database once, serves every read from it, and writes
-every change to the database as it happens (parameters batched per trial, in order before the trial's
-state), so a kill -9 loses nothing the database had and a rerun reloads the study from it.
+every change to the database: a running trial's parameters and attributes together in one transaction
+just before its state changes, everything else as it happens. A kill -9 thus loses nothing the database
+had (a trial killed while running is failed and re-run, as before), and a rerun reloads the study from it.
 
 It is used only for locked SQLite studies; a shared server (PostgreSQL) is read from the server, where the
 other workers' trials are.
@@ -115,16 +116,7 @@ class MirroredStorage(optuna.storages.BaseStorage):
         backend_id = self.backend.create_new_trial(self._study[study_id], template_trial)
         tid = self.memory.create_new_trial(study_id, template_trial)
         self._trial[tid] = backend_id
-        if template_trial is None:  # started now: the database's clock is the record
-            self._adopt_datetimes(tid)
         return tid
-
-    def _adopt_datetimes(self, trial_id: int) -> None:
-        """Copies the database's start and completion times into memory, so that what is read now equals what
-        a later run reads back (each storage takes its own clock reading)."""
-        start, complete = self.backend.datetimes(self._trial[trial_id])
-        trial = self.memory._get_trial(trial_id)
-        trial.datetime_start, trial.datetime_complete = start, complete
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: BaseDistribution) -> None:
@@ -140,21 +132,31 @@ class MirroredStorage(optuna.storages.BaseStorage):
                                ) -> bool:
         if not self.backend.set_trial_state_values(self._trial[trial_id], state, values):
             return False  # e.g. a waiting trial already taken: the database decides
-        done = self.memory.set_trial_state_values(trial_id, state, values)
-        self._adopt_datetimes(trial_id)
-        return done
+        # each storage reads its own clock for the start and completion times (a few ms apart); results take a
+        # trial's duration from its own record (designspace.results.study_rows), the same either way
+        return self.memory.set_trial_state_values(trial_id, state, values)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         self.backend.set_trial_intermediate_value(self._trial[trial_id], step, intermediate_value)
         self.memory.set_trial_intermediate_value(trial_id, step, intermediate_value)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self.backend.set_trial_user_attr(self._trial[trial_id], key, value)
         self.memory.set_trial_user_attr(trial_id, key, value)
+        self._attr(trial_id, "user", key, value)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self.backend.set_trial_system_attr(self._trial[trial_id], key, value)
         self.memory.set_trial_system_attr(trial_id, key, value)
+        self._attr(trial_id, "system", key, value)
+
+    def _attr(self, trial_id: int, kind: str, key: str, value: Any) -> None:
+        # a running trial's attributes go in with its parameters, in one transaction before its state changes;
+        # a finished or waiting trial's (the retry bookkeeping, an enqueued trial's) are written at once
+        if self.memory._get_trial(trial_id).state == TrialState.RUNNING:
+            self.backend.defer_trial_attr(self._trial[trial_id], kind, key, value)
+        elif kind == "user":
+            self.backend.set_trial_user_attr(self._trial[trial_id], key, value)
+        else:
+            self.backend.set_trial_system_attr(self._trial[trial_id], key, value)
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
         return self.memory.get_trial(trial_id)

@@ -200,6 +200,7 @@ class _Evaluator:
         from designspace.evaluate.evaluation import evaluate
 
         cfg = self.cfg
+        began = time.perf_counter()
         values = cfg.space.suggest(trial)
         # "counted" is set only where the evaluation itself fails (_Failed): such a FAIL counts towards the
         # requested trials, while a FAIL left by a killed worker does not (it is re-run)
@@ -207,7 +208,8 @@ class _Evaluator:
         decoded = cfg.space.decode(values, cfg.invalid)
         ds["repairs"] = list(decoded.repairs)
         if decoded.arch is None:
-            ds.update(reason=f"rejected: {decoded.reason}", constraints=[_REJECTED] * len(cfg.budgets))
+            ds.update(reason=f"rejected: {decoded.reason}", constraints=[_REJECTED] * len(cfg.budgets),
+                      duration_s=round(time.perf_counter() - began, 3))
             self._record(trial, ds, cfg.budgets)
             raise optuna.TrialPruned(ds["reason"])
         arch = decoded.arch
@@ -256,6 +258,7 @@ class _Evaluator:
                 out.append(metrics[o.name])
             else:
                 out.append(self._user(o, arch, ds, trial))
+        ds["duration_s"] = round(time.perf_counter() - began, 3)  # sampling and evaluation, seconds
         trial.set_user_attr("ds", ds)  # again: the estimates and user objectives were added
         return out
 

@@ -162,16 +162,15 @@ def _batched_rdb_class() -> type:
                              distribution: Any, previous_distribution: Any) -> None:
             with self._pending_lock:
                 self._pending.setdefault(trial_id, []).append(
-                    (param_name, param_value_internal, distribution, previous_distribution))
+                    ("param", param_name, param_value_internal, distribution, previous_distribution))
 
-        def datetimes(self, trial_id: int) -> tuple[Any, Any]:
-            """The trial's (datetime_start, datetime_complete) as stored."""
-            with _create_scoped_session(self.scoped_session) as session:
-                trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
-                return trial.datetime_start, trial.datetime_complete  # local time, as Optuna reads them
+        def defer_trial_attr(self, trial_id: int, kind: str, key: str, value: Any) -> None:
+            """A user (``kind="user"``) or system attribute written with the trial's parameters, at the next flush."""
+            with self._pending_lock:
+                self._pending.setdefault(trial_id, []).append((kind, key, value))
 
         def flush(self) -> None:
-            """Writes every waiting parameter (one transaction per trial)."""
+            """Writes every waiting parameter and attribute (one transaction per trial)."""
             with self._pending_lock:
                 pending, self._pending = self._pending, {}
             for trial_id, items in pending.items():
@@ -180,7 +179,8 @@ def _batched_rdb_class() -> type:
                     trial = models.TrialModel.find_or_raise_by_id(trial_id, session)
                     self.check_trial_is_updatable(trial_id, trial.state)  # type: ignore[arg-type]
                     rows: list[dict[str, Any]] = []
-                    for name, value, dist, previous in items:
+                    attrs = [item for item in items if item[0] != "param"]
+                    for _, name, value, dist, previous in (item for item in items if item[0] == "param"):
                         if previous is None:
                             record = (session.query(models.TrialParamModel).join(models.TrialModel)
                                       .filter(models.TrialModel.study_id == trial.study_id)
@@ -191,7 +191,11 @@ def _batched_rdb_class() -> type:
                             distributions.check_distribution_compatibility(previous, dist)
                         rows.append({"trial_id": trial_id, "param_name": name, "param_value": value,
                                      "distribution_json": distributions.distribution_to_json(dist)})
-                    session.execute(sqlalchemy.insert(models.TrialParamModel), rows)  # one executemany
+                    if rows:
+                        session.execute(sqlalchemy.insert(models.TrialParamModel), rows)  # one executemany
+                    for kind, key, value in attrs:  # in order: a later value of a key replaces the earlier
+                        model = models.TrialUserAttributeModel if kind == "user" else models.TrialSystemAttributeModel
+                        self._set_trial_attr_without_commit(session, model, trial_id, key, value)
 
     def flushing(name: str) -> Any:
         method = getattr(optuna.storages.RDBStorage, name)
