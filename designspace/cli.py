@@ -424,6 +424,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- parser
+def _runtime_args(p: argparse.ArgumentParser) -> None:
+    """The local latency context options that eval and search share."""
+    p.add_argument("--runtime", choices=["onnxruntime", "torch", "cuda"], default="onnxruntime",
+                   help="local latency runtime (default onnxruntime on CPU); a --device fixes its own")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads for latency (default 1)")
+    p.add_argument("--batch", type=int, default=1, help="images per latency run (default 1)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="designspace", description="Design-space explorer for efficient vision "
                                                                       "backbones.")
@@ -469,10 +477,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="params, MACs and measured latency of an Arch (and its prediction on a device)")
     p.add_argument("arch", help="an Arch YAML file or a zoo name")
     p.add_argument("--device", help="a device profile (designspace devices): predicts its latency with the error")
-    p.add_argument("--runtime", choices=["onnxruntime", "torch", "cuda"], default="onnxruntime",
-                   help="local runtime (default onnxruntime on CPU); a --device fixes its own")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    p.add_argument("--batch", type=int, default=1, help="images per run (default 1)")
+    _runtime_args(p)
     p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_eval)
@@ -494,10 +499,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "in results/STUDY/)")
     p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument("--invalid", choices=["repair", "reject"], help="invalid combinations (default repair)")
-    p.add_argument("--runtime", choices=["onnxruntime", "torch", "cuda"], default="onnxruntime",
-                   help="local latency runtime (a --device fixes its own)")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads for latency (default 1)")
-    p.add_argument("--batch", type=int, default=1, help="images per latency run (default 1)")
+    _runtime_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_cmd_search)

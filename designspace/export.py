@@ -207,6 +207,9 @@ def _readme(arch: Arch, metrics: dict[str, Any], recipe_name: str) -> str:
     lat_line = f"- latency {lat['latency_ms']:.3f} ms re-measured at export ({lat['context'].get('runtime')}, " \
                f"{lat['context'].get('threads')} thread(s), batch {lat['context'].get('batch')}, " \
                f"{lat['context'].get('machine')})\n" if lat.get("latency_ms") else ""
+    from designspace.timm_compat import timm_model_name
+
+    timm_key = name if any(c.isalnum() for c in name) else arch.fingerprint
     onnx = metrics.get("onnx")
     onnx_line = (f"`model.onnx` (opset 17, batch 1, input `input` of shape 1x{arch.in_chans}x{arch.resolution}x"
                  f"{arch.resolution}, output `logits`) was checked against PyTorch with ONNX Runtime (max abs "
@@ -229,8 +232,8 @@ model = designspace.build_model("arch.yaml")     # a torch.nn.Module in train mo
 ```
 
 For another number of classes, edit `num_classes` in `arch.yaml`. With timm installed,
-`designspace.timm_compat.register_timm(archs={{"{_timm_name(name)}": "arch.yaml"}})` makes
-`timm.create_model("designspace_{_timm_name(name)}")` work.
+`designspace.timm_compat.register_timm(archs={{"{timm_key}": "arch.yaml"}})` makes
+`timm.create_model("{timm_model_name(timm_key)}")` work.
 
 ## Train it
 
@@ -249,9 +252,6 @@ checkpoint every epoch and resumes from it when rerun with the same `--out`.
 {onnx_line}
 """
 
-
-def _timm_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "arch"
 
 
 def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: bool = True,

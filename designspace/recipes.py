@@ -20,6 +20,7 @@ Learning rates are for the recipe's ``batch_size``; a run with another batch sca
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -150,7 +151,8 @@ def _parse(data: Any, ctx: Ctx, name: str) -> Recipe:
     return Recipe(**values)
 
 
-def _shipped() -> dict[str, Any]:
+@functools.cache
+def _shipped() -> dict[str, Any]:  # read once per process; callers do not modify it
     text = (files("designspace") / "data" / "recipes.yaml").read_text(encoding="utf-8")
     data, _ = load_yaml(text, "designspace/data/recipes.yaml")
     return dict(data)

@@ -21,12 +21,18 @@ from typing import Any
 from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["model_function", "register_timm"]
+__all__ = ["model_function", "register_timm", "timm_model_name"]
 
 PREFIX = "designspace_"
 
 
-def _identifier(name: str) -> str:
+def timm_model_name(name: str) -> str:
+    """The timm model name ``name`` is registered under: ``designspace_`` + its letters and digits, lower case,
+    other characters as ``_`` (``"My-Net"`` -> ``designspace_my_net``).
+
+    Raises:
+        DesignspaceError: ``name`` has no letter or digit.
+    """
     ident = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
     if not ident:
         raise DesignspaceError(f"cannot make a timm model name from {name!r} (fix: give letters or digits)")
@@ -41,7 +47,7 @@ def model_function(name: str, arch: Arch) -> Callable[..., Any]:
     """
     from designspace.network import Network
 
-    fn_name = _identifier(name)
+    fn_name = timm_model_name(name)
 
     def create(pretrained: bool = False, **kwargs: Any) -> Any:
         if pretrained:
