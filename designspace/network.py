@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from designspace import zoo
 from designspace.arch import Arch
 from designspace.plan import Placement, plan
 
@@ -120,8 +121,6 @@ def load_arch(source: Arch | str | Path) -> Arch:
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return Arch.from_file(path)
-    from designspace import zoo
-
     return zoo.load(str(source))
 
 

@@ -419,8 +419,9 @@ def zoo_table() -> pd.DataFrame:
     """The published models: our analytic counts beside the papers' figures (``designspace zoo``), plus the
     papers' latencies (``paper_<device>_ms`` columns, milliseconds)."""
     from designspace import zoo
+    from designspace.evaluate.zoo_report import rows as zoo_rows
 
-    rows = zoo.rows()
+    rows = zoo_rows()
     for r in rows:
         pub = zoo.published_for(zoo.load(str(r["name"])))
         for device, ms in (pub.latency_ms if pub else ()):

@@ -7,8 +7,9 @@ drop), normalization layers (BatchNorm 2 per element, LayerNorm 5 per element), 
 pooling (1 per input element). Not counted: biases, activations, softmax, element-wise
 operations. "FLOPs" in the seed papers' tables are these MACs.
 
-Both counters report per component (``stem``, ``stages.i.downsample``, ``stages.i.blocks.j``,
-``head``) so that a disagreement points at the block that causes it.
+Both counters (this module's :func:`count`, :mod:`designspace.evaluate.trace`'s ``trace_count``) report per
+component (``stem``, ``stages.i.downsample``, ``stages.i.blocks.j``, ``head``) so that a disagreement points at
+the block that causes it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from designspace.arch import Arch, Layer
 from designspace.blocks import MAC_CATEGORIES, Site, get
 from designspace.plan import plan
 
-__all__ = ["ComponentCount", "Counts", "count", "trace_count", "trace_macs"]
+__all__ = ["ComponentCount", "Counts", "component_table", "count"]
 
 
 @dataclass(frozen=True)
@@ -94,110 +95,26 @@ def count(arch: Arch) -> Counts:
     return Counts(sum(c.params for c in comps), sum(c.macs for c in comps), tuple(comps), "analytic")
 
 
-# ----------------------------------------------------------------------------------------------- traced
-#: fvcore op name -> our category.
-_CATEGORY = {
-    "conv": "conv", "linear": "linear", "addmm": "linear", "matmul": "matmul", "bmm": "matmul",
-    "einsum": "matmul", "mm": "matmul", "scaled_dot_product_attention": "matmul", "batch_norm": "norm",
-    "layer_norm": "norm", "group_norm": "norm", "instance_norm": "norm", "adaptive_avg_pool2d": "pool",
-    "mean": "pool",
-}
+def component_table(arch: Arch, trace: bool = False) -> dict[str, Any]:
+    """One network component by component: what ``designspace show`` prints, as a JSON-ready dict.
 
-#: Ops that are deliberately not counted; any other op fvcore cannot count is an error, so that
-#: nothing that does multiply-adds is silently dropped.
-_NOT_COUNTED = {
-    "aten::add", "aten::add_", "aten::mul", "aten::mul_", "aten::sub", "aten::rsub", "aten::div",
-    "aten::gelu", "aten::silu", "aten::silu_", "aten::relu", "aten::relu_", "aten::relu6", "aten::hardtanh",
-    "aten::hardtanh_", "aten::hardswish", "aten::sigmoid", "aten::softmax", "aten::dropout",
-    "aten::feature_dropout", "aten::constant_pad_nd", "aten::pad", "aten::repeat", "aten::chunk",
-    "aten::split", "aten::unbind", "aten::stack", "aten::cat", "aten::bernoulli_", "aten::expand_as",
-    "aten::detach", "aten::clone",
-    # integer arithmetic on traced shapes (window counts, padding)
-    "aten::neg", "aten::floor_divide", "aten::floordiv", "aten::remainder", "aten::Int", "aten::ScalarImplicit",
-}
-
-
-def _sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """MACs of ``scaled_dot_product_attention``: ``Q K^T`` plus ``A V``."""
-    from fvcore.nn.jit_handles import get_shape
-
-    q, k, v = (get_shape(x) for x in inputs[:3])
-    batch = 1
-    for d in q[:-2]:
-        batch *= d
-    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
-
-
-def _mean_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    """Global average pooling written as ``mean``: one MAC per input element."""
-    from fvcore.nn.jit_handles import get_shape
-
-    n = 1
-    for d in get_shape(inputs[0]):
-        n *= d
-    return n
-
-
-def _analysis(module: Any, example: Any) -> Any:
-    """An fvcore analysis with designspace's handlers; raises if an uncountable op is met."""
-    from fvcore.nn import FlopCountAnalysis
-
-    fca = FlopCountAnalysis(module, example)
-    fca.set_op_handle("aten::scaled_dot_product_attention", _sdpa_handle)
-    fca.set_op_handle("aten::mean", _mean_handle)
-    fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-    fca.total()  # runs the trace
-    unknown = set(fca.unsupported_ops()) - _NOT_COUNTED
-    if unknown:
-        raise RuntimeError(f"the trace met operators that are not counted: {sorted(unknown)}")
-    return fca
-
-
-def trace_macs(module: Any, example: Any) -> dict[str, int]:
-    """MACs per category of ``module`` run on ``example``, traced with fvcore (module convention).
-
-    Args:
-        module: any ``nn.Module`` (put in eval mode).
-        example: its input (batch 1 for per-image MACs).
+    Keys: ``name``, ``fingerprint``, ``resolution``, ``params`` and ``macs`` (exact integers, MACs per image),
+    ``method`` (``analytic`` or ``traced``), ``macs_by_category``, ``components`` (rows with the site: ``in``/``out``
+    channels, ``stride``, ``input`` as ``HxW``, ``params``, ``macs`` and ``macs_m`` in millions), ``arch``.
     """
-    import torch
+    if trace:
+        from designspace.evaluate.trace import trace_count
 
-    module.eval()
-    with torch.no_grad():
-        fca = _analysis(module, example)
-    cats: Counter[str] = Counter()
-    for op, n in fca.by_operator().items():
-        cats[_CATEGORY[op]] += n
-    return {k: cats[k] for k in MAC_CATEGORIES}
-
-
-def trace_count(arch: Arch, model: Any = None) -> Counts:
-    """Parameters and MACs of the built network, by tracing it with fvcore (seconds, not microseconds).
-
-    Args:
-        arch: the Arch.
-        model: its built network (built here if omitted); it is put in eval mode.
-
-    Raises:
-        RuntimeError: the trace met an operator that is neither counted nor known to cost nothing.
-    """
-    import torch
-
-    from designspace.network import Network
-
-    model = model if model is not None else Network(arch)
-    model.eval()
-    x = torch.zeros(1, arch.in_chans, arch.resolution, arch.resolution)
-    with torch.no_grad():
-        fca = _analysis(model, x)
-    by_module = fca.by_module_and_operator()
-    comps = []
-    for p in plan(arch):
-        cats: Counter[str] = Counter()
-        for op, n in by_module.get(p.name, Counter()).items():
-            cats[_CATEGORY[op]] += n
-        params = sum(t.numel() for t in model.get_submodule(p.name).parameters())
-        comps.append(ComponentCount(p.name, p.layer.type, params, sum(cats.values()),
-                                    tuple((k, cats[k]) for k in MAC_CATEGORIES if cats[k])))
-    total_params = sum(t.numel() for t in model.parameters())
-    return Counts(total_params, int(fca.total()), tuple(comps), "traced")
+        counts = trace_count(arch)
+    else:
+        counts = count(arch)
+    placements = {p.name: p for p in plan(arch)}
+    rows = []
+    for c in counts.components:
+        site = placements[c.name].site
+        rows.append({"name": c.name, "type": c.type, "in": site.in_chs, "out": site.out_chs, "stride": site.stride,
+                     "input": f"{site.hw[0]}x{site.hw[1]}", "params": c.params, "macs": c.macs,
+                     "macs_m": round(c.macs / 1e6, 3)})
+    return {"name": arch.name, "fingerprint": arch.fingerprint, "resolution": arch.resolution,
+            "params": counts.params, "macs": counts.macs, "method": counts.method,
+            "macs_by_category": counts.by_category(), "components": rows, "arch": arch.to_dict()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -48,6 +49,8 @@ def parse_budget(text: str) -> Budget:
     if not m:
         raise ValueError(f"cannot read the budget {text!r}", "write a number and a unit: 1.1ms, 8M or 1.5G")
     number, unit = float(m.group(1)), m.group(2)
+    if not math.isfinite(number):  # 1e309 reads as inf: no bound at all, never what a user means
+        raise ValueError(f"the budget {text!r} is not a finite number", "write a bound such as 1.1ms, 8M or 1.5G")
     if not unit:
         raise ValueError(f"the budget {text!r} has no unit", "add ms (latency), M (parameters) or G (MACs)")
     if unit not in UNITS:

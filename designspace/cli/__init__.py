@@ -1,0 +1,103 @@
+"""The ``designspace`` command line: one module per command group, each owning its subparsers and handlers;
+:func:`main` only assembles them and turns errors into one line.
+
+Errors a user can cause (a malformed file, an unknown name) print one line, ``error: file:line: path: problem
+(fix: ...)``, and exit with status 2. Anything else is a bug: one line says so and where the full report was
+written, and the exit status is 3; no traceback reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+
+from designspace.cli import catalog, deliver, measure, search, spaces
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["main"]
+
+#: the command groups, in the order ``designspace --help`` lists them
+GROUPS = (catalog, spaces, measure, search, deliver)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2 (argparse's own status, without the usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        line = " ".join(message.split())
+        print(f"error: {self.prog}: {line[:500]} (fix: {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``designspace`` argument parser, every command group's subparsers included."""
+    p = _Parser(prog="designspace", description="Design-space explorer for efficient vision backbones.")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for group in GROUPS:
+        group.register(sub)
+    return p
+
+
+def _crash_report(err: BaseException) -> str:
+    """Writes the traceback of an unexpected error to a file in the temporary folder; returns its path."""
+    fd, path = tempfile.mkstemp(prefix=f"designspace-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"designspace {' '.join(sys.argv[1:])}\n\n")
+        f.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+    return path
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 1 a negative answer or a failed evaluation, 2 bad
+    input, 3 an internal error, 130 interrupted)."""
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error already printed as one line (2)
+        return int(stop.code or 0)
+    if args.version:
+        from designspace import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        p.print_help()
+        return 2
+    if not logging.getLogger("designspace").handlers:  # progress of long work, on stderr
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("designspace").addHandler(handler)
+        logging.getLogger("designspace").setLevel(logging.INFO)
+    try:
+        return int(args.func(args))
+    except DesignspaceError as err:
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader (head, less) went away: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except RecursionError:
+        print("error: the input nests too deeply to process (fix: flatten the document)", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory (fix: a smaller network, resolution or batch)", file=sys.stderr)
+        return 2
+    except Exception as err:  # last resort: a bug, never a traceback on the terminal
+        where = _crash_report(err)
+        print(f"error: internal error {type(err).__name__}: {_one_line(str(err))[:300]} (full report: {where}; "
+              "please file it with the command that caused it)", file=sys.stderr)
+        return 3

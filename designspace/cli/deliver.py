@@ -1,0 +1,90 @@
+"""``export``, ``train``: a winner handed to deployment and to training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _export(args: argparse.Namespace) -> int:
+    from designspace.export import export
+
+    report = export(args.source, args.out, latency=not args.no_latency, onnx=not args.no_onnx, force=args.force,
+                    weights=args.weights)
+    m = report.metrics
+    if args.json:
+        print(json.dumps({"out": str(report.out), "files": [str(f) for f in report.files], **m}, indent=2,
+                         default=str))
+        return 0
+    c = m["counts"]
+    lines = [f"exported {report.arch.name or report.arch.fingerprint} ({m['fingerprint']}) to {report.out}/",
+             f"  rebuilt and re-counted: {c['params']:,} params ({c['params_m']:.3f} M), {c['macs_g']:.4f} GMACs"
+             + (" = the study's record" if m.get("recorded") else "")]
+    if m.get("onnx"):
+        lines.append(f"  model.onnx checked with ONNX Runtime: max abs difference {m['onnx']['max_abs_diff']:.2e}")
+    now = m.get("latency_now")
+    if now and now.get("latency_ms"):
+        was = f" (recorded {now['recorded_ms']:.3f} ms, {now['difference']:+.1%})" if "recorded_ms" in now else ""
+        lines.append(f"  latency re-measured {now['latency_ms']:.3f} ms{was}")
+    lines.append(f"  recipe: {m['family']} (recipe.yaml)   files: {', '.join(f.name for f in report.files)}")
+    lines += ["", f"  in Python:  model = designspace.build_model('{report.out / 'arch.yaml'}')",
+              f"  train it:   designspace train {report.out / 'arch.yaml'} --data DIR --recipe "
+              f"{report.out / 'recipe.yaml'} --out {report.out / 'run'}"]
+    print("\n".join(lines))
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from designspace.train import TrainConfig, train
+
+    cfg = TrainConfig(arch=args.arch, data=args.data, out=args.out, recipe=args.recipe, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, resolution=args.resolution,
+                      val_fraction=args.val_fraction, workers=args.workers, device=args.device, seed=args.seed,
+                      progress=not args.no_progress)
+    try:
+        report = train(cfg, echo=print)
+    except KeyboardInterrupt:
+        print(f"interrupted; the last finished epoch is saved in {args.out}/checkpoint.pt (resume: rerun this "
+              "command)", file=sys.stderr)
+        return 130
+    last = report.history[-1] if report.history else {}
+    print(f"done: {report.epochs} epochs in {args.out}/ (metrics.csv, checkpoint.pt, best.pt); best val top-1 "
+          f"{report.best_top1:.2f}%, last {last.get('val_top1', float('nan')):.2f}% ({len(report.classes)} classes, "
+          f"chance {100 / len(report.classes):.1f}%)" + (f"; {report.skipped} unreadable images skipped"
+                                                        if report.skipped else ""))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Adds the commands of this group to the ``designspace`` subparsers."""
+    p = sub.add_parser("export", help="a study's trial (or an Arch) as arch.yaml, model.onnx, metrics, a recipe")
+    p.add_argument("source", help="STUDY (its best feasible trial), STUDY:TRIAL, an Arch YAML file or a zoo name")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-latency", action="store_true", help="do not re-measure latency")
+    p.add_argument("--no-onnx", action="store_true", help="do not write model.onnx")
+    p.add_argument("--weights", help="a checkpoint (designspace train's best.pt) whose weights go into model.onnx")
+    p.add_argument("--force", action="store_true", help="replace files already in --out")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("train", help="train an Arch on an ImageFolder directory with the seed papers' recipe")
+    p.add_argument("arch", help="an Arch YAML file (e.g. from designspace export) or a zoo name")
+    p.add_argument("--data", required=True, help="dataset folder: one sub-folder of images per class, or train/ "
+                                                 "and val/ folders of them")
+    p.add_argument("--recipe", help="a recipe YAML or a shipped one (efficientmod, emo, iformer, smt); default: "
+                                    "the family the Arch most resembles")
+    p.add_argument("--epochs", type=int, help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per step (default 64; the recipe's learning "
+                                                              "rate is scaled linearly)")
+    p.add_argument("--lr", type=float, help="peak learning rate at --batch-size (default: the recipe's, scaled)")
+    p.add_argument("--resolution", type=int, help="input side in pixels (default: the Arch's)")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="held-out share per class without train/val "
+                                                                   "folders (default 0.2)")
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default 0)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/train", help="run folder; rerunning with it resumes (default runs/train)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)

@@ -1,0 +1,111 @@
+"""``search``, ``pareto``: Optuna studies over a space and their fronts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from designspace.cli._format import emit, json_arg, runtime_args, table
+
+
+def _search(args: argparse.Namespace) -> int:
+    from designspace.search import run_search
+    from designspace.search.request import build_config
+    from designspace.space import load_space
+
+    cfg = build_config(load_space(args.space), budgets=args.budget, trials=args.trials, timeout=args.timeout,
+                       objectives=args.objective, device=args.device, sampler=args.sampler, study=args.study,
+                       storage=args.storage, seed=args.seed, invalid=args.invalid, runtime=args.runtime,
+                       threads=args.threads, batch=args.batch, progress=not args.no_progress and not args.json)
+    try:
+        report = run_search(cfg)
+        interrupted = False
+    except KeyboardInterrupt as stop:
+        if not stop.args:
+            raise
+        report, interrupted = stop.args[0], True
+    summary = report.summary
+    if args.json:
+        print(json.dumps({"study": report.study, "folder": str(report.folder), "ran": report.ran,
+                          "stopped": report.stopped, **summary}, indent=2, default=str))
+    else:
+        print(_search_text(report, summary))
+    if interrupted:
+        return 130
+    if summary["complete"] and not summary["feasible"]:
+        closest = "; ".join(f"trial {c['number']}: {c['broken']}" for c in summary.get("closest", []))
+        print(f"error: no feasible point under the budgets in {summary['complete']} trials; closest: {closest} "
+              "(fix: relax a budget or widen the space)", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _search_text(report: Any, s: dict[str, Any]) -> str:
+    objectives = [o["name"] for o in s["settings"]["objectives"]]
+    states = s["states"]
+    broken = ", ".join(f"{k} {v}" for k, v in s["broken_budgets"].items())
+    lines = [f"study {report.study} ({report.folder}): {s['trials']} trials, {report.ran} in this run "
+             f"(stopped: {report.stopped})",
+             f"  complete {s['complete']}: feasible {s['feasible']}, infeasible {s['infeasible']}"
+             + (f" ({broken})" if broken else "") + f"; rejected {states.get('PRUNED', 0)}; failed "
+             f"{s['failed_evaluations']}" + (f"; interrupted or left by a dead worker and queued again {s['rerun']}"
+                                             if s["rerun"] else ""),
+             f"  Pareto front: {s['pareto_size']} trials, hypervolume {s['hypervolume']:.6g}"]
+    if s["best"]:
+        extra = [(k, h) for k, h in (("params_m", "params M"), ("macs_g", "MACs G"), ("latency_ms", "latency ms"))
+                 if k not in objectives]
+        cols = [("number", "trial"), *[(o, o) for o in objectives], *extra, ("zoo", "zoo")]
+        rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in s["best"]]
+        lines += ["", table(rows, cols)]
+    for reason in s["failed"][:3]:
+        lines.append(f"  failed: {reason}")
+    lines += ["", f"trials: {report.folder}/trials.csv   front: {report.folder}/pareto.csv   Archs: "
+                  f"{report.folder}/archs/",
+              "see the trade-offs: streamlit run app.py    resume or extend: rerun this command (--trials N)"]
+    return "\n".join(lines)
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from designspace.results import read_results
+
+    res = read_results(args.study)
+    front = res.pareto()
+    objectives = [o["name"] for o in res.settings["objectives"]]
+    cols = [("number", "trial"), *[(o, o) for o in objectives], ("params_m", "params M"), ("macs_g", "MACs G"),
+            ("latency_ms", "latency ms"), ("zoo", "zoo"), ("arch", "arch")]
+    emit(args, front, f"{res.folder}: {len(front)} feasible Pareto-optimal trials of {len(res.rows)}\n"
+         + table(front, cols))
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Adds the commands of this group to the ``designspace`` subparsers."""
+    p = sub.add_parser("search", help="search a space with Optuna under budgets (resumable; many workers)")
+    p.add_argument("space", help="a Space YAML file or a shipped space name (mobile, tiny, ...)")
+    p.add_argument("--budget", action="append", metavar="B",
+                   help="an upper bound: 1.1ms (latency), 8M (parameters), 1.5G (MACs); repeat; replaces the "
+                        "space's budgets")
+    p.add_argument("--device", help="device profile for latency (default: the space's, else measured here)")
+    p.add_argument("--trials", help="the study's total number of trials (N) or more from this process (+N)")
+    p.add_argument("--timeout", help="stop starting trials after this long (600, 10m, 1h)")
+    p.add_argument("--objective", action="append",
+                   help="accuracy[:ESTIMATE], latency, params, macs, a proxy, or module:function; max:/min: prefix "
+                        "sets the direction; repeat (default: the space's, else accuracy and latency)")
+    p.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], help="default: the space's, else tpe")
+    p.add_argument("--study", help="study name (default: the space's name): letters, digits, . _ -; a folder "
+                                   "under the results folder")
+    p.add_argument("--storage", help="SQLAlchemy URL, e.g. postgresql+psycopg://USER:PW@HOST/DB (default: SQLite "
+                                     "in results/STUDY/)")
+    p.add_argument("--seed", type=int, help="sampler seed")
+    p.add_argument("--invalid", choices=["repair", "reject"], help="invalid combinations (default repair)")
+    runtime_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    json_arg(p, "print the summary as JSON")
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("pareto", help="the feasible Pareto front of a study")
+    p.add_argument("study", help="a study name (results/NAME) or its folder")
+    json_arg(p)
+    p.set_defaults(func=_pareto)
