@@ -32,6 +32,10 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "conv_ln": [{"pre_norm": True}],
     "mbv2_head": [{"width": 0}],
     "emo_stem": [{"se_ratio": 0.0}],
+    "convnext_ln": [{"kernel_size": 3, "exp_ratio": 3.0, "act": "relu"}],
+    "iformer_attn": [{"num_heads": 3}, {"modulation": True, "cpe": True, "gate_act": "silu", "norm": "pre_ln"},
+                     {"modulation": True, "num_heads": 3, "ffn_ratio": 3.0}],
+    "patchify_stem": [{"patch_size": 2}],
 }
 # Defaults some components need to be valid at an odd width (heads must divide it).
 AT_ODD_WIDTH: dict[str, dict[str, Any]] = {"sam": {"heads": 3}, "msa": {"num_heads": 3}}

@@ -98,13 +98,20 @@ def _close(ours: float, printed: str) -> bool:
 @pytest.mark.parametrize(("pid", "ref", "params", "gmacs"), _printed(), ids=[r[0] for r in _printed()])
 def test_arch_reproduces_printed_counts(pid: str, ref: str, params: str, gmacs: str) -> None:
     """Params and MACs to the printed precision, in the paper's convention (the Arch's meta.macs_convention:
-    ``all``, ``no_norm`` = norms fused into convolutions as iFormer counts, ``no_attn``)."""
+    ``all``, ``no_norm`` = norms fused into convolutions as iFormer counts, ``no_attn``). Where a paper's own
+    tables disagree with each other, the Arch's meta.count_discrepancy says how; then the figure must be within
+    4% and the discrepancy must be real (a declared discrepancy that matches to the printed precision fails)."""
     point = {p.id: p for p in load_points()}[pid]
     c = ds.count(point.arch)
-    convention = str(dict(point.arch.meta).get("macs_convention", "all"))
+    meta = dict(point.arch.meta)
+    convention = str(meta.get("macs_convention", "all"))
     cat = c.by_category()
     macs = c.macs - {"all": 0, "no_norm": cat.get("norm", 0), "no_attn": cat.get("matmul", 0)}[convention]
-    if params:
-        assert _close(c.params / 1e6, params), f"{pid}: params {c.params / 1e6:.4f}M, printed {params}"
-    if gmacs:
-        assert _close(macs / 1e9, gmacs), f"{pid}: GMACs {macs / 1e9:.4f}, printed {gmacs}"
+    figures = [(c.params / 1e6, params, "params (M)"), (macs / 1e9, gmacs, "GMACs")]
+    misses = [f"{what} {ours:.4f}, printed {printed}" for ours, printed, what in figures
+              if printed and not _close(ours, printed)]
+    if "count_discrepancy" in meta:
+        assert misses, f"{pid}: declares a count discrepancy but reproduces the printed counts"
+        assert all(abs(ours / float(printed) - 1) < 0.04 for ours, printed, _ in figures if printed), misses
+    else:
+        assert not misses, f"{pid}: {'; '.join(misses)}"
