@@ -2,7 +2,7 @@
 
 The points (:mod:`designspace.evaluate.points`: the zoo and the seed papers' ablation rows, every one trained
 from scratch under its paper's recipe, without distillation) give about fifty networks with a published top-1.
-Each Arch becomes a few features computed from the Arch alone (:data:`FEATURES`: size, MACs, depth and width
+Each Arch becomes a few features computed from the Arch alone (:data:`BASE_FEATURES`: size, MACs, depth and width
 profile, block-type mix, attention share, resolution). The model is a bootstrap ensemble of ridge regressions
 on the standardized features: the ridge strength is chosen by exact leave-one-out error, each member is fitted
 on a resample of the networks, and a prediction's standard deviation combines the members' spread with the
@@ -20,7 +20,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,16 +32,37 @@ import numpy as np
 from designspace.arch import Arch
 from designspace.exceptions import DocumentError
 
-__all__ = ["FEATURES", "MODEL_FILE", "Top1", "Top1Model", "features", "fit_arrays", "fit_points", "load_model",
-           "predict_top1", "training_set", "write_model"]
+__all__ = ["BASE_FEATURES", "MODEL_FILE", "Top1", "Top1Model", "data_block_types", "feature_groups", "feature_names",
+           "features", "fit_arrays", "fit_points", "load_model", "predict_top1", "training_set", "write_model"]
 
-#: Block types whose share of the blocks is a feature (a block-type mix; other types flag extrapolation).
-MIX_TYPES = ("mbconv", "efficientmod", "irmb", "iformer_conv", "shma", "sam", "msa")
+#: The features every model has, in order (see :func:`features`); then one ``mix_<type>`` per block type that
+#: occurs in the data (a block-type mix; a type the data never saw flags extrapolation).
+BASE_FEATURES = ("log10_params", "log10_macs", "log10_blocks", "log10_width_first", "log10_width_last",
+                 "late_block_share", "attention_block_share", "attention_macs_share", "norm_macs_share",
+                 "log10_resolution")
 
-#: The features, in order (see :func:`features` for each one's definition).
-FEATURES = ("log10_params", "log10_macs", "log10_blocks", "log10_width_first", "log10_width_last",
-            "late_block_share", "attention_block_share", "attention_macs_share", "norm_macs_share",
-            *(f"mix_{t}" for t in MIX_TYPES), "log10_resolution")
+#: Feature groups; the fit keeps ``size`` and ``resolution`` and chooses the others (every subset tried) by
+#: exact leave-one-out error, so that a group that does not generalize across networks is left out.
+_BASE_GROUPS: dict[str, tuple[str, ...]] = {
+    "size": ("log10_params", "log10_macs"),
+    "profile": ("log10_blocks", "log10_width_first", "log10_width_last", "late_block_share"),
+    "attention": ("attention_block_share", "attention_macs_share"),
+    "categories": ("norm_macs_share",),
+    "resolution": ("log10_resolution",),
+}
+_ALWAYS = ("size", "resolution")
+#: Published points left out of the fit: a recipe beyond the paper's standard one.
+_NOT_STANDARD = re.compile(r"distill|advanced strateg", re.IGNORECASE)
+
+
+def feature_names(mix_types: Sequence[str]) -> tuple[str, ...]:
+    """:data:`BASE_FEATURES` and ``mix_<type>`` for each block type."""
+    return BASE_FEATURES + tuple(f"mix_{t}" for t in mix_types)
+
+
+def feature_groups(names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The groups the fit chooses among, for these feature names (``mix``: every ``mix_<type>``)."""
+    return {**_BASE_GROUPS, "mix": tuple(n for n in names if n.startswith("mix_"))}
 
 #: The shipped model, relative to the package.
 MODEL_FILE = "data/top1_model.json"
@@ -78,8 +100,8 @@ class Top1:
                 "top1_hi": round(self.hi, 3), "extrapolated": self.extrapolated, "reason": self.reason}
 
 
-def features(arch: Arch) -> tuple[np.ndarray, list[str]]:
-    """The feature vector of ``arch`` (order :data:`FEATURES`) and the block types it has outside :data:`MIX_TYPES`.
+def features(arch: Arch, mix_types: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """The feature vector of ``arch`` (order ``feature_names(mix_types)``) and its block types not in ``mix_types``.
 
     log10 of parameters, MACs (the fvcore convention of :func:`designspace.count`), number of blocks, first and
     last stage width, and input resolution (pixels); ``late_block_share``: blocks in the second half of the
@@ -98,12 +120,12 @@ def features(arch: Arch) -> tuple[np.ndarray, list[str]]:
     late = sum(1 for p in blocks if int(p.where[1]) >= half)
     attn = sum(1 for p in blocks if p.component.is_attention(p.layer.kwargs()))
     types = [p.layer.type for p in blocks]
-    mix = [types.count(t) / n for t in MIX_TYPES]
-    unknown = sorted({t for t in types if t not in MIX_TYPES})
+    mix = [types.count(t) / n for t in mix_types]
+    unknown = sorted({t for t in types if t not in mix_types})
     macs = max(counts.macs, 1)
     vec = [np.log10(max(counts.params, 1)), np.log10(macs), np.log10(n), np.log10(arch.stages[0].width),
            np.log10(arch.stages[-1].width), late / n, attn / n, cat.get("matmul", 0) / macs, cat.get("norm", 0) / macs,
-           *mix, np.log10(arch.resolution)]
+           np.log10(arch.resolution), *mix]
     return np.asarray(vec, dtype=float), unknown
 
 
@@ -140,6 +162,7 @@ class Top1Model:
         gram_inv: ``(Zc^T Zc + alpha I)^-1`` of the centered standardized data, for leverage.
         center: the data's mean standardized feature vector.
         max_leverage: the largest leverage of a data point.
+        groups: the feature groups the fit chose (empty when fitted without groups).
         data: ``[id, fingerprint, top1]`` of each network fitted on.
     """
 
@@ -156,6 +179,7 @@ class Top1Model:
     gram_inv: tuple[tuple[float, ...], ...]
     center: tuple[float, ...]
     max_leverage: float
+    groups: tuple[str, ...] = ()
     data: tuple[tuple[str, str, float], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +188,7 @@ class Top1Model:
                 "used": list(self.used), "alpha": self.alpha, "intercepts": list(self.intercepts),
                 "coefs": [list(c) for c in self.coefs], "sigma": self.sigma, "low": list(self.low),
                 "high": list(self.high), "gram_inv": [list(r) for r in self.gram_inv], "center": list(self.center),
-                "max_leverage": self.max_leverage, "data": [list(d) for d in self.data]}
+                "max_leverage": self.max_leverage, "groups": list(self.groups), "data": [list(d) for d in self.data]}
 
     @functools.cached_property
     def _arrays(self) -> tuple[np.ndarray, ...]:
@@ -181,7 +205,9 @@ class Top1Model:
         std = float(np.sqrt(preds.var() + self.sigma ** 2))
         reasons = [f"block type {t!r} is not in the data" for t in unknown]
         span = np.maximum(high - low, 1e-12)
-        for i in np.flatnonzero((x < low - 1e-9 * span) | (x > high + 1e-9 * span)):
+        # features the fit uses, and those constant in the data (an unseen resolution); not unused varying ones
+        watch = (used > 0) | (high - low <= 1e-12)
+        for i in np.flatnonzero(watch & ((x < low - 1e-9 * span) | (x > high + 1e-9 * span))):
             reasons.append(f"{self.features[i]} {x[i]:.4g} outside the data's {low[i]:.4g}..{high[i]:.4g}")
         d = z - center
         leverage = float(d @ ginv @ d)
@@ -190,15 +216,32 @@ class Top1Model:
                            f" > {self.max_leverage:.3g})")
         return Top1(mu, std, max(0.0, mu - _Z95 * std), min(100.0, mu + _Z95 * std), bool(reasons), "; ".join(reasons))
 
+    @functools.cached_property
+    def mix_types(self) -> tuple[str, ...]:
+        """The block types of the mix features."""
+        return tuple(n[len("mix_"):] for n in self.features if n.startswith("mix_"))
+
     def predict(self, arch: Arch) -> Top1:
         """The prediction for ``arch``."""
-        x, unknown = features(arch)
+        x, unknown = features(arch, self.mix_types)
         return self.predict_vector(x, unknown)
 
 
-def fit_arrays(x: np.ndarray, y: np.ndarray, *, names: Sequence[str] = FEATURES, seed: int = 0,
-               bootstrap: int = _BOOTSTRAP, data: Iterable[tuple[str, str, float]] = ()) -> Top1Model:
+def _candidates(groups: Mapping[str, Sequence[str]] | None) -> list[tuple[str, ...]]:
+    if groups is None:
+        return [()]
+    optional = [g for g in groups if g not in _ALWAYS]
+    always = tuple(g for g in groups if g in _ALWAYS)
+    return [always + tuple(g for k, g in enumerate(optional) if mask >> k & 1) for mask in range(1 << len(optional))]
+
+
+def fit_arrays(x: np.ndarray, y: np.ndarray, *, names: Sequence[str],
+               groups: Mapping[str, Sequence[str]] | None = None, seed: int = 0, bootstrap: int = _BOOTSTRAP,
+               data: Iterable[tuple[str, str, float]] = ()) -> Top1Model:
     """Fits the model on an ``n x F`` feature matrix and ``n`` top-1 values (%); deterministic for a given seed.
+
+    ``groups`` (feature group -> names, e.g. :func:`feature_groups`): choose the groups used, with the ridge
+    strength, by leave-one-out error (groups in ``_ALWAYS`` always kept); ``None``: use every feature.
 
     Raises:
         ValueError: fewer than 3 rows, or shapes that disagree.
@@ -207,12 +250,20 @@ def fit_arrays(x: np.ndarray, y: np.ndarray, *, names: Sequence[str] = FEATURES,
     if x.ndim != 2 or len(x) != len(y) or len(y) < 3 or x.shape[1] != len(names):
         raise ValueError(f"need an n x {len(names)} feature matrix and n >= 3 targets, got {x.shape} and {y.shape}")
     mean, sd = x.mean(axis=0), x.std(axis=0)
-    used = sd > 1e-12
-    scale = np.where(used, sd, 1.0)
+    varies = sd > 1e-12
+    scale = np.where(varies, sd, 1.0)
+    best: tuple[float, float, np.ndarray, tuple[str, ...]] | None = None
+    for chosen in _candidates(groups):
+        keep = set(names) if groups is None else {f for g in chosen for f in groups[g]}
+        used = varies & np.asarray([n in keep for n in names])
+        z = (x - mean) / scale * used
+        for a in _ALPHAS:
+            err = float(np.mean(_loo_residuals(z, y, a) ** 2))
+            if best is None or err < best[0] - 1e-12:
+                best = (err, a, used, chosen)
+    assert best is not None
+    sigma, alpha, used, chosen = float(np.sqrt(best[0])), best[1], best[2], best[3]
     z = (x - mean) / scale * used
-    errors = [float(np.mean(_loo_residuals(z, y, a) ** 2)) for a in _ALPHAS]
-    alpha = _ALPHAS[int(np.argmin(errors))]
-    sigma = float(np.sqrt(min(errors)))
     rng = np.random.default_rng(seed)
     b0s, coefs = [], []
     for _ in range(bootstrap):
@@ -227,21 +278,23 @@ def fit_arrays(x: np.ndarray, y: np.ndarray, *, names: Sequence[str] = FEATURES,
     return Top1Model(tuple(names), tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(bool, used)), alpha,
                      tuple(map(float, b0s)), tuple(tuple(map(float, c)) for c in coefs), sigma,
                      tuple(map(float, x.min(axis=0))), tuple(map(float, x.max(axis=0))),
-                     tuple(tuple(map(float, r)) for r in ginv), tuple(map(float, center)), max_lev, tuple(data))
+                     tuple(tuple(map(float, r)) for r in ginv), tuple(map(float, center)), max_lev, tuple(chosen),
+                     tuple(data))
 
 
 def training_set(points: Iterable[Any] | None = None) -> list[tuple[str, Arch, float, tuple[str, ...]]]:
     """The networks to fit on: ``(id, arch, top1, groups)``, one per distinct Arch (fingerprint), sorted by id.
 
     A network that appears in several tables (SMT-T is a row of three) is one data point; its top-1 is the
-    mean of the published figures (they agree in the seeds) and ``groups`` lists every table it is in.
+    mean of the published figures (they agree in the seeds) and ``groups`` lists every table it is in. Points
+    whose source or notes say distillation or "advanced strategies" are left out (not the standard recipe).
     """
     from designspace.evaluate.points import load_points
 
     pts = load_points() if points is None else list(points)
     by_fp: dict[str, list[Any]] = {}
     for p in pts:
-        if p.top1 is not None:
+        if p.top1 is not None and not _NOT_STANDARD.search(f"{p.source} {p.notes}"):
             by_fp.setdefault(p.arch.fingerprint, []).append(p)
     out = []
     for same in by_fp.values():
@@ -254,9 +307,17 @@ def training_set(points: Iterable[Any] | None = None) -> list[tuple[str, Arch, f
 def fit_points(points: Iterable[Any] | None = None, *, seed: int = 0) -> Top1Model:
     """Fits the model on the published points (all of them by default; see :func:`training_set`)."""
     rows = training_set(points)
-    x = np.stack([features(a)[0] for _, a, _, _ in rows])
+    mix = data_block_types([a for _, a, _, _ in rows])
+    x = np.stack([features(a, mix)[0] for _, a, _, _ in rows])
     y = np.asarray([t for _, _, t, _ in rows])
-    return fit_arrays(x, y, seed=seed, data=[(i, a.fingerprint, t) for i, a, t, _ in rows])
+    names = feature_names(mix)
+    return fit_arrays(x, y, names=names, groups=feature_groups(names), seed=seed,
+                      data=[(i, a.fingerprint, t) for i, a, t, _ in rows])
+
+
+def data_block_types(archs: Iterable[Arch]) -> tuple[str, ...]:
+    """The block types that occur in ``archs``, sorted."""
+    return tuple(sorted({layer.type for a in archs for s in a.stages for layer in s.blocks}))
 
 
 def write_model(path: Path | str | None = None) -> Path:
@@ -282,7 +343,8 @@ def _parse(text: str, file: str) -> Top1Model:
                           float(body["alpha"]), tuple(body["intercepts"]), tuple(tuple(c) for c in body["coefs"]),
                           float(body["sigma"]), tuple(body["low"]), tuple(body["high"]),
                           tuple(tuple(r) for r in body["gram_inv"]), tuple(body["center"]),
-                          float(body["max_leverage"]), tuple(tuple(d) for d in body.get("data", ())))
+                          float(body["max_leverage"]), tuple(body.get("groups", ())),
+                          tuple(tuple(d) for d in body.get("data", ())))
         shapes_ok = (all(len(v) == f for v in (model.mean, model.scale, model.used, model.low, model.high,
                                                 model.center))
                      and len(model.coefs) == len(model.intercepts) > 0 and all(len(c) == f for c in model.coefs)
@@ -291,7 +353,8 @@ def _parse(text: str, file: str) -> Top1Model:
         raise DocumentError(f"malformed top-1 model ({type(err).__name__}: {err})", file=file, fix=fix) from None
     if not shapes_ok:
         raise DocumentError("array lengths disagree with the feature list", file=file, path="features", fix=fix)
-    if model.features != FEATURES:
+    base, mix = model.features[:len(BASE_FEATURES)], model.features[len(BASE_FEATURES):]
+    if base != BASE_FEATURES or not all(n.startswith("mix_") for n in mix):
         raise DocumentError(f"features {list(model.features)} are not this version's", file=file, path="features",
                             fix=fix)
     return model

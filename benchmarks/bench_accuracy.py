@@ -1,0 +1,179 @@
+"""Validation of the top-1 predictor and of every other accuracy estimate on the published (Arch, top-1) points.
+
+Run: python benchmarks/bench_accuracy.py [--proxy-seconds 1200] [--no-proxies] [--json OUT]
+
+The points are the zoo and the seed papers' ablation tables (``designspace/data/points/``), one data point per
+distinct network (``designspace.evaluate.top1.training_set``). For each estimate it prints:
+
+* leave-one-out MAE: each network predicted by a model refitted without it (top-1 points);
+* leave-one-table-out MAE: each ablation table predicted by a model refitted without every network of that
+  table (the table's reference model too, wherever else it appears), over the tables' networks;
+* Kendall tau within each ablation table, of the held-out-table predictions against the published top-1, their
+  mean over tables, and the share of the tables' ordered pairs ranked right (ties in either count half);
+* tau over the zoo (the cross-family ranking ``bench_proxies.py`` reports).
+
+The predictor is the whole pipeline of ``top1.fit_arrays`` (ridge strength chosen inside each refit). Baselines:
+log10 MACs, log10 parameters and each training-free proxy; for their MAE a one-variable least-squares line
+is refitted the same way (their taus need no fit). Proxies of networks are cached in
+``results/bench_accuracy_proxies.json``; networks are computed smallest first until ``--proxy-seconds`` is
+spent, and the ones left out are listed (a proxy's figures are then over the networks it has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from designspace.evaluate.counts import count
+from designspace.evaluate.top1 import (
+    data_block_types,
+    feature_groups,
+    feature_names,
+    features,
+    fit_arrays,
+    predict_top1,
+    training_set,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "results" / "bench_accuracy_proxies.json"
+PROXY_NAMES = ("synflow", "naswot", "zico", "meco")
+
+Fit = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+
+
+def _predictor(names: tuple[str, ...]) -> Fit:
+    def fit(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        model = fit_arrays(x, y, names=names, groups=feature_groups(names))
+        return lambda xs: np.asarray([model.predict_vector(row).mean for row in xs])
+    return fit
+
+
+def _line_fit(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    slope, icept = np.polyfit(x[:, 0], y, 1)
+    return lambda xs: slope * xs[:, 0] + icept
+
+
+def _proxies(rows: list[tuple], budget: float) -> tuple[dict[str, dict[str, float]], list[str]]:
+    from designspace.evaluate.proxies import compute_proxies
+
+    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+    left: list[str] = []
+    start = time.perf_counter()
+    for rid, arch, _, _ in sorted(rows, key=lambda r: count(r[1]).macs):
+        if arch.fingerprint in cache:
+            continue
+        if time.perf_counter() - start > budget:
+            left.append(rid)
+            continue
+        t0 = time.perf_counter()
+        cache[arch.fingerprint] = compute_proxies(arch, PROXY_NAMES, seed=0).values
+        print(f"  proxies of {rid}: {time.perf_counter() - t0:.1f} s", flush=True)
+        CACHE.parent.mkdir(exist_ok=True)
+        CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    return {r[1].fingerprint: cache[r[1].fingerprint] for r in rows if r[1].fingerprint in cache}, left
+
+
+def _pairs(pred: list[float], top: list[float]) -> tuple[float, int]:
+    """(pairs ranked right, counting ties as half; pairs with different published top-1)."""
+    right, n = 0.0, 0
+    for i in range(len(top)):
+        for j in range(i + 1, len(top)):
+            if top[i] == top[j]:
+                continue
+            n += 1
+            d = (pred[i] - pred[j]) * (top[i] - top[j])
+            right += 1.0 if d > 0 else 0.5 if d == 0 else 0.0
+    return right, n
+
+
+def evaluate(name: str, ids: list[str], x: np.ndarray, y: np.ndarray, groups: list[tuple[str, ...]],
+             fit: Fit, raw: np.ndarray | None) -> dict:
+    """LOO and leave-one-table-out MAE, within-table taus of one estimate (``raw``: its values, for taus)."""
+    n = len(y)
+    loo = np.array([fit(np.delete(x, i, 0), np.delete(y, i))(x[i:i + 1])[0] for i in range(n)])
+    tables = sorted({g for gs in groups for g in gs if g != "zoo"})
+    out: dict = {"name": name, "n": n, "loo_mae": float(np.mean(np.abs(loo - y))), "tables": {}}
+    errs, taus, right, pairs = [], [], 0.0, 0
+    for t in tables:
+        inside = [i for i in range(n) if t in groups[i]]
+        if len(inside) < 2:
+            continue
+        keep = [i for i in range(n) if i not in inside]
+        pred = fit(x[keep], y[keep])(x[inside])
+        errs.extend(np.abs(pred - y[inside]))
+        score = pred if raw is None else raw[inside]
+        tau = kendalltau(score, y[inside])[0]
+        r, p = _pairs(list(score), list(y[inside]))
+        right, pairs = right + r, pairs + p
+        out["tables"][t] = {"n": len(inside), "tau": None if np.isnan(tau) else float(tau), "mae": float(
+            np.mean(np.abs(pred - y[inside])))}
+        if not np.isnan(tau):
+            taus.append(tau)
+    zoo = [i for i in range(n) if "zoo" in groups[i]]
+    zoo_score = loo[zoo] if raw is None else raw[zoo]
+    out.update(loto_mae=float(np.mean(errs)), tau_mean=float(np.mean(taus)), pairs_right=right / max(pairs, 1),
+               pairs=pairs, zoo_tau=float(kendalltau(zoo_score, y[zoo])[0]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proxy-seconds", type=float, default=1200.0, help="time cap for uncached proxies")
+    parser.add_argument("--no-proxies", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    rows = training_set()
+    ids = [r[0] for r in rows]
+    y = np.asarray([r[2] for r in rows])
+    groups = [r[3] for r in rows]
+    mix = data_block_types([r[1] for r in rows])
+    names = feature_names(mix)
+    x = np.stack([features(r[1], mix)[0] for r in rows])
+    print(f"{len(rows)} distinct networks with a published top-1, "
+          f"{len({g for gs in groups for g in gs if g != 'zoo'})} ablation tables")
+    results = [evaluate("top1 (predictor)", ids, x, y, groups, _predictor(names), None)]
+    for base in ("log10_macs", "log10_params"):
+        col = x[:, [names.index(base)]]
+        results.append(evaluate(base, ids, col, y, groups, _line_fit, col[:, 0]))
+    if not args.no_proxies:
+        values, left = _proxies(rows, args.proxy_seconds)
+        if left:
+            print(f"proxies not computed within {args.proxy_seconds:g} s for: {', '.join(left)}")
+        have = [i for i, r in enumerate(rows) if r[1].fingerprint in values]
+        for p in PROXY_NAMES:
+            col = np.asarray([[values[rows[i][1].fingerprint][p]] for i in have])
+            results.append(evaluate(p, [ids[i] for i in have], col, y[have], [groups[i] for i in have],
+                                    _line_fit, col[:, 0]))
+    tables = sorted({t for r in results for t in r["tables"]})
+    print(f"\n{'estimate':18s} {'n':>3s} {'LOO MAE':>8s} {'LOTO MAE':>8s} {'tau/table':>9s} {'pairs':>6s} "
+          f"{'zoo tau':>7s}  " + " ".join(f"{t[:14]:>14s}" for t in tables))
+    for r in results:
+        cells = " ".join(f"{r['tables'][t]['tau']:14.2f}" if t in r["tables"] and r["tables"][t]["tau"] is not None
+                         else f"{'-':>14s}" for t in tables)
+        print(f"{r['name']:18s} {r['n']:3d} {r['loo_mae']:8.2f} {r['loto_mae']:8.2f} {r['tau_mean']:9.3f} "
+              f"{r['pairs_right']:6.3f} {r['zoo_tau']:7.3f}  {cells}")
+    print("\n(table sizes: " + ", ".join(f"{t} {results[0]['tables'][t]['n']}" for t in tables) + "; pairs: "
+          f"{results[0]['pairs']} ordered pairs with different top-1)")
+    best = max(results, key=lambda r: (r["pairs_right"], r["tau_mean"]))
+    print(f"best within tables (pairs ranked right, then mean tau): {best['name']} "
+          f"({best['pairs_right']:.3f}, tau {best['tau_mean']:.3f})")
+    arch = rows[ids.index("smt_t")][1] if "smt_t" in ids else rows[0][1]
+    predict_top1(arch)
+    t0 = time.perf_counter()
+    for _ in range(200):
+        predict_top1(arch)
+    took = (time.perf_counter() - t0) / 200 * 1e3
+    print(f"predict_top1 of {arch.name}: {took:.3f} ms per call (goal < 5 ms: {'met' if took < 5 else 'NOT met'})")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "best": best["name"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

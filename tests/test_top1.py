@@ -1,0 +1,175 @@
+"""The top-1 predictor: a known answer recovered, exact leave-one-out, the shipped fit reproducible, sane intervals,
+extrapolation flagged, one-line errors for a missing or malformed model file."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import designspace as ds
+from designspace.evaluate import top1
+from designspace.evaluate.top1 import (
+    BASE_FEATURES,
+    Top1,
+    fit_arrays,
+    fit_points,
+    load_model,
+    predict_top1,
+    training_set,
+)
+from designspace.exceptions import DocumentError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _toy(n: int = 40, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 3))
+    return x, 70.0 + 3.0 * x[:, 0] - 2.0 * x[:, 1]  # the third feature carries nothing
+
+
+def test_toy_table_with_a_known_answer_is_recovered() -> None:
+    x, y = _toy()
+    model = fit_arrays(x, y, names=("a", "b", "c"), bootstrap=50)
+    for probe in ([0.5, -0.5, 0.0], [-0.6, 0.6, 0.5], [0.0, 0.0, -0.3]):
+        pred = model.predict_vector(np.asarray(probe))
+        assert pred.mean == pytest.approx(70 + 3 * probe[0] - 2 * probe[1], abs=0.05)
+        assert pred.std < 0.1 and not pred.extrapolated
+    assert model.alpha == min(top1._ALPHAS)  # no noise: the weakest ridge wins leave-one-out
+    far = model.predict_vector(np.asarray([5.0, 0.0, 0.0]))
+    assert far.extrapolated and "a 5 outside the data's" in far.reason
+
+
+def test_feature_groups_are_chosen_by_leave_one_out() -> None:
+    x, y = _toy()
+    noise = np.random.default_rng(0).normal(0, 0.3, len(y))
+    junk = np.random.default_rng(1).normal(0, 1, (len(y), 2))
+    groups = {"size": ("a", "b"), "resolution": (), "junk": ("j1", "j2")}
+    model = fit_arrays(np.hstack([x[:, :2], junk]), y + noise, names=("a", "b", "j1", "j2"), groups=groups)
+    assert model.groups == ("size", "resolution") and model.used == (True, True, False, False)
+
+
+def test_closed_form_leave_one_out_equals_refitting() -> None:
+    x, y = _toy(25)
+    y = y + np.random.default_rng(5).normal(0, 0.5, len(y))
+    z = (x - x.mean(0)) / x.std(0)
+    for alpha in (0.01, 1.0, 30.0):
+        explicit = []
+        for i in range(len(y)):
+            b0, coef = top1._ridge(np.delete(z, i, 0), np.delete(y, i), alpha)
+            explicit.append(y[i] - (b0 + z[i] @ coef))
+        assert np.allclose(top1._loo_residuals(z, y, alpha), explicit)
+
+
+def _bench() -> object:
+    spec = importlib.util.spec_from_file_location("bench_accuracy", ROOT / "benchmarks" / "bench_accuracy.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_leave_one_out_and_table_out_are_computed() -> None:
+    bench = _bench()
+    x = np.asarray([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]])
+    y = np.asarray([1.0, 2.5, 2.9, 4.2, 5.0, 6.4])
+    groups = [("t1",), ("t1",), ("t2",), ("t2",), ("zoo",), ("zoo",)]
+    got = bench.evaluate("line", list("abcdef"), x, y, groups, bench._line_fit, x[:, 0])  # type: ignore[attr-defined]
+    loo = [abs(np.polyval(np.polyfit(np.delete(x[:, 0], i), np.delete(y, i), 1), x[i, 0]) - y[i]) for i in range(6)]
+    assert got["loo_mae"] == pytest.approx(np.mean(loo))
+    held = []
+    for t in ("t1", "t2"):
+        inside = [i for i, g in enumerate(groups) if t in g]
+        rest = [i for i in range(6) if i not in inside]
+        line = np.polyfit(x[rest, 0], y[rest], 1)
+        held.extend(abs(np.polyval(line, x[inside, 0]) - y[inside]))
+    assert got["loto_mae"] == pytest.approx(np.mean(held))
+    assert got["pairs_right"] == 1.0 and got["tables"]["t1"]["tau"] == pytest.approx(1.0)
+
+
+def test_fit_is_reproducible_and_the_shipped_model_is_current() -> None:
+    a, b = fit_points().to_dict(), fit_points().to_dict()
+    assert a == b
+    shipped = load_model()
+    assert [tuple(d) for d in a["data"]] == list(shipped.data), \
+        "the points changed: regenerate with designspace.evaluate.top1.write_model()"
+    assert np.allclose(a["coefs"], shipped.coefs) and a["alpha"] == shipped.alpha
+    ids = [r[0] for r in training_set()]
+    assert len(ids) == len(set(ids)) and len(ids) >= 40
+
+
+def test_intervals_are_sane_on_the_data() -> None:
+    rows = training_set()
+    inside = 0
+    for rid, arch, published, _ in rows:
+        p = predict_top1(arch)
+        assert 0 < p.lo < p.mean < p.hi < 100 and 0.2 < p.std < 5, rid
+        assert not p.extrapolated, (rid, p.reason)
+        inside += p.lo <= published <= p.hi
+    assert inside >= 0.85 * len(rows)
+    assert abs(predict_top1(ds.load_arch("smt_t")).mean - 82.2) < 1.5
+
+
+def test_an_absurd_arch_is_flagged() -> None:
+    doc = ds.load_arch("iformer_t").to_dict()
+    doc["resolution"] = 512
+    for s in doc["stages"]:
+        s["width"] = s["width"] * 8
+    p = predict_top1(ds.Arch.from_dict(doc))
+    assert p.extrapolated and "outside the data's" in p.reason and "log10_resolution" in p.reason
+
+
+def test_printing_and_fields_say_what_they_are() -> None:
+    p = Top1(78.94, 0.87, 77.2, 80.6, False)
+    assert str(p) == "78.9 +- 0.9 %"
+    assert str(Top1(78.94, 0.87, 77.2, 80.6, True, "x")) == "78.9 +- 0.9 % (extrapolated)"
+    assert set(p.to_dict()) == {"top1_mean", "top1_std", "top1_lo", "top1_hi", "extrapolated", "reason"}
+    assert re.fullmatch(r"\d+\.\d \+- \d+\.\d %", str(predict_top1(ds.load_arch("emo_5m"))))
+    names = load_model().features
+    assert names[:len(BASE_FEATURES)] == BASE_FEATURES and len(names) == len(set(names))
+    assert {"mix_sam", "mix_msa", "mix_irmb", "mix_shma"} <= set(names)
+
+
+def test_prediction_is_cheap() -> None:
+    arch = ds.load_arch("smt_s")
+    predict_top1(arch)
+    best = min(_timed(arch) for _ in range(5))
+    assert best < 5e-3, f"{best * 1e3:.2f} ms per prediction"
+
+
+def _timed(arch: ds.Arch) -> float:
+    start = time.perf_counter()
+    for _ in range(20):
+        predict_top1(arch)
+    return (time.perf_counter() - start) / 20
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    (None, "cannot read the top-1 model"),
+    ("{not json", "not valid JSON"),
+    ('{"format": 2}', "unknown format 2"),
+    ('{"format": 1, "features": ["a"]}', "malformed top-1 model"),
+])
+def test_missing_or_malformed_model_file_is_one_line(tmp_path: Path, text: str | None, needle: str) -> None:
+    path = tmp_path / "model.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(DocumentError) as err:
+        load_model(path)
+    msg = str(err.value)
+    assert needle in msg and str(path) in msg and "fix: regenerate it with" in msg and "\n" not in msg
+
+
+def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
+    body = json.loads((ROOT / "designspace" / "data" / "top1_model.json").read_text())
+    body["features"] = body["features"][:-1] + ["log2_resolution"]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(body))
+    with pytest.raises(DocumentError, match="are not this version's"):
+        load_model(path)
