@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Ctx, Lines, dump_yaml, load_yaml
+from designspace._yaml import Ctx, Lines, dump_yaml, load_yaml, read_document
 from designspace.blocks import Component, components, get
-from designspace.blocks.registry import closest
-from designspace.exceptions import DocumentError, RegistryError
+from designspace.exceptions import DocumentError, RegistryError, did_you_mean
 from designspace.plan import PlanError, check
 
 __all__ = ["Arch", "Layer", "Stage"]
@@ -57,8 +56,7 @@ def _params_of(comp: Component, raw: Mapping[str, Any], path: tuple[Any, ...], c
         spec = comp.spec(key)
         if spec is None:
             names = [p.name for p in comp.params]
-            near = closest(str(key), names)
-            hint = f"did you mean {near!r}? " if near else ""
+            hint = did_you_mean(str(key), names)
             raise ctx.error(path + (key,), f"{comp.name} has no parameter {key!r}",
                             f"{hint}its parameters: {', '.join(names) or 'none'}")
         try:
@@ -250,16 +248,7 @@ class Arch:
     @classmethod
     def from_file(cls, path: str | Path) -> Arch:
         """Reads an Arch YAML file."""
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise DocumentError(f"cannot read the file: {err.strerror}", file=str(path),
-                                fix="check the path") from None
-        except UnicodeDecodeError as err:
-            raise DocumentError(f"the file is not UTF-8 text ({err.reason} at byte {err.start})", file=str(path),
-                                fix="save it as UTF-8 YAML") from None
-        return cls.from_yaml(text, file=str(path))
+        return cls.from_yaml(read_document(path, "Arch file"), file=str(path))
 
     @classmethod
     def from_dict(cls, data: Any, *, file: str = "<dict>", lines: Lines | None = None) -> Arch:
@@ -293,8 +282,7 @@ def _check_keys(data: Any, allowed: tuple[str, ...], path: tuple[Any, ...], ctx:
                         f"write {what} as `key: value` lines; keys: {', '.join(allowed)}")
     for key in data:
         if key not in allowed:
-            near = closest(key, allowed)
-            hint = f"did you mean {near!r}? " if near else ""
+            hint = did_you_mean(key, allowed)
             raise ctx.error(path + (key,), f"unknown field {key!r} in {what}", f"{hint}allowed: {', '.join(allowed)}")
     return data
 
@@ -336,9 +324,12 @@ def _expand(items: Any, path: tuple[Any, ...], ctx: Ctx) -> list[tuple[Any, tupl
             inner = _expand(item["pattern"], p + ("pattern",), ctx)
             if not inner:
                 raise ctx.error(p + ("pattern",), "empty pattern", "list at least one block in the pattern")
-            out.extend(inner * repeat)
         else:
-            out.extend([({k2: v for k2, v in item.items() if k2 != "repeat"}, p)] * repeat)
+            inner = [({k2: v for k2, v in item.items() if k2 != "repeat"}, p)]
+        if len(out) + len(inner) * repeat > _MAX_BLOCKS:  # checked before the list is built: repeat may be 10**18
+            raise ctx.error(p + ("repeat",), f"this entry expands the stage to {len(out) + len(inner) * repeat:,} "
+                            f"blocks, more than {_MAX_BLOCKS}", "use a smaller repeat")
+        out.extend(inner * repeat)
         if len(out) > _MAX_BLOCKS:
             raise ctx.error(p, f"more than {_MAX_BLOCKS} blocks in one stage", "use a smaller repeat")
     return out

@@ -6,7 +6,22 @@ Every error a user can cause derives from :class:`DesignspaceError`; the command
 
 from __future__ import annotations
 
-__all__ = ["DesignspaceError", "DocumentError", "RegistryError"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["DesignspaceError", "DocumentError", "RegistryError", "closest", "did_you_mean"]
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate nearest to ``name`` by edit similarity, or ``None`` if none is close."""
+    match = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest candidate to ``name``, or ``""``: the start of a fix."""
+    near = closest(name, candidates)
+    return f"did you mean {near!r}? " if near else ""
 
 
 class DesignspaceError(Exception):
@@ -53,6 +68,7 @@ class DocumentError(DesignspaceError):
         super().__init__(self._format())
 
     def _format(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        file = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in self.file[:300])  # one line, always
+        where = file if self.line is None else f"{file}:{self.line}"
         head = f"{where}: {self.path}: " if self.path else f"{where}: "
         return head + self.problem + (f" (fix: {self.fix})" if self.fix else "")

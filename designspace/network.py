@@ -62,6 +62,9 @@ class Network(nn.Module):
 
     def __init__(self, arch: Arch) -> None:
         super().__init__()
+        from designspace.resources import check_fits
+
+        check_fits(arch)  # before any weight is allocated: an absurd Arch is refused with its estimate
         self.arch = arch
         placements = plan(arch)
         layout = "nchw"

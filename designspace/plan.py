@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from designspace.blocks import Component, Site, get
 from designspace.blocks.layers import drop_path_rates
+from designspace.exceptions import DesignspaceError
 
 if TYPE_CHECKING:
     from designspace.arch import Arch, Layer
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["Placement", "PlanError", "plan"]
 
 
-class PlanError(Exception):
+class PlanError(DesignspaceError):
     """A component cannot sit where the Arch puts it (raised inside Arch validation).
 
     Attributes:

@@ -27,10 +27,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Ctx, dump_yaml, load_yaml
+from designspace._yaml import Ctx, dump_yaml, load_yaml, read_document
 from designspace.arch import Arch
-from designspace.blocks.registry import closest
-from designspace.exceptions import DocumentError
+from designspace.exceptions import DocumentError, closest, did_you_mean
 
 __all__ = ["FAMILY_OF_BLOCK", "Recipe", "family_of", "load_recipe", "recipe_for", "recipe_names"]
 
@@ -176,11 +175,10 @@ def load_recipe(source: str | Path) -> Recipe:
         return _parse(data, Ctx(f"recipe {text}", lines), text)
     path = Path(text)
     if not path.exists():
-        near = closest(text, list(shipped))
         raise DocumentError(f"{text}: no such recipe file or shipped recipe (fix: "
-                            + (f"did you mean {near!r}? " if near else "")
+                            + did_you_mean(text, list(shipped))
                             + f"shipped: {', '.join(sorted(shipped))}, or a YAML file)")
-    data, lines = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    data, lines = load_yaml(read_document(path, "recipe file"), str(path))
     return _parse(data, Ctx(str(path), lines), path.stem)
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from designspace._yaml import MAX_JSON_BYTES, load_json, read_document
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["StudyResults", "hypervolume", "pareto_front", "read_results", "study_rows", "write_results"]
@@ -240,7 +241,10 @@ def read_results(study: str | Path) -> StudyResults:
         raise DesignspaceError(f"no study results at {folder} (fix: run designspace search first; studies here: "
                                f"{', '.join(known) or 'none'})")
     try:
-        summary = json.loads((folder / SUMMARY_JSON).read_text(encoding="utf-8"))
+        summary = load_json(read_document(folder / SUMMARY_JSON, "results summary", MAX_JSON_BYTES),
+                            str(folder / SUMMARY_JSON))
+        if not isinstance(summary, dict) or not isinstance(summary.get("settings"), dict):
+            raise ValueError("summary.json is not a study summary")
         rows = _read_csv(folder / TRIALS_CSV)
     except (OSError, ValueError, csv.Error) as err:
         raise DesignspaceError(f"the results in {folder} cannot be read ({err}) (fix: rerun the search command to "

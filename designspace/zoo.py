@@ -16,8 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from designspace.arch import Arch
-from designspace.blocks.registry import closest
-from designspace.exceptions import DocumentError
+from designspace.exceptions import DocumentError, did_you_mean
 
 __all__ = ["Published", "load", "names", "published", "published_for"]
 
@@ -65,8 +64,7 @@ def load(name: str) -> Arch:
     """
     filename = _index().get(_key(name))
     if filename is None:
-        near = closest(_key(name), names())
-        hint = f"did you mean {near!r}? " if near else ""
+        hint = did_you_mean(_key(name), names())
         raise DocumentError(f"{name!r} is neither an Arch file nor a zoo model", file=name,
                             fix=f"{hint}give a path to a .yaml file or one of: {', '.join(names())}")
     return _load_file(filename)

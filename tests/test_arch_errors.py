@@ -52,7 +52,7 @@ def test_cli_exits_2_with_one_line(path: Path, capsys: pytest.CaptureFixture[str
 
 def test_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "no/such/arch.yaml"]) == 2
-    assert "cannot read the file" in capsys.readouterr().err
+    assert "cannot read the Arch file: No such file" in capsys.readouterr().err
 
 
 def test_unknown_zoo_name_suggests(capsys: pytest.CaptureFixture[str]) -> None:

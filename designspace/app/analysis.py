@@ -11,7 +11,6 @@ Pareto fronts are over feasible trials, with each objective's direction; hypervo
 from __future__ import annotations
 
 import math
-import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -223,52 +222,6 @@ def history(study: Study, limits: dict[str, float], checkpoints: int = 200) -> p
 # ----------------------------------------------------------------------------------------------- block mixes
 _MIX_MEMO: dict[tuple[str, int], tuple[tuple[str, ...], ...]] = {}
 _MIX_LOCK = threading.Lock()
-_BLOCK = re.compile(r"^\s+-\s+\{?type:\s*([\w.-]+)")
-_BLOCK_STYLE = re.compile(r"^\s+-\s+type:\s*([\w.-]+)")
-
-
-def _mix_from_text(text: str) -> tuple[tuple[str, ...], ...] | None:
-    """Per stage, the block types in order of first use, from an Arch YAML text as designspace writes it
-    (``stages:`` a list of ``- width:`` items whose blocks are ``- {type: ...}`` entries); ``None`` when the
-    text is laid out otherwise (the caller then parses the YAML)."""
-    stages: list[list[str]] = []
-    inside = False
-    for line in text.splitlines():
-        if not inside:
-            inside = line.startswith("stages:")
-            continue
-        if line and not line[0].isspace() and not line.startswith("-"):
-            break  # the next top-level key
-        if line.startswith("- "):
-            stages.append([])
-            continue
-        m = _BLOCK.match(line) or _BLOCK_STYLE.match(line)
-        if m and stages and m.group(1) not in stages[-1]:
-            stages[-1].append(m.group(1))
-    if not stages or not all(stages):
-        return None
-    return tuple(tuple(s) for s in stages)
-
-
-def _mix_from_yaml(text: str) -> tuple[tuple[str, ...], ...]:
-    import yaml
-
-    data = yaml.safe_load(text)
-    out = []
-    for stage in data.get("stages", []):
-        types: list[str] = []
-
-        def walk(items: Any, types: list[str] = types) -> None:
-            for b in items or []:
-                if "pattern" in b:
-                    walk(b["pattern"])
-                elif b.get("type") not in types:
-                    types.append(str(b.get("type")))
-        walk(stage.get("blocks"))
-        out.append(tuple(types))
-    return tuple(out)
-
-
 def block_mix(path: Path) -> tuple[tuple[str, ...], ...]:
     """The block types in each stage of the Arch file at ``path`` (memoized by path and modification time).
 
@@ -277,13 +230,16 @@ def block_mix(path: Path) -> tuple[tuple[str, ...], ...]:
 
     Raises:
         OSError: the file cannot be read.
+        DocumentError: it is not a valid Arch file.
     """
+    from designspace.arch import Arch
+
     key = (str(path), path.stat().st_mtime_ns)
     hit = _MIX_MEMO.get(key)
     if hit is not None:
         return hit
-    text = path.read_text(encoding="utf-8")
-    mix = _mix_from_text(text) or _mix_from_yaml(text)
+    arch = Arch.from_file(path)  # the one Arch reader (about 1 ms a file), with the safe loader's limits
+    mix = tuple(tuple(dict.fromkeys(layer.type for layer in stage.blocks)) for stage in arch.stages)
     with _MIX_LOCK:
         _MIX_MEMO[key] = mix
     return mix

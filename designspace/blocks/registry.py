@@ -16,15 +16,14 @@ Registration refuses duplicates; lookups of unknown names list the known ones an
 from __future__ import annotations
 
 import contextlib
-import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from torch import nn
 
 from designspace.blocks.tally import Tally
-from designspace.exceptions import RegistryError
+from designspace.exceptions import RegistryError, closest, did_you_mean
 
 __all__ = [
     "KINDS",
@@ -244,12 +243,6 @@ def register(component: Component) -> Component:
     return component
 
 
-def closest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate nearest to ``name`` by edit similarity, or ``None`` if none is close."""
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
-    return match[0] if match else None
-
-
 def components(kind: Kind | None = None) -> list[Component]:
     """Registered components (of one kind), in registration order."""
     return [c for c in _REGISTRY.values() if kind is None or c.kind == kind]
@@ -266,8 +259,7 @@ def get(name: str, kind: Kind | None = None) -> Component:
     if comp is not None and (kind is None or comp.kind == kind):
         return comp
     known = [c.name for c in components(kind)]
-    near = closest(str(name), known)
     what = f"{kind} type" if kind else "component"
     problem = f"{name!r} is a {comp.kind}, not a {kind}" if comp is not None else f"unknown {what} {name!r}"
-    hint = f"did you mean {near!r}? " if near else ""
+    hint = did_you_mean(str(name), known)
     raise RegistryError(problem, f"{hint}known: {', '.join(known)}")

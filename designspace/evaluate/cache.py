@@ -1,4 +1,5 @@
-"""The evaluation cache: measured results keyed by Arch fingerprint and measurement context, in SQLite.
+"""The evaluation cache: measured results keyed by Arch fingerprint, the identity of its code and the
+measurement context, in SQLite.
 
 Default file: ``results/cache.sqlite`` (``DESIGNSPACE_RESULTS`` moves the results folder). Several
 processes may read and write it (SQLite's locking, a busy timeout, WAL journal); a cache that cannot be
@@ -13,7 +14,10 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from designspace.arch import Arch
 
 __all__ = ["Cache", "default_cache_path", "results_dir"]
 
@@ -56,24 +60,50 @@ class Cache:
                 return None
         return self._db
 
-    def get(self, fingerprint: str, kind: str, context: str) -> dict[str, Any] | None:
-        """The stored value, or ``None``."""
+    def get(self, arch: Arch | str, kind: str, context: str) -> dict[str, Any] | None:
+        """The stored value, or ``None``. ``arch``: an Arch (keyed by its fingerprint and the identity of its
+        code, :func:`designspace.evaluate.identity.cache_key`) or a key string. A row that is not a JSON
+        object is deleted and reported missing: a corrupt entry is measured again, never trusted."""
         db = self._connect()
         if db is None:
             return None
+        key = _key(arch)
         try:
             row = db.execute("SELECT data FROM results WHERE fingerprint=? AND kind=? AND context=?",
-                             (fingerprint, kind, context)).fetchone()
+                             (key, kind, context)).fetchone()
         except sqlite3.Error as err:
             log.warning("evaluation cache read failed (%s)", err)
             return None
-        return json.loads(row[0]) if row else None
+        if not row:
+            return None
+        try:
+            data = json.loads(row[0])
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            return data
+        except (TypeError, ValueError) as err:
+            log.warning("evaluation cache %s: a corrupt entry for %s (%s) is dropped and measured again",
+                        self.path, key, err)
+            self.drop(arch, kind, context)
+            return None
 
-    def put(self, fingerprint: str, kind: str, context: str, data: dict[str, Any]) -> None:
-        """Stores (or replaces) a value."""
+    def drop(self, arch: Arch | str, kind: str, context: str) -> None:
+        """Deletes one entry (a caller that found it unusable)."""
         db = self._connect()
         if db is None:
             return
+        try:
+            db.execute("DELETE FROM results WHERE fingerprint=? AND kind=? AND context=?", (_key(arch), kind, context))
+            db.commit()
+        except sqlite3.Error as err:
+            log.warning("evaluation cache write failed (%s)", err)
+
+    def put(self, arch: Arch | str, kind: str, context: str, data: dict[str, Any]) -> None:
+        """Stores (or replaces) a value (``arch`` as in :meth:`get`)."""
+        db = self._connect()
+        if db is None:
+            return
+        fingerprint = _key(arch)
         try:
             db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
                        (fingerprint, kind, context, time.time(), json.dumps(data)))
@@ -86,3 +116,11 @@ class Cache:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _key(arch: Arch | str) -> str:
+    if isinstance(arch, str):
+        return arch
+    from designspace.evaluate.identity import cache_key
+
+    return cache_key(arch)

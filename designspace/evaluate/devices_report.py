@@ -30,7 +30,7 @@ def _cached_local(profile: DeviceProfile, cache: Cache) -> dict[str, float] | No
     key = _calibration_context(profile).key()
     out = {}
     for model, _ in profile.points:
-        hit = cache.get(zoo.load(model).fingerprint, _KIND, key)
+        hit = cache.get(zoo.load(model), _KIND, key)
         if hit is None:
             return None
         out[model] = float(hit["ms"])

@@ -75,9 +75,13 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
     """
     key = context.key()
     if cache is not None:
-        hit = cache.get(arch.fingerprint, _KIND, key)
+        hit = cache.get(arch, _KIND, key)
         if hit is not None:
-            return Latency.from_dict(hit)
+            try:
+                return Latency.from_dict(hit)
+            except (KeyError, TypeError, ValueError) as err:  # a corrupt entry: measured again, never trusted
+                log.warning("cached latency of %s is unusable (%s); measuring again", arch.fingerprint, err)
+                cache.drop(arch, _KIND, key)
     from designspace.network import Network
 
     try:
@@ -86,7 +90,7 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
         raise MeasurementError("out of memory while building the model") from err
     lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans)
     if cache is not None:
-        cache.put(arch.fingerprint, _KIND, key, lat.to_dict())
+        cache.put(arch, _KIND, key, lat.to_dict())
     return lat
 
 
@@ -106,7 +110,7 @@ def calibrate(profile: DeviceProfile, *, protocol: Protocol | None = None, cache
     local = {}
     for i, (model, _) in enumerate(profile.points):
         arch = zoo.load(model)
-        if cache is None or cache.get(arch.fingerprint, _KIND, ctx.key()) is None:
+        if cache is None or cache.get(arch, _KIND, ctx.key()) is None:
             log.info("calibrating %s on this machine: measuring %s (%d/%d; cached afterwards)", profile.name, model,
                      i + 1, len(profile.points))
         local[model] = measure_latency(arch, ctx, protocol=protocol, cache=cache).ms

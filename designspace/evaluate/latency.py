@@ -21,6 +21,7 @@ events after synchronization).
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import platform
@@ -36,6 +37,8 @@ from torch import nn
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine", "measure", "measure_model"]
+
+log = logging.getLogger(__name__)
 
 RUNTIMES = ("onnxruntime", "torch", "cuda")
 
@@ -79,8 +82,9 @@ class Context:
         precision: ``"fp32"``.
         resolution: input side in pixels.
         layout: input layout, ``"NCHW"``.
-        implementation: the designspace version (the blocks' code; cached figures of another version are
-            not reused).
+        implementation: the designspace version and the hash of the shared measurement code
+            (:mod:`designspace.evaluate.identity`; the cache adds each Arch's own component code).
+        exporter: the ONNX exporter (``torchscript`` or ``dynamo``) for ONNX Runtime, ``""`` otherwise.
     """
 
     runtime: str
@@ -92,18 +96,25 @@ class Context:
     precision: str = "fp32"
     layout: str = "NCHW"
     implementation: str = ""
+    exporter: str = ""
 
     def __post_init__(self) -> None:
         if not self.implementation:
             from designspace import __version__
+            from designspace.evaluate.identity import shared_identity
 
-            object.__setattr__(self, "implementation", f"designspace {__version__}")
+            object.__setattr__(self, "implementation", f"designspace {__version__} {shared_identity()}")
 
     @classmethod
     def local(cls, runtime: str = "onnxruntime", threads: int = 1, batch: int = 1, resolution: int = 224) -> Context:
         """The context of this machine for a runtime."""
         if runtime not in RUNTIMES:
             raise MeasurementError(f"unknown runtime {runtime!r} (fix: use one of {', '.join(RUNTIMES)})")
+        if runtime == "onnxruntime":
+            from designspace.evaluate.onnx import exporter
+
+            return cls(runtime, _runtime_version(runtime), machine(runtime), threads, batch, resolution,
+                       exporter=exporter())
         return cls(runtime, _runtime_version(runtime), machine(runtime), threads, batch, resolution)
 
     def key(self) -> str:
@@ -157,7 +168,9 @@ class Latency:
         runs: timed runs.
         rounds: timed rounds.
         flags: ``"unconfirmed"`` (fastest rounds disagree even after re-measuring), ``"slow-host"`` (the host
-            was slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above the minimum).
+            was slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above the minimum),
+            ``"no-host-probe"`` (the host-speed probe could not run: a slow host would go unnoticed; the reason
+            is logged and kept in :data:`PROBE_ERROR`).
         seconds: wall time of the measurement, export/build included.
         context: the measurement context.
     """
@@ -183,6 +196,10 @@ class Latency:
         return cls(**{**data, "flags": tuple(data["flags"]), "context": Context(**data["context"])})
 
 
+#: why the host-speed probe could not be built in this process ("" while it works or has not been tried)
+PROBE_ERROR = [""]
+
+
 @functools.cache
 def _probe() -> Callable[[], float] | None:
     """A small fixed ONNX Runtime workload (about 1-2 ms) whose speed tells the host's state."""
@@ -193,7 +210,9 @@ def _probe() -> Callable[[], float] | None:
                             nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1)).eval()
         example = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
         session = onnx_session(export_onnx(net, example), threads=1)
-    except Exception:  # no onnxruntime: no probe, no slow-host detection
+    except Exception as err:  # no onnxruntime, or an export failure: no slow-host detection, said aloud
+        PROBE_ERROR[0] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        log.warning("the host-speed probe is unavailable (%s): latencies are flagged no-host-probe", PROBE_ERROR[0])
         return None
     feed = {session.get_inputs()[0].name: example.numpy()}
 
@@ -265,11 +284,11 @@ def _spread(rounds: list[list[float]]) -> float:
 
 
 def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, seconds: float,
-              slow_host: bool = False) -> Latency:
-    """The :class:`Latency` of timed rounds under ``protocol``."""
+              slow_host: bool = False, flags: tuple[str, ...] = ()) -> Latency:
+    """The :class:`Latency` of timed rounds under ``protocol``; ``flags`` are added to those it finds."""
     runs = [t for r in rounds for t in r]
     best, median, spread = min(runs), statistics.median(runs), _spread(rounds)
-    flags = []
+    flags = list(flags)
     if spread > protocol.agree:
         flags.append("unconfirmed")
     if slow_host:
@@ -344,7 +363,8 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
             run = _torch_runner(model, example)
         else:
             run = _cuda_runner(model, example)
-        rounds, _, slow = measure(run, protocol, _probe() if context.runtime != "cuda" else None)
+        probe = _probe() if context.runtime != "cuda" else None
+        rounds, _, slow = measure(run, protocol, probe)
     except MeasurementError:
         raise
     except MemoryError as err:
@@ -355,4 +375,5 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
         raise MeasurementError(f"{kind}: {type(err).__name__}: {text}") from err
     finally:
         torch.set_num_threads(threads)
-    return summarize(rounds, protocol, context, time.perf_counter() - start, slow)
+    extra = ("no-host-probe",) if probe is None and context.runtime != "cuda" else ()
+    return summarize(rounds, protocol, context, time.perf_counter() - start, slow, extra)

@@ -6,6 +6,8 @@ kernels are tuned for); where a torch build no longer has it, the dynamo exporte
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import warnings
 from pathlib import Path
@@ -16,9 +18,21 @@ from torch import nn
 
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["DEFAULT_OPSET", "export_onnx", "onnx_session", "run_onnx"]
+__all__ = ["DEFAULT_OPSET", "export_onnx", "exporter", "onnx_session", "run_onnx"]
 
 DEFAULT_OPSET = 17
+
+
+@functools.cache
+def exporter() -> str:
+    """The ONNX exporter this torch build uses here: ``"torchscript"`` (``torch.onnx.export(dynamo=False)``) or
+    ``"dynamo"`` where that keyword is gone. Recorded in every ONNX Runtime measurement's context: the two
+    exporters write different graphs, with different latencies."""
+    try:
+        params = inspect.signature(torch.onnx.export).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a C-level signature
+        return "torchscript"
+    return "torchscript" if "dynamo" in params else "dynamo"
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path | None = None, *,
@@ -42,10 +56,10 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path | None
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            try:
+            if exporter() == "torchscript":
                 torch.onnx.export(model, (example,), buf, opset_version=opset, dynamo=False,  # type: ignore[arg-type]
                                   input_names=["input"], output_names=["logits"])
-            except TypeError:  # a torch without the TorchScript exporter's keyword
+            else:  # a torch without the TorchScript exporter: what it has (recorded by exporter())
                 torch.onnx.export(model, (example,), buf, opset_version=opset,  # type: ignore[arg-type]
                                   input_names=["input"], output_names=["logits"])
     except Exception as err:  # the exporters raise many types; the reason is what matters

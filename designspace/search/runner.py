@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from designspace.search.objectives import Objective, load_user_function
 from designspace.search.storage import StudyStorage, open_storage
 from designspace.space import Budget, Space, match
 
-__all__ = ["SearchConfig", "SearchReport", "run_search"]
+__all__ = ["SearchConfig", "SearchReport", "check_study_name", "run_search"]
 
 _REJECTED = 1e9  # the constraint value of a rejected (invalid) point
 _WRITE_EVERY_S = 5.0
@@ -87,6 +88,26 @@ class SearchConfig:
     def name(self) -> str:
         """The study name."""
         return self.study or self.space.name
+
+    def __post_init__(self) -> None:
+        check_study_name(self.name)
+
+
+#: a study name is one folder name under the results folder: no separators, no '..', no hidden names
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_study_name(name: str) -> str:
+    """``name`` if it is a valid study name (letters, digits, ``.``, ``_``, ``-``; 1-100 characters, not
+    starting with a dot or dash): the study's folder is ``results/<name>/`` and never outside it.
+
+    Raises:
+        DesignspaceError: any other name, with the fix.
+    """
+    if not isinstance(name, str) or not _STUDY_NAME.match(name) or ".." in name:
+        raise DesignspaceError(f"the study name {str(name)[:60]!r} is not a folder name under the results folder "
+                               "(fix: letters, digits, '.', '_' and '-' only, e.g. --study mobile_v2)")
+    return name
 
 
 @dataclass
@@ -182,15 +203,17 @@ class _Evaluator:
     def _estimate(self, arch: Arch, name: str) -> float:
         from designspace import __version__
         from designspace.evaluate.estimate import estimate
+        from designspace.evaluate.identity import module_identity
 
         if name in _ANALYTIC:  # microseconds: a cache lookup and write would cost more than the count
             return estimate(arch, name, seed=self.cfg.seed)
-        context = f"designspace {__version__}|seed {self.cfg.seed}"
-        hit = self.cache.get(arch.fingerprint, f"estimate:{name}", context)
+        code = "+".join(module_identity(m) for m in ("designspace.evaluate.proxies", "designspace.evaluate.estimate"))
+        context = f"designspace {__version__}|proxies {code}|seed {self.cfg.seed}"
+        hit = self.cache.get(arch, f"estimate:{name}", context)
         if hit is not None:
             return float(hit["value"])
         value = estimate(arch, name, seed=self.cfg.seed)
-        self.cache.put(arch.fingerprint, f"estimate:{name}", context, {"value": value})
+        self.cache.put(arch, f"estimate:{name}", context, {"value": value})
         return value
 
     def __call__(self, trial: Any) -> list[float]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Ctx, load_yaml
+from designspace._yaml import Ctx, load_yaml, read_document
 from designspace.arch import Arch, Layer, Stage
 from designspace.exceptions import DocumentError
 from designspace.space.document import Option, Pick, Segment, Slot, SpaceDoc, StageSpace, parse_space
@@ -396,11 +396,4 @@ def load_space(path: str | Path) -> Space:
         from designspace.space import shipped
 
         return shipped.load(str(path))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as err:
-        raise DocumentError(f"cannot read the file: {err.strerror}", file=str(p), fix="check the path") from None
-    except UnicodeDecodeError as err:
-        raise DocumentError(f"the file is not UTF-8 text ({err.reason} at byte {err.start})", file=str(p),
-                            fix="save it as UTF-8 YAML") from None
-    return Space.from_yaml(text, file=str(p))
+    return Space.from_yaml(read_document(p, "Space file"), file=str(p))

@@ -36,8 +36,8 @@ from typing import Any
 
 from designspace._yaml import Ctx
 from designspace.blocks import Site, components, get
-from designspace.blocks.registry import ParamSpec, closest
-from designspace.exceptions import RegistryError
+from designspace.blocks.registry import ParamSpec
+from designspace.exceptions import RegistryError, did_you_mean
 from designspace.space.budgets import METRICS, Budget, parse_budget
 from designspace.space.values import Choice, Dist, Fixed, parse_dist
 
@@ -175,9 +175,8 @@ def _keys(data: Any, allowed: tuple[str, ...], path: tuple[Any, ...], ctx: Ctx, 
                         f"write {what} as `key: value` lines; keys: {', '.join(allowed)}")
     for key in data:
         if key not in allowed:
-            near = closest(str(key), allowed)
             raise ctx.error(path + (key,), f"unknown field {key!r} in {what}",
-                            (f"did you mean {near!r}? " if near else "") + f"allowed: {', '.join(allowed)}")
+                            did_you_mean(str(key), allowed) + f"allowed: {', '.join(allowed)}")
     return data
 
 
@@ -224,9 +223,8 @@ def _pick(raw: Any, path: tuple[Any, ...], name: str, kind: str, ctx: Ctx, extra
             spec = comp.spec(key)
             if spec is None:
                 known = [p.name for p in comp.params]
-                near = closest(str(key), known + list(extra))
                 raise ctx.error(ip + (key,), f"{type_} has no parameter {key!r}",
-                                (f"did you mean {near!r}? " if near else "") + f"its parameters: {', '.join(known)}")
+                                did_you_mean(str(key), known + list(extra)) + f"its parameters: {', '.join(known)}")
             slots[key] = Slot(f"{prefix}.{key}", parse_dist(value, spec, ip + (key,), ctx))
         params = tuple((p.name, slots.get(p.name, Slot(f"{prefix}.{p.name}", Fixed(p.default)))) for p in comp.params)
         width = None
@@ -300,9 +298,8 @@ def _budgets(raw: Any, ctx: Ctx) -> tuple[Budget, ...]:
     elif isinstance(raw, dict):
         for key, value in raw.items():
             if key not in METRICS:
-                near = closest(str(key), METRICS)
                 raise ctx.error(path + (key,), f"unknown budget {key!r}",
-                                (f"did you mean {near!r}? " if near else "") + f"budgets: {', '.join(METRICS)}")
+                                did_you_mean(str(key), METRICS) + f"budgets: {', '.join(METRICS)}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 unit = {"latency_ms": "milliseconds", "params_m": "millions", "macs_g": "billions"}[key]
                 raise ctx.error(path + (key,), f"{key} must be a positive number of {unit}, got {value!r}",
@@ -330,9 +327,8 @@ def _search(raw: Any, ctx: Ctx) -> dict[str, Any]:
         raise ctx.error(path + ("timeout",), f"timeout must be a positive number of seconds, got {s['timeout']!r}",
                         "write e.g. timeout: 600")
     if "sampler" in s and s["sampler"] not in SAMPLERS:
-        near = closest(str(s["sampler"]), SAMPLERS)
         raise ctx.error(path + ("sampler",), f"unknown sampler {s['sampler']!r}",
-                        (f"did you mean {near!r}? " if near else "") + f"samplers: {', '.join(SAMPLERS)}")
+                        did_you_mean(str(s["sampler"]), SAMPLERS) + f"samplers: {', '.join(SAMPLERS)}")
     if "invalid" in s and s["invalid"] not in ("repair", "reject"):
         raise ctx.error(path + ("invalid",), f"invalid must be repair or reject, got {s['invalid']!r}",
                         "write invalid: repair")

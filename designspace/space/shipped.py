@@ -5,8 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from designspace.blocks.registry import closest
-from designspace.exceptions import DocumentError
+from designspace.exceptions import DocumentError, did_you_mean
 
 if TYPE_CHECKING:
     from designspace.space.core import Space
@@ -29,9 +28,8 @@ def load(name: str) -> Space:
     from designspace.space.core import Space
 
     if name not in names():
-        near = closest(name, names())
         raise DocumentError(f"{name!r} is neither a Space file nor a shipped space", file=name,
-                            fix=(f"did you mean {near!r}? " if near else "")
+                            fix=did_you_mean(name, names())
                             + f"give a path to a .yaml file or one of: {', '.join(names())}")
     entry = resources.files("designspace.spaces") / f"{name}.yaml"
     return Space.from_yaml(entry.read_text(encoding="utf-8"), file=f"spaces/{name}.yaml")

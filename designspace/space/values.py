@@ -12,7 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from designspace.blocks.registry import ParamSpec, closest
+from designspace.blocks.registry import ParamSpec
+from designspace.exceptions import did_you_mean
 
 if TYPE_CHECKING:
     from designspace.space.document import Ctx
@@ -228,9 +229,8 @@ def _coerce(spec: ParamSpec, value: Any, path: tuple[Any, ...], ctx: Ctx) -> Any
 def _parse_range(raw: dict[str, Any], spec: ParamSpec, path: tuple[Any, ...], ctx: Ctx) -> Dist:
     for key in raw:
         if key not in _RANGE_KEYS:
-            near = closest(str(key), _RANGE_KEYS)
             raise ctx.error(path + (key,), f"unknown range key {key!r}",
-                            (f"did you mean {near!r}? " if near else "") + "a range has low, high, step, log")
+                            did_you_mean(str(key), _RANGE_KEYS) + "a range has low, high, step, log")
     if spec.type not in (int, float):
         raise ctx.error(path, f"a range needs a numeric parameter; {spec.name} is a {spec.type.__name__}",
                         "list the values instead, e.g. [" + ", ".join(map(repr, spec.choices or (spec.default,)))
