@@ -15,8 +15,8 @@ from designspace import zoo
 from designspace.space import Choice, IntRange, Space, load_space, match, shipped
 
 FAMILY_SPACE = {"mobilenetv2": "mbconv", "efficientmod": "efficientmod", "emo": "emo", "iformer": "iformer",
-                "smt": "smt"}
-SHIPPED = ["efficientmod", "emo", "iformer", "mbconv", "mobile", "smt", "tiny"]
+                "smt": "smt", "mobilenetv3": "mobilenetv3", "mobilenetv4": "mobilenetv4"}
+SHIPPED = ["efficientmod", "emo", "iformer", "mbconv", "mobile", "mobilenetv3", "mobilenetv4", "smt", "tiny"]
 
 
 def test_shipped_spaces() -> None:
