@@ -255,7 +255,7 @@ checkpoint every epoch and resumes from it when rerun with the same `--out`.
 
 
 def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: bool = True,
-           force: bool = False, weights: str | Path | None = None) -> ExportReport:
+           force: bool = False, weights: str | Path | None = None, coreml: bool = False) -> ExportReport:
     """Exports a study trial, an Arch file or a zoo model to ``out`` (see the module docstring).
 
     Args:
@@ -269,6 +269,8 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
             ``checkpoint.pt``, or a plain ``state_dict`` file); without it the weights are
             ``build_model``'s initialization under ``torch.manual_seed(0)``, so the ONNX file can be
             reproduced in PyTorch.
+        coreml: also write ``model.mlpackage`` (Core ML ML program, fp16, iOS 16; converted on any OS,
+            run only on macOS/iOS: :mod:`designspace.evaluate.coreml`) and its op inventory in ``metrics.json``.
 
     Raises:
         ExportError: an unknown source, counts that disagree with the study, files in the way, a failed ONNX check.
@@ -283,7 +285,7 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
     arch, row, settings = resolve_source(source)
     folder = Path(out)
     if not force:
-        taken = [f for f in FILES if (folder / f).exists()]
+        taken = [f for f in FILES + (("model.mlpackage",) if coreml else ()) if (folder / f).exists()]
         if taken:
             raise ExportError(f"{folder}: {', '.join(taken)} already there (fix: another --out, or --force to "
                               "replace them)")
@@ -323,6 +325,14 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
         if not diff <= tol:
             raise ExportError(f"{arch.name}: ONNX Runtime's output differs from PyTorch's by {diff:.3g} (> {tol:.3g}); "
                               "nothing written (a bug: please report it with the Arch)")
+    mlmodel = None
+    if coreml:
+        from designspace.evaluate.coreml import convert, op_inventory
+
+        mlmodel = convert(model, input_shape=(1, arch.in_chans, arch.resolution, arch.resolution))
+        metrics["coreml"] = {"file": "model.mlpackage", "precision": "fp16", "target": "iOS16",
+                             "ops": dict(sorted(op_inventory(mlmodel).items())),
+                             "note": "runs on macOS/iOS only (Xcode's performance report gives device latency)"}
     if latency:
         now, warning = _remeasure(arch, row, settings)
         metrics["latency_now"] = now
@@ -343,6 +353,10 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
     if onnx_bytes is not None:
         _write(folder / "model.onnx", onnx_bytes)
         report.files.append(folder / "model.onnx")
+    if mlmodel is not None:
+        from designspace.evaluate.coreml import save
+
+        report.files.append(save(mlmodel, folder / "model.mlpackage"))
     report.metrics = metrics
     return report
 

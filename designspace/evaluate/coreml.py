@@ -1,0 +1,143 @@
+"""Core ML export: an Arch (or any ``nn.Module``) as an ML program (``.mlpackage``), fp16, iOS 16 target.
+
+The iFormer paper measures iPhone 13 latency of models "compiled by Core ML Tools"; this is that path:
+``torch.jit.trace`` in eval mode at batch 1, then ``coremltools.convert(convert_to="mlprogram",
+compute_precision=FLOAT16, minimum_deployment_target=iOS16)``. Conversion runs on Linux; *running* the
+package (and Xcode's performance report, which gives the per-op device latency) needs macOS or iOS: on
+Linux coremltools has no runtime (``libcoremlpython``), so nothing here predicts or checks outputs.
+
+coremltools is imported inside the functions (it is heavy and optional).
+
+Why :func:`_patch_int_cast`: coremltools 9.0's ``int`` cast calls ``int()`` on a constant-folded
+shape value that is a one-element array, which NumPy 2 refuses ("only 0-dimensional arrays can be
+converted to Python scalars"). Traced shape arithmetic (``h * w`` from ``x.shape``, einops patterns)
+produces such casts in the EMO, EfficientMod and SMT blocks. The input shape is fixed, so every such
+value folds to a constant; the patch takes the one element. The blocks stay as they are, so their
+ONNX graphs (matched to the authors' for latency, docs/latency.md) and their outputs do not change.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from designspace.arch import Arch
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["CoreMLError", "convert", "op_inventory", "save"]
+
+_PATCHED = False
+
+
+class CoreMLError(DesignspaceError):
+    """coremltools is missing, or a network does not convert."""
+
+
+def _ct() -> Any:
+    try:
+        import coremltools as ct
+    except ImportError:
+        raise CoreMLError("Core ML export needs coremltools (fix: pip install 'coremltools>=8')") from None
+    _patch_int_cast(ct)
+    return ct
+
+
+def _patch_int_cast(ct: Any) -> None:
+    """Registers an ``int`` cast that accepts one-element constant arrays (see the module docstring)."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    import numpy as np
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.frontend.torch import ops
+    from coremltools.converters.mil.frontend.torch.torch_op_registry import register_torch_op
+
+    def _int(context: Any, node: Any) -> None:
+        x = context[node.inputs[0]]
+        if x.can_be_folded_to_const() and np.size(x.val) == 1:
+            context.add(mb.const(val=np.int32(np.asarray(x.val).reshape(())), name=node.name), node.name)
+        else:
+            ops._cast(context, node, int, "int32")
+
+    register_torch_op(_int, torch_alias=["int"], override=True)
+    _PATCHED = True
+
+
+def convert(source: Arch | Any, *, resolution: int | None = None, in_chans: int | None = None,
+            precision: str = "fp16", input_shape: tuple[int, ...] | None = None) -> Any:
+    """Converts an Arch (built under ``torch.manual_seed(0)``, eval mode) or an ``nn.Module`` to an ML program.
+
+    Args:
+        source: an Arch, or a module (then give ``input_shape``, or ``resolution`` and ``in_chans``).
+        resolution: input side in pixels (default: the Arch's).
+        in_chans: input channels (default: the Arch's, else 3).
+        precision: ``"fp16"`` (what the phones run) or ``"fp32"``.
+        input_shape: the full input shape, for modules that do not take images (blocks, NHWC components).
+
+    Returns:
+        The ``coremltools.models.MLModel`` (input ``"input"``); :func:`save` writes it.
+
+    Raises:
+        CoreMLError: coremltools missing, or the conversion failed (the message names the op).
+    """
+    import torch
+
+    ct = _ct()
+    if isinstance(source, Arch):
+        from designspace.network import Network
+
+        torch.manual_seed(0)
+        model = Network(source).eval()
+        res, chans, name = resolution or source.resolution, in_chans or source.in_chans, source.name or "arch"
+    else:
+        model, res, chans, name = source.eval(), resolution or 224, in_chans or 3, type(source).__name__
+    shape = input_shape or (1, chans, res, res)
+    example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    if precision not in ("fp16", "fp32"):
+        raise CoreMLError(f"precision {precision!r} is not fp16 or fp32 (fix: --precision fp16)")
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and coremltools version warnings: the conversion is checked below
+        traced = torch.jit.trace(model, example)
+        try:
+            return ct.convert(
+                traced, inputs=[ct.TensorType(name="input", shape=example.shape)], convert_to="mlprogram",
+                compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+                minimum_deployment_target=ct.target.iOS16)
+        except Exception as err:  # coremltools raises many types; the message names the op
+            raise CoreMLError(f"{name}: Core ML conversion failed ({type(err).__name__}: {str(err)[:300]}) "
+                              "(fix: a bug: please report it with the Arch)") from None
+
+
+def op_inventory(mlmodel: Any) -> Counter[str]:
+    """The ML program's operations by type (``conv``, ``matmul``, ``softmax``...), constants left out."""
+    program = mlmodel._mil_program  # coremltools keeps the MIL program on converted models
+    ops: Counter[str] = Counter()
+
+    def walk(block: Any) -> None:
+        for op in block.operations:
+            if op.op_type != "const":
+                ops[op.op_type] += 1
+            for inner in getattr(op, "blocks", ()):
+                walk(inner)
+
+    for fn in program.functions.values():
+        walk(fn)
+    return ops
+
+
+def save(mlmodel: Any, path: str | Path) -> Path:
+    """Writes ``mlmodel`` to ``path`` (a ``.mlpackage`` folder), replacing it whole or not at all."""
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=".mlpackage.", dir=path.parent))
+    try:
+        mlmodel.save(str(tmp / path.name))
+        if path.exists():
+            shutil.rmtree(path)
+        (tmp / path.name).rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
