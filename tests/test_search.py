@@ -62,7 +62,7 @@ def test_counts_only_search_writes_results(results: Path, capsys: pytest.Capture
     assert len(rows) == 12 and [r["number"] for r in rows] == [str(i) for i in range(12)]
     assert [r["zoo"] for r in rows[:4]] == ["iformer_l", "iformer_m", "iformer_s", "iformer_t"]
     columns = set(rows[0])
-    assert {"accuracy", "params_m", "macs_g", "c_params_m", "c_macs_g", "broken", "feasible", "fingerprint",
+    assert {"log10_macs", "params_m", "macs_g", "c_params_m", "c_macs_g", "broken", "feasible", "fingerprint",
             "arch", "param:stages.2.width", "param:stages.2.segments.1.depth"} <= columns
     by_zoo = {r["zoo"]: r for r in rows if r["zoo"]}
     assert by_zoo["iformer_l"]["feasible"] == "False"

@@ -173,3 +173,36 @@ def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(body))
     with pytest.raises(DocumentError, match="are not this version's"):
         load_model(path)
+
+
+@pytest.mark.parametrize(("text", "name", "direction"), [
+    ("top1", "top1", "maximize"),
+    ("log10_macs", "log10_macs", "maximize"),
+    ("log10_params", "log10_params", "maximize"),
+    ("zico", "zico", "maximize"),
+    ("latency", "latency_ms", "minimize"),
+    ("params", "params_m", "minimize"),
+    ("macs_g", "macs_g", "minimize"),
+    ("accuracy", "log10_macs", "maximize"),  # the old name: the default estimate, under its own name
+    ("accuracy:zico", "zico", "maximize"),
+    ("accuracy:macs", "log10_macs", "maximize"),
+])
+def test_objectives_are_named_for_what_they_measure(text: str, name: str, direction: str) -> None:
+    from designspace.evaluate.estimate import DEFAULT
+    from designspace.search.objectives import parse_objective
+
+    o = parse_objective(text)
+    assert (o.name, o.direction) == ((DEFAULT if text == "accuracy" else name), direction)
+    assert "accuracy" not in o.name
+
+
+def test_old_studies_map_to_todays_names() -> None:
+    from designspace.search.objectives import LEGACY_COLUMNS, legacy_column, upgrade_objective
+
+    old = {"name": "accuracy", "direction": "maximize", "kind": "estimate", "arg": "macs"}
+    assert upgrade_objective(old) == {**old, "name": "log10_macs", "arg": "log10_macs"}
+    assert upgrade_objective({**old, "name": "accuracy_zico", "arg": "zico"})["name"] == "zico"
+    latency = {"name": "latency_ms", "direction": "minimize", "kind": "latency", "arg": "latency_ms"}
+    assert upgrade_objective(latency) == latency
+    assert legacy_column("accuracy") == "log10_macs" and legacy_column("latency_ms") == "latency_ms"
+    assert all("accuracy" not in v for v in LEGACY_COLUMNS.values())

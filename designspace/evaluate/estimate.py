@@ -1,12 +1,18 @@
-"""The accuracy estimate a search maximizes: one proxy, or a combination of proxies.
+"""The accuracy estimates a search can maximize, each named for what it measures.
+
+* ``top1``: the predicted ImageNet-1K top-1 in percent (:mod:`designspace.evaluate.top1`, fitted on the
+  published points); the only estimate in accuracy units.
+* ``log10_macs``, ``log10_params``: log10 of the MAC and parameter counts (the proxies ``macs`` and ``params``;
+  those two short names are accepted too).
+* a training-free proxy by its name (``synflow``, ``naswot``, ``zico``, ``meco``), or a combination.
 
 A combination standardizes each proxy with the mean and standard deviation it has over the published zoo
 models (``designspace/data/proxy_reference.json``, written by ``benchmarks/bench_proxies.py
 --write-reference``) and averages them: a rank aggregation in the spirit of AZ-NAS that gives every Arch a
 score on its own, without a population to rank against.
 
-:data:`DEFAULT` is whichever estimate ranks the published models' ImageNet-1K top-1 best in that
-benchmark's validation (``docs/proxies.md`` has the figures).
+:data:`DEFAULT` is whichever estimate ranks the published ImageNet-1K top-1 best within the seeds' ablation
+tables in ``benchmarks/bench_accuracy.py`` (``docs/proxies.md`` has the figures).
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any
 from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["COMBINATIONS", "DEFAULT", "ESTIMATES", "combined", "estimate", "reference"]
+__all__ = ["ALIASES", "COMBINATIONS", "DEFAULT", "DESCRIPTIONS", "ESTIMATES", "canonical", "combined", "description",
+           "estimate", "reference"]
 
 #: Named combinations of proxies.
 COMBINATIONS: dict[str, tuple[str, ...]] = {
@@ -30,16 +37,42 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: The default accuracy estimate (see the module docstring).
-DEFAULT = "macs"
+DEFAULT = "log10_macs"
+
+#: Estimate name -> the proxy that computes it, where the two differ.
+_PROXY_OF = {"log10_params": "params", "log10_macs": "macs"}
+#: Other names accepted for an estimate (the proxies' short names).
+ALIASES = {proxy: name for name, proxy in _PROXY_OF.items()}
 
 
 def _all_estimates() -> tuple[str, ...]:
     from designspace.evaluate.proxies import PROXIES
 
-    return PROXIES + tuple(COMBINATIONS)
+    return ("top1", *(ALIASES.get(p, p) for p in PROXIES), *COMBINATIONS)
 
 
+#: Every estimate name, ``top1`` first.
 ESTIMATES = _all_estimates()
+
+#: What each estimate measures, with its unit (for labels and reports).
+DESCRIPTIONS: dict[str, str] = {
+    "top1": "predicted ImageNet-1K top-1 (%)",
+    "log10_macs": "log10 of the MACs",
+    "log10_params": "log10 of the parameters",
+    **{c: f"mean standardized proxy score of {' + '.join(ALIASES.get(p, p) for p in parts)}"
+       for c, parts in COMBINATIONS.items()},
+}
+
+
+def canonical(name: str) -> str:
+    """The estimate's name for what it measures (``macs`` -> ``log10_macs``); unknown names unchanged."""
+    return ALIASES.get(name, name)
+
+
+def description(name: str) -> str:
+    """What the estimate ``name`` measures, with its unit."""
+    name = canonical(name)
+    return DESCRIPTIONS.get(name, f"{name} proxy score (higher predicts more accurate)")
 
 
 @functools.cache
@@ -60,15 +93,21 @@ def combined(values: Mapping[str, float], proxies: tuple[str, ...]) -> float:
 
 
 def estimate(arch: Arch, name: str = DEFAULT, *, seed: int = 0) -> float:
-    """The accuracy estimate ``name`` of ``arch`` (higher is better).
+    """The accuracy estimate ``name`` of ``arch`` (higher is better): ``top1`` in ImageNet-1K top-1 %, the others
+    in their own units (see :data:`DESCRIPTIONS`). ``seed`` seeds the proxies' inputs and weights.
 
     Raises:
-        DesignspaceError: an unknown estimate (the message lists them).
+        DesignspaceError: an unknown estimate (the message lists them); a missing or malformed top-1 model.
     """
-    from designspace.evaluate.proxies import compute_proxies
-
+    name = canonical(name)
     if name not in ESTIMATES:
         raise DesignspaceError(f"unknown accuracy estimate {name!r} (fix: use one of {', '.join(ESTIMATES)})")
-    proxies = COMBINATIONS.get(name, (name,))
+    if name == "top1":
+        from designspace.evaluate.top1 import predict_top1
+
+        return predict_top1(arch).mean
+    from designspace.evaluate.proxies import compute_proxies
+
+    proxies = COMBINATIONS.get(name, (_PROXY_OF.get(name, name),))
     scores = compute_proxies(arch, proxies, seed=seed)
-    return combined(scores.values, proxies) if name in COMBINATIONS else scores.values[name]
+    return combined(scores.values, proxies) if name in COMBINATIONS else scores.values[proxies[0]]

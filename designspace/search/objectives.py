@@ -1,32 +1,46 @@
-"""Search objectives: what a trial returns to Optuna, each with its direction.
+"""Search objectives: what a trial returns to Optuna, each with its direction, named for what it measures.
 
-Written as ``--objective NAME``:
+Written as ``--objective NAME``; the objective's name is its column in the results:
 
-* ``accuracy``: maximize the default accuracy estimate (:data:`designspace.evaluate.estimate.DEFAULT`);
-  ``accuracy:ESTIMATE`` picks another (``accuracy:zico``, ``accuracy:combined``).
-* ``latency``: minimize the latency in milliseconds (predicted on ``--device``, else measured here).
-* ``params``, ``macs``: minimize parameters (millions) or MACs (billions).
-* a proxy name (``synflow``, ``naswot``, ``zico``, ``meco``, ``combined``, ...): maximize it.
+* ``top1``: maximize the predicted ImageNet-1K top-1 in % (:mod:`designspace.evaluate.top1`).
+* ``log10_macs``, ``log10_params``: maximize log10 of the MACs or parameters, the count baselines of the
+  accuracy estimates.
+* a proxy or combination by its name (``synflow``, ``naswot``, ``zico``, ``meco``, ``combined``, ...): maximize it.
+* ``estimate``: the default accuracy estimate (:data:`designspace.evaluate.estimate.DEFAULT`, chosen by
+  ``benchmarks/bench_accuracy.py``), under its own name.
+* ``latency`` (``latency_ms``): minimize the latency in milliseconds (predicted on ``--device``, else measured here).
+* ``params`` (``params_m``), ``macs`` (``macs_g``): minimize parameters (millions) or MACs (billions).
 * ``module:function``: a user objective, maximized; it is called as ``function(arch, model)`` with the Arch and
   its built (train-mode) ``nn.Module`` and returns a float, e.g. an accuracy after a short training.
 
 Prefix ``max:`` or ``min:`` to set the direction explicitly (``min:mypkg.cost:energy``).
+
+The old names still parse: ``accuracy`` is ``estimate`` and ``accuracy:EST`` is ``EST``. Studies written before
+the rename stored the objective ``accuracy`` (log10 of the MACs) or ``accuracy_EST``; :func:`upgrade_objective`
+maps such a stored objective to today's, and :data:`LEGACY_COLUMNS` gives the column rename.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from designspace.blocks.registry import closest
-from designspace.evaluate.estimate import DEFAULT, ESTIMATES
+from designspace.evaluate.estimate import DEFAULT, ESTIMATES, canonical
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["Objective", "load_user_function", "parse_objective"]
+__all__ = ["LEGACY_COLUMNS", "Objective", "legacy_column", "load_user_function", "parse_objective",
+           "upgrade_objective"]
 
 _COSTS = {"latency": "latency_ms", "params": "params_m", "macs": "macs_g"}
+_COST_NAMES = {v: v for v in _COSTS.values()} | _COSTS
+
+#: Result columns of studies written before the rename -> today's names (``accuracy`` held log10 of the MACs,
+#: the default estimate then; ``accuracy_EST`` held the estimate EST).
+LEGACY_COLUMNS: dict[str, str] = {"accuracy": "log10_macs",
+                                  **{f"accuracy_{e}": canonical(e) for e in (*ESTIMATES, "macs", "params")}}
 
 
 @dataclass(frozen=True)
@@ -34,7 +48,8 @@ class Objective:
     """One objective.
 
     Attributes:
-        name: its column in results (``accuracy``, ``latency_ms``, ``params_m``, ``zico``, ``mypkg.mod:fn``).
+        name: its column in results, named for what it measures (``top1``, ``log10_macs``, ``latency_ms``,
+            ``params_m``, ``zico``, ``mypkg.mod:fn``).
         direction: ``"maximize"`` or ``"minimize"``.
         kind: ``"estimate"``, ``"latency"``, ``"count"`` or ``"user"``.
         arg: the estimate name, the count metric, or ``module:function``.
@@ -57,24 +72,42 @@ def parse_objective(text: str) -> Objective:
     for prefix, d in (("max:", "maximize"), ("min:", "minimize")):
         if t.startswith(prefix):
             t, direction = t[len(prefix):], d
-    if t == "accuracy" or t.startswith("accuracy:"):
-        est = t.partition(":")[2] or DEFAULT
+    if t in ("accuracy", "estimate") or t.startswith("accuracy:"):  # old spellings of an accuracy estimate
+        est = canonical(t.partition(":")[2] or DEFAULT)
         if est not in ESTIMATES:
             raise DesignspaceError(f"unknown accuracy estimate {est!r} in objective {text!r} "
                                    f"(fix: use one of {', '.join(ESTIMATES)})")
-        return Objective("accuracy" if est == DEFAULT and t == "accuracy" else f"accuracy_{est}",
-                         direction or "maximize", "estimate", est)
-    if t in _COSTS:
-        kind = "latency" if t == "latency" else "count"
-        return Objective(_COSTS[t], direction or "minimize", kind, _COSTS[t])
+        return Objective(est, direction or "maximize", "estimate", est)
+    if t in _COST_NAMES:
+        column = _COST_NAMES[t]
+        return Objective(column, direction or "minimize", "latency" if column == "latency_ms" else "count", column)
     if t in ESTIMATES:
         return Objective(t, direction or "maximize", "estimate", t)
     if ":" in t and all(part for part in t.split(":", 1)):
         return Objective(t, direction or "maximize", "user", t)
-    known = ["accuracy", "latency", "params", "macs", *[e for e in ESTIMATES if e not in ("params", "macs")]]
-    near = closest(t, known)
+    known = ["top1", "estimate", "latency", "params", "macs", *[e for e in ESTIMATES if e != "top1"]]
+    near = closest(t, [*known, "accuracy"])
     raise DesignspaceError(f"unknown objective {text!r} (fix: " + (f"did you mean {near!r}? " if near else "")
-                           + f"use one of {', '.join(known)}, accuracy:ESTIMATE or module:function)")
+                           + f"use one of {', '.join(known)}, or module:function)")
+
+
+def legacy_column(name: str) -> str:
+    """Today's column name for a result column of an older study (unchanged when it was not renamed)."""
+    return LEGACY_COLUMNS.get(name, name)
+
+
+def upgrade_objective(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored objective (``dataclasses.asdict(Objective)`` as a study's settings hold it) under today's names.
+
+    ``{"name": "accuracy", "kind": "estimate", "arg": "macs", ...}`` becomes ``{"name": "log10_macs", ...,
+    "arg": "log10_macs"}``; ``accuracy_zico`` becomes ``zico``. Other objectives come back unchanged (a copy).
+    """
+    out = dict(stored)
+    if out.get("kind") == "estimate":
+        if str(out.get("name", "")).startswith("accuracy"):
+            out["name"] = canonical(str(out.get("arg") or "macs"))
+        out["arg"] = canonical(str(out.get("arg") or out["name"]))
+    return out
 
 
 def load_user_function(spec: str) -> Callable[[Any, Any], float]:
