@@ -117,7 +117,7 @@ def test_user_objective_and_failures(results: Path) -> None:
     (["--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "cannot reach the study storage"),
     (["--objective", "acuracy"], "did you mean 'accuracy'"),
     (["--device", "iphone15", "--objective", "latency"], "unknown device 'iphone15'"),
-    (["--trials", "ten"], "is not a number"),
+    (["--trials", "ten"], "is not a trial count"),
 ])
 def test_bad_requests_exit_2(results: Path, capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
     assert main(["search", "tiny", "--trials", "2", *COUNTS[:-1], *argv]) == 2

@@ -69,21 +69,29 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
     space) the study runs to the space's ``trials`` default, else 100.
     """
     defaults = space.doc.search
-    more = total = None
-    if trials is not None:
-        total, more = parse_trials(trials)
+    parsed_budgets = parse_budgets(budgets) if budgets else space.doc.budgets
+    parsed_objectives = tuple(parse_objective(o) for o in (objectives or defaults.get("objectives",
+                                                                                      ["accuracy", "latency"])))
     timeout_s = parse_duration(timeout) if timeout else defaults.get("timeout")
-    if total is None and more is None and timeout_s is None:
-        total = int(defaults.get("trials", 100))
     if threads < 1 or batch < 1:
         raise DesignspaceError(f"--threads and --batch must be at least 1, got {threads} and {batch} "
                                "(fix: --threads 1)")
+    if storage is not None:
+        from designspace.search.storage import check_storage_url
+
+        check_storage_url(storage)
+    if device is not None and device != "local":
+        from designspace.evaluate.devices import load_device
+
+        load_device(device)  # an unknown device is refused before any trial
+    more = total = None
+    if trials is not None:
+        total, more = parse_trials(trials)
+    if total is None and more is None and timeout_s is None:
+        total = int(defaults.get("trials", 100))
     dev = device or space.doc.device
     return SearchConfig(
-        space=space,
-        objectives=tuple(parse_objective(o) for o in (objectives or defaults.get("objectives",
-                                                                                 ["accuracy", "latency"]))),
-        budgets=parse_budgets(budgets) if budgets else space.doc.budgets,
+        space=space, objectives=parsed_objectives, budgets=parsed_budgets,
         device=None if dev in (None, "local") else dev, trials=total, more=more, timeout_s=timeout_s,
         sampler=sampler or defaults.get("sampler", "tpe"), study=study or "", storage=storage,
         seed=seed if seed is not None else int(defaults.get("seed", 0)),

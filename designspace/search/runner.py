@@ -240,7 +240,8 @@ class _Evaluator:
         if not path.exists():
             path.write_text(arch.to_yaml(), encoding="utf-8")
         counts = count(arch)
-        metrics: dict[str, Any] = {"params_m": counts.params_m, "macs_g": counts.macs_g}
+        metrics: dict[str, Any] = {"params": counts.params, "macs": counts.macs, "params_m": counts.params_m,
+                                   "macs_g": counts.macs_g}  # exact integers beside the scaled figures
         ds.update(fingerprint=arch.fingerprint, arch=str(path.relative_to(self.folder)), metrics=metrics)
         measured = {"params_m": counts.params_m, "macs_g": counts.macs_g}
         cheap_ok = all(measured[b.metric] <= b.limit for b in cfg.budgets if b.metric in measured)

@@ -82,6 +82,34 @@ def _lock(folder: Path, study: str) -> IO[str]:
     return handle
 
 
+#: the database kinds a study may live in (SQLAlchemy dialects Optuna supports)
+_DIALECTS = ("sqlite", "postgresql", "mysql")
+
+
+def check_storage_url(url: str) -> str:
+    """``url`` if it reads as an SQLAlchemy URL of a supported database; nothing is connected to.
+
+    Raises:
+        DesignspaceError: a malformed URL, control characters, or an unsupported database kind, with the fix.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    fix = ("(fix: write an SQLAlchemy URL such as sqlite:///path/study.db or "
+           "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB)")
+    if not isinstance(url, str) or not url.isprintable() or len(url) > 2000:
+        raise DesignspaceError(f"bad storage URL {mask_url(str(url))[:80]!r}: not a one-line URL {fix}")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError) as err:
+        raise DesignspaceError(f"bad storage URL {mask_url(url)[:80]!r}: {str(err).splitlines()[0][:120]} {fix}"
+                               ) from None
+    if parsed.get_backend_name() not in _DIALECTS:
+        raise DesignspaceError(f"bad storage URL {mask_url(url)[:80]!r}: unsupported database "
+                               f"{parsed.get_backend_name()!r} (fix: one of {', '.join(_DIALECTS)})")
+    return url
+
+
 def open_storage(url: str | None, folder: Path, study: str) -> StudyStorage:
     """Opens the study's storage (creating ``folder``).
 
@@ -96,6 +124,8 @@ def open_storage(url: str | None, folder: Path, study: str) -> StudyStorage:
     """
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 
+    if url is not None:
+        check_storage_url(url)  # before anything is created or connected to
     folder.mkdir(parents=True, exist_ok=True)
     lock = None
     if url is None:
