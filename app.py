@@ -62,6 +62,16 @@ def zoo_points(x: str, y: str) -> pd.DataFrame:
     return analysis.zoo_reference_points(x, y)
 
 
+@st.cache_data(show_spinner="Predicting top-1 intervals ...", max_entries=8)
+def top1_intervals(_study: data.Study, key: tuple[Any, ...]) -> pd.DataFrame:
+    return figures.top1_intervals(_study)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def published_top1(x: str) -> pd.DataFrame:
+    return figures.published_top1_points(x)
+
+
 @st.cache_data(show_spinner=False, max_entries=4, ttl=300)
 def device_table(root: str) -> pd.DataFrame:
     return analysis.device_table(root)
@@ -153,6 +163,9 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     front = analysis.study_front(study, limits, [x, y])
     colors = block_mixes(study, study_key(study)) if by_mix else None
     zoo = zoo_points(x, y)
+    # the predicted top-1 (%) gets its 95% interval as error bars, and the zoo's published top-1 beside it
+    intervals = top1_intervals(study, study_key(study)) if figures.TOP1 in (x, y) else None
+    published = published_top1(x) if y == figures.TOP1 else None
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("trials", len(df))
     m2.metric("feasible under these budgets", int(feasible.sum()))
@@ -160,7 +173,11 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     m4.metric("device", study.device)
     if not feasible.any():
         st.warning("No trial is feasible under these budgets: loosen a budget slider in the sidebar.")
-    st.plotly_chart(figures.tradeoff_figure(study, x, y, feasible, front, colors, limits, zoo), key="tradeoff")
+    st.plotly_chart(figures.tradeoff_figure(study, x, y, feasible, front, colors, limits, zoo, intervals, published),
+                    key="tradeoff")
+    if intervals is not None and len(intervals) and bool(intervals["extrapolated"].any()):
+        st.caption(f"{int(intervals['extrapolated'].sum())} trials lie outside the published networks the top-1 "
+                   "predictor was fitted on: their predictions are extrapolations.")
     st.subheader("Pareto front")
     obj_front = analysis.study_front(study, limits)
     st.caption("Feasible trials no other feasible trial beats on every objective ("

@@ -6,7 +6,9 @@
 * ``model.onnx``: the network in eval mode at batch 1 (input ``"input"``, output ``"logits"``), checked against
   PyTorch with ONNX Runtime;
 * ``metrics.json``: parameters, MACs, latency with its context and the accuracy estimate as the search
-  recorded them, beside what the export re-counted and re-measured;
+  recorded them, beside what the export re-counted and re-measured, and the predicted ImageNet-1K top-1 with
+  its 95% interval (``top1_predicted``: ``top1_mean``, ``top1_std``, ``top1_lo``, ``top1_hi`` in %,
+  ``extrapolated``, ``reason``);
 * ``recipe.yaml``: the training recipe of the paper family the Arch most resembles (:mod:`designspace.recipes`);
 * ``README.md``: how to build, train and deploy it.
 
@@ -201,6 +203,13 @@ def _recorded(row: dict[str, str] | None, settings: dict[str, Any] | None) -> di
     return out
 
 
+def _top1_line(p: dict[str, Any]) -> str:
+    """``78.9 +- 0.9 % (95% interval 77.1-80.7 %)``, with the extrapolation warning where there is one."""
+    line = f"{p['top1_mean']:.1f} +- {p['top1_std']:.1f} % (95% interval {p['top1_lo']:.1f}-{p['top1_hi']:.1f} %; " \
+           "fitted on published networks, not a measurement)"
+    return line + (f"; extrapolated: {p['reason']}" if p["extrapolated"] else "")
+
+
 def _readme(arch: Arch, metrics: dict[str, Any], recipe_name: str) -> str:
     name = arch.name or arch.fingerprint
     lat = metrics.get("latency_now") or {}
@@ -222,7 +231,8 @@ Exported by designspace {metrics['designspace']} (fingerprint `{arch.fingerprint
 - {metrics['counts']['params']:,} parameters ({metrics['counts']['params_m']:.3f} M), \
 {metrics['counts']['macs_g']:.4f} GMACs at {arch.resolution}x{arch.resolution} (one multiply-add = 1; attention's
   matrix products and norms counted)
-{lat_line}- accuracy estimate (training-free, `{metrics['estimate']['name']}`): {metrics['estimate']['value']:.4f}
+{lat_line}- accuracy estimate `{metrics['estimate']['name']}`: {metrics['estimate']['value']:.4f}
+- predicted ImageNet-1K top-1: {_top1_line(metrics['top1_predicted'])}
 
 ## Build it in your pipeline
 
@@ -278,7 +288,8 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
     import torch
 
     from designspace import __version__
-    from designspace.evaluate.estimate import DEFAULT, estimate
+    from designspace.evaluate.estimate import DEFAULT, canonical, estimate
+    from designspace.evaluate.top1 import predict_top1
     from designspace.network import Network
     from designspace.recipes import family_of, recipe_for
 
@@ -306,7 +317,9 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
         "weights": str(weights) if weights is not None else "initialization (build_model after torch.manual_seed(0))",
         "designspace": __version__, "name": arch.name, "fingerprint": arch.fingerprint,
         "source": str(source), "resolution": arch.resolution, "counts": counts,
-        "estimate": {"name": estimate_name, "value": estimate(arch, estimate_name)},
+        "estimate": {"name": canonical(estimate_name), "value": estimate(arch, estimate_name)},
+        # predicted ImageNet-1K top-1 (%) with its 95% interval (designspace.evaluate.top1), whatever the estimate
+        "top1_predicted": predict_top1(arch).to_dict(),
         "recorded": _recorded(row, settings), "family": family_of(arch),
     }
     onnx_bytes = None

@@ -206,3 +206,40 @@ def test_old_studies_map_to_todays_names() -> None:
     assert upgrade_objective(latency) == latency
     assert legacy_column("accuracy") == "log10_macs" and legacy_column("latency_ms") == "latency_ms"
     assert all("accuracy" not in v for v in LEGACY_COLUMNS.values())
+
+
+def test_export_metrics_carry_the_prediction(tmp_path: Path) -> None:
+    from designspace.export import export
+
+    export("emo_1m", tmp_path / "out", latency=False, onnx=False)
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    p = metrics["top1_predicted"]
+    want = predict_top1(ds.load_arch("emo_1m"))
+    assert p["top1_mean"] == pytest.approx(want.mean, abs=1e-3) and p["top1_lo"] < p["top1_mean"] < p["top1_hi"]
+    assert metrics["estimate"]["name"] != "accuracy"
+    readme = (tmp_path / "out" / "README.md").read_text()
+    assert f"predicted ImageNet-1K top-1: {want.mean:.1f} +- {want.std:.1f} %" in readme
+
+
+def test_app_draws_intervals_and_published_top1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from designspace.app import data, figures
+    from designspace.cli import main
+
+    monkeypatch.setenv("DESIGNSPACE_RESULTS", str(tmp_path / "results"))
+    assert main(["search", "tiny", "--trials", "4", "--objective", "top1", "--objective", "params",
+                 "--no-progress"]) == 0
+    study = data.load_study(tmp_path / "results", "tiny")
+    assert [o["name"] for o in study.objectives] == ["top1", "params_m"]
+    intervals = figures.top1_intervals(study)
+    assert len(intervals) == 4
+    merged = study.trials.merge(intervals, on="number")
+    assert ((merged["lo"] < merged["top1"]) & (merged["top1"] < merged["hi"])).all()
+    feasible = np.ones(len(study.trials), bool)
+    published = figures.published_top1_points("params_m")
+    assert {"smt_t", "iformer_m"} <= set(published["name"]) and published["y"].between(60, 90).all()
+    fig = figures.tradeoff_figure(study, "params_m", "top1", feasible, ~feasible, None, {}, None, intervals,
+                                  published)
+    names = [t.name for t in fig.data]
+    bars = fig.data[names.index("predicted top-1, 95% interval")]
+    assert len(bars.error_y.array) == 4 and (np.asarray(bars.error_y.array) > 0).all()
+    assert "published top-1 (zoo)" in names

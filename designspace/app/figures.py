@@ -13,8 +13,14 @@ import pandas as pd
 
 from designspace.app.analysis import metric_label
 from designspace.app.data import Study
+from designspace.exceptions import DesignspaceError
 
-__all__ = ["blocks_figure", "compare_figure", "diagram_dot", "history_figure", "tradeoff_figure"]
+__all__ = ["blocks_figure", "compare_figure", "diagram_dot", "history_figure", "published_top1_points",
+           "top1_intervals", "tradeoff_figure"]
+
+#: The column of the predicted ImageNet-1K top-1 (%), the objective ``top1``.
+TOP1 = "top1"
+_MAX_INTERVALS = 5000  # trials whose interval is computed from their Arch (the rest: points only)
 
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
             "#393b79", "#637939", "#8c6d31")
@@ -22,7 +28,8 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#
 
 def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: np.ndarray,
                     colors: pd.Series | None, limits: dict[str, float],
-                    zoo_points: pd.DataFrame | None = None) -> Any:
+                    zoo_points: pd.DataFrame | None = None, intervals: pd.DataFrame | None = None,
+                    published: pd.DataFrame | None = None) -> Any:
     """The trade-off scatter: feasible trials coloured by ``colors`` (e.g. block mix), infeasible ones as grey
     crosses, the feasible Pareto front (over x and y) as a red line with large markers, budget lines on the
     axes that carry a budget, and zoo models as labelled diamonds.
@@ -36,6 +43,10 @@ def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: n
         limits: budget limits (metric -> limit) to draw as dashed lines where x or y is that metric.
         zoo_points: zoo models computed outside the study (columns ``name``, ``x``, ``y``), drawn as hollow
             diamonds.
+        intervals: the predicted top-1's 95% interval per trial (columns ``number``, ``lo``, ``hi``, in %; see
+            :func:`top1_intervals`), drawn as error bars on whichever axis is ``top1``.
+        published: the zoo's *published* ImageNet-1K top-1 (columns ``name``, ``x``, ``y``; see
+            :func:`published_top1_points`), drawn as stars on the same axis as the prediction.
 
     Returns:
         A ``plotly.graph_objects.Figure``.
@@ -80,6 +91,15 @@ def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: n
                                  text=zoo_points["name"].tolist(), textposition="bottom center",
                                  marker={"size": 11, "symbol": "diamond-open", "color": "#000000"},
                                  textfont={"size": 9}, hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"))
+    if intervals is not None and len(intervals) and TOP1 in (x, y):
+        _add_intervals(fig, df, x, y, intervals)
+    if published is not None and len(published):
+        fig.add_trace(go.Scatter(x=published["x"], y=published["y"], mode="markers+text",
+                                 name="published top-1 (zoo)", text=published["name"].tolist(),
+                                 textposition="middle right", textfont={"size": 9},
+                                 marker={"size": 12, "symbol": "star", "color": "#2ca02c",
+                                         "line": {"color": "black", "width": 1}},
+                                 hovertemplate="%{text}: published top-1 %{y:.1f} %<br>%{x:.4g}<extra></extra>"))
     for metric, limit in limits.items():
         if metric == x:
             fig.add_vline(x=limit, line_dash="dash", line_color="#444", annotation_text=f"{metric} <= {limit:g}")
@@ -89,6 +109,76 @@ def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: n
                       legend={"title": "block mix" if colors is not None else ""},
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
+
+
+def _add_intervals(fig: Any, df: pd.DataFrame, x: str, y: str, intervals: pd.DataFrame) -> None:
+    """Error bars from each trial's predicted top-1 to the ends of its 95% interval."""
+    import plotly.graph_objects as go
+
+    merged = df[["number", x, y]].merge(intervals, on="number", how="inner")
+    other, along = (x, y) if y == TOP1 else (y, x)
+    merged = merged[np.isfinite(merged[other].to_numpy(float)) & np.isfinite(merged[along].to_numpy(float))]
+    if merged.empty:
+        return
+    plus = (merged["hi"] - merged[along]).clip(lower=0).to_numpy(float)
+    minus = (merged[along] - merged["lo"]).clip(lower=0).to_numpy(float)
+    bars = {"type": "data", "array": plus, "arrayminus": minus, "color": "rgba(80,80,80,0.35)", "thickness": 1,
+            "width": 0}
+    kind = go.Scattergl if len(merged) > 2000 else go.Scatter
+    fig.add_trace(kind(x=merged[x], y=merged[y], mode="markers", name="predicted top-1, 95% interval",
+                       customdata=np.stack([merged["number"], merged["lo"], merged["hi"]], axis=-1),
+                       marker={"size": 1, "color": "rgba(0,0,0,0)"},
+                       **({"error_y": bars} if y == TOP1 else {"error_x": bars}),
+                       hovertemplate="trial %{customdata[0]}: top-1 %{customdata[1]:.1f}..%{customdata[2]:.1f} %"
+                                     "<extra></extra>"))
+
+
+def top1_intervals(study: Study) -> pd.DataFrame:
+    """The predicted top-1's 95% interval of each trial (columns ``number``, ``lo``, ``hi``, ``extrapolated``; %).
+
+    Uses the trials' ``top1_lo``/``top1_hi`` columns where the search recorded them, else predicts from each
+    trial's Arch file (:func:`designspace.evaluate.top1.predict_top1`; at most the first 5,000 trials with an
+    Arch). Empty when the study has no Arch files and no recorded intervals.
+    """
+    from designspace.app.data import load_arch_of
+    from designspace.evaluate.top1 import predict_top1
+
+    df = study.trials
+    cols = ["number", "lo", "hi", "extrapolated"]
+    if {"top1_lo", "top1_hi"} <= set(df.columns):
+        got = df[["number", "top1_lo", "top1_hi"]].rename(columns={"top1_lo": "lo", "top1_hi": "hi"})
+        got["extrapolated"] = df["top1_extrapolated"] if "top1_extrapolated" in df.columns else False
+        return got.dropna(subset=["lo", "hi"]).reset_index(drop=True)
+    if "arch" not in df.columns:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for _, row in df[df["arch"].astype(str) != ""].head(_MAX_INTERVALS).iterrows():
+        try:
+            arch = load_arch_of(study, row)
+        except DesignspaceError:  # a missing or unreadable Arch file only loses its error bar
+            continue
+        p = predict_top1(arch)
+        rows.append((int(row["number"]), p.lo, p.hi, p.extrapolated))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def published_top1_points(x: str) -> pd.DataFrame:
+    """The zoo models' published ImageNet-1K top-1 (%) against ``x`` (``params_m`` or ``macs_g``, our analytic
+    counts), for the same axis as the predicted top-1. Columns ``name``, ``x``, ``y``; empty for other ``x``."""
+    from designspace import zoo
+    from designspace.evaluate.counts import count
+
+    if x not in ("params_m", "macs_g"):
+        return pd.DataFrame(columns=["name", "x", "y"])
+    rows = []
+    for name in zoo.names():
+        arch = zoo.load(name)
+        pub = zoo.published_for(arch)
+        if pub is None or pub.top1 is None:
+            continue
+        c = count(arch)
+        rows.append((name, c.params_m if x == "params_m" else c.macs_g, pub.top1))
+    return pd.DataFrame(rows, columns=["name", "x", "y"])
 
 
 def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> Any:
