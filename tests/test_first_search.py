@@ -1,0 +1,41 @@
+"""A new user's first search (README command 1, ``designspace search tiny``, here with 3 trials) prints objectives
+whose names and units are true: no "accuracy" that is not an ImageNet-1K top-1, and each printed value is what
+its name says."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from designspace.evaluate.estimate import DEFAULT, ESTIMATES
+
+
+def test_readme_command_1_prints_true_names(tmp_path: Path) -> None:
+    env = {**os.environ, "DESIGNSPACE_RESULTS": str(tmp_path / "results")}
+    run = subprocess.run([sys.executable, "-m", "designspace", "search", "tiny", "--trials", "3", "--no-progress"],
+                         env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
+    assert "accuracy" not in out.lower()
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("trial "))
+    columns = lines[header].split()
+    objectives = columns[1:3]
+    assert objectives == [DEFAULT, "latency_ms"]  # the space's search.objectives: the default estimate, latency
+    assert all(o in (*ESTIMATES, "latency_ms", "params_m", "macs_g") for o in objectives)
+    with open(tmp_path / "results" / "tiny" / "trials.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["state"] == "COMPLETE"]
+    assert rows
+    for r in rows:
+        if DEFAULT == "log10_macs":
+            assert float(r["log10_macs"]) == pytest.approx(math.log10(float(r["macs_g"]) * 1e9), abs=1e-3)
+        else:
+            assert 0 < float(r[DEFAULT]) < 100
+        if r["feasible"] == "True":  # infeasible ones are cut by a count budget before latency is measured
+            assert 0 < float(r["latency_ms"]) < 1000
