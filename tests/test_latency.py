@@ -14,10 +14,9 @@ import designspace as ds
 from designspace.cli import main
 from designspace.evaluate import evaluation as evaluation_mod
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.devices import MIN_POINTS, fit, list_devices, load_device
 from designspace.evaluate.evaluation import evaluate
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, measure, measure_model, summarize
-from designspace.exceptions import DocumentError
+from designspace.evaluate.local_map import MIN_POINTS, fit
 
 FAST = Protocol(warmup_s=0.0, warmup_runs=1, rounds=3, round_s=0.0, round_runs=3, extra_rounds=2)
 
@@ -148,6 +147,8 @@ def test_timeout_is_a_failed_evaluation() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- devices
+# The device cost model and its profiles are tested in tests/test_devices.py; the local-latency maps it
+# replaced (kept as the benchmark's baseline) here.
 def test_fit_forms_and_leave_one_out() -> None:
     xs = [1.0, 2.0, 4.0, 8.0]
     f = fit(xs, [2 * x for x in xs])
@@ -162,50 +163,11 @@ def test_fit_forms_and_leave_one_out() -> None:
         fit([1.0, 2.0], [1.0, 2.0])
 
 
-def test_shipped_profiles() -> None:
-    names = {d.name for d in list_devices()}
-    assert {"iphone13", "iphone14", "p100", "xeon-e5-2680-4t"} <= names
-    iphone13 = load_device("iphone13")
-    assert dict(iphone13.points)["iformer_m"] == 1.10 and len(iphone13.points) == 8
-    for prof in list_devices():
-        assert prof.calibration is not None, f"{prof.name} ships without its calibration"
-        assert {m for m, _ in prof.points} == {m for m, _ in prof.calibration.local_ms}
-
-
-def _profile(tmp_path: Path, body: str) -> Path:
-    path = tmp_path / "dev.yaml"
-    path.write_text(body)
-    return path
-
-
-P2 = "{mobilenetv2_100: 1.0, iformer_t: 2.0"
-
-
-@pytest.mark.parametrize(("body", "text"), [
-    (f"name: d\npoints: {P2}}}\n", "dev.yaml:2: points: 2 point(s): a profile needs at least 3"),
-    (f"name: d\npoints: {P2}, mobilenet: 3.0}}\n", "dev.yaml:2: points.mobilenet: 'mobilenet' is not a zoo model"),
-    ("name: d\npoints: {mobilenetv2_100: 1.0, iformer_t: -2.0, emo_1m: 3.0}\n",
-     "points.iformer_t: latency must be a positive number"),
-    ("name: d\nfitt: auto\n", "dev.yaml:2: fitt: unknown field 'fitt'"),
-    ("name: d\nlocal: {runtime: tvm}\npoints: {}\n", "local.runtime: unknown runtime 'tvm'"),
-])
-def test_bad_profiles(tmp_path: Path, body: str, text: str) -> None:
-    with pytest.raises(DocumentError) as info:
-        load_device(str(_profile(tmp_path, body)))
-    assert text in str(info.value)
-
-
 def test_bad_device_name_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "emo_1m", "--device", "iphone15"]) == 2
     err = capsys.readouterr().err
     assert "unknown device 'iphone15'" in err and "did you mean 'iphone14'" in err
     assert len(err.strip().splitlines()) == 1
-
-
-def test_too_few_points_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _profile(tmp_path, "name: d\npoints: {mobilenetv2_100: 1.0, iformer_t: 2.0}\n")
-    assert main(["eval", "emo_1m", "--device", str(path)]) == 2
-    assert "a profile needs at least 3" in capsys.readouterr().err
 
 
 def _fake_latency(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,25 +179,6 @@ def _fake_latency(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evaluation_mod, "measure_latency", fake)
 
 
-def test_calibrate_a_new_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
-    _fake_latency(monkeypatch)
-    out = tmp_path / "phone.yaml"
-    argv = ["calibrate", "phone", "--point", "mobilenetv2_100=3.0", "--point", "iformer_t=5.0", "--point",
-            "emo_1m=2.5", "--point", "iformer_m=15.0", "--out", str(out), "--json"]
-    assert main(argv) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["file"] == str(out) and len(report["points"]) == 4
-    prof = load_device(str(out))
-    assert prof.calibration is not None
-    assert dict(prof.calibration.local_ms)["iformer_t"] == pytest.approx(5.38, abs=1e-3)
-    before = out.read_text()
-    assert main(argv) == 2  # never replaces a saved profile without --force
-    assert "already exists" in capsys.readouterr().err and out.read_text() == before
-    ev = evaluate("emo_2m", device=str(out))
-    assert ev.prediction is not None and ev.prediction.fit.points == 4
-
-
 def test_eval_cli_with_device(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     _fake_latency(monkeypatch)
     assert main(["eval", "iformer_m", "--device", "iphone13"]) == 0
@@ -243,16 +186,10 @@ def test_eval_cli_with_device(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     assert "iphone13" in out and "PREDICTED" in out and "leave-one-out error" in out
     assert main(["eval", "iformer_m", "--device", "iphone13", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["prediction"]["label"] == "predicted" and data["prediction"]["points"] == 8
+    assert data["prediction"]["label"] == "predicted" and data["prediction"]["points"] >= 30
     assert data["latency_ms"] == data["prediction"]["ms"]
-
-
-def test_devices_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["devices", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
-    assert {r["name"] for r in rows} >= {"iphone13", "p100"}
-    for row in rows:  # the shipped calibration gives every profile an error without measuring
-        assert row["loo_mean"] >= 0 and row["calibration"].startswith("shipped")
+    assert data["latency_low_ms"] < data["latency_ms"] < data["latency_high_ms"]
+    assert data["latency_extrapolated"] is False
 
 
 def test_eval_cli_measures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

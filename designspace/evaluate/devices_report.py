@@ -1,68 +1,53 @@
-"""What ``designspace devices`` and ``designspace calibrate`` report (the CLI only prints it)."""
+"""What ``designspace devices``, ``designspace calibrate`` and the device fit report (the CLI only prints it)."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Ctx, load_yaml
+from designspace._yaml import load_yaml
 from designspace.evaluate.cache import Cache, results_dir
-from designspace.evaluate.devices import (
-    DeviceProfile,
-    list_devices,
-    load_device,
-    loo_predictions,
-    parse_device,
-    save_device,
-)
-from designspace.evaluate.evaluation import _KIND, _calibration_context, calibrate
+from designspace.evaluate.devices import calibrate, fit_devices, list_devices, load_device, save_device
+from designspace.evaluate.profile import DeviceProfile
 from designspace.exceptions import DocumentError
 
-__all__ = ["calibrate_command", "device_rows"]
+__all__ = ["calibrate_command", "device_rows", "fit_command", "profile_rows"]
 
 
-def _cached_local(profile: DeviceProfile, cache: Cache) -> dict[str, float] | None:
-    """This machine's local latencies of the profile's models, if all are in the cache."""
-    from designspace import zoo
-
-    key = _calibration_context(profile).key()
-    out = {}
-    for model, _ in profile.points:
-        hit = cache.get(zoo.load(model), _KIND, key)
-        if hit is None:
-            return None
-        out[model] = float(hit["ms"])
-    return out
+def _row(prof: DeviceProfile) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": prof.name, "points": len(prof.points), "description": prof.description,
+                           "source": prof.source, "file": prof.file, "prior": prof.prior or "",
+                           "calibration": "none needed: predicted from the Arch's features"}
+    if prof.model is not None:
+        s = prof.summary
+        errors = prof.model.loo_errors
+        row.update(fit="cost", loo=f"{s.loo_mean:.1%} / {s.loo_max:.1%}", loo_mean=s.loo_mean, loo_max=s.loo_max,
+                   within_10=sum(e <= 0.1 for e in errors) / len(errors), coef=dict(zip(prof.features, s.coef,
+                                                                                       strict=True)))
+    return row
 
 
 def device_rows(measure: bool = False, cache: Cache | None = None) -> list[dict[str, Any]]:
-    """One row per profile: its fit and leave-one-out error on this machine's calibration if known (or measured
-    with ``measure``), else on the calibration shipped with the profile."""
-    cache = cache or Cache()
-    rows = []
-    for prof in list_devices():
-        local, label = _cached_local(prof, cache), "this machine"
-        if local is None and measure:
-            local = dict(calibrate(prof, cache=cache).local_ms)
-        if local is None and prof.calibration is not None:
-            local = dict(prof.calibration.local_ms)
-            label = f"shipped: {prof.calibration.machine}, {prof.calibration.measured}"
-        row: dict[str, Any] = {"name": prof.name, "points": len(prof.points), "description": prof.description,
-                               "source": prof.source, "file": prof.file, "calibration": label if local else
-                               "none (designspace calibrate --device " + prof.name + ")"}
-        if local is not None:
-            f = prof.fit_with(local)
-            row.update(fit=f.form, loo=f"{f.loo_mean:.1%} / {f.loo_max:.1%}", loo_mean=f.loo_mean, loo_max=f.loo_max,
-                       coef=list(f.coef))
-        rows.append(row)
-    return rows
+    """One row per profile: points, fit, leave-one-out error (mean / max, share within 10%), coefficients.
+
+    ``measure`` and ``cache`` are accepted for the old interface; the cost model measures nothing."""
+    return [_row(prof) for prof in list_devices()]
 
 
-def _read_points(points: list[str], points_file: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def profile_rows(name: str) -> list[dict[str, Any]]:
+    """One row per fitted point of a profile: its reference, latency, leave-one-out prediction and error."""
+    prof = load_device(name)
+    return [{"point": p.ref, "ms": p.ms, "loo_pred_ms": p.loo_ms,
+             "loo_error": f"{abs(p.loo_ms - p.ms) / p.ms:.1%}" if p.loo_ms is not None else ""} for p in prof.points]
+
+
+def _read_points(points: list[str], points_file: str | None) -> tuple[list[tuple[str, float]], str]:
+    """(ARCH, MS) pairs from ``--point ARCH=MS`` and a CSV (``arch,ms``) or YAML mapping file."""
+    out: list[tuple[str, float]] = []
+    where = "<command line>"
     if points_file:
+        where = points_file
         path = Path(points_file)
         try:
             text = path.read_text(encoding="utf-8")
@@ -72,65 +57,83 @@ def _read_points(points: list[str], points_file: str | None) -> dict[str, Any]:
         if path.suffix in (".yaml", ".yml"):
             data, _ = load_yaml(text, points_file)
             if not isinstance(data, dict):
-                raise DocumentError("points must be a mapping of zoo model to milliseconds", file=points_file,
-                                    fix="write mobilenetv2_100: 12.3 lines")
-            out.update(data)
+                raise DocumentError("points must be a mapping of Arch (file or zoo name) to milliseconds",
+                                    file=points_file, fix="write lines such as iformer_t: 0.62")
+            for k, v in data.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise DocumentError(f"{k}: {v!r} is not a number of milliseconds", file=points_file,
+                                        fix="write e.g. iformer_t: 0.62")
+                out.append((str(k), float(v)))
         else:
             for i, row in enumerate(csv.reader(text.splitlines())):
-                if not row or row[0].strip().lower() in ("model", ""):
+                if not row or row[0].strip().lower() in ("arch", "model", ""):
                     continue
                 try:
-                    out[row[0].strip()] = float(row[1])
+                    out.append((row[0].strip(), float(row[1])))
                 except (IndexError, ValueError):
-                    raise DocumentError(f"expected `model,latency_ms`, got {','.join(row)!r}", file=points_file,
-                                        line=i + 1, fix="write e.g. mobilenetv2_100,12.3") from None
+                    raise DocumentError(f"expected `arch,ms`, got {','.join(row)!r}", file=points_file, line=i + 1,
+                                        fix="write e.g. iformer_t,0.62") from None
     for item in points:
-        model, _, ms = item.partition("=")
+        ref, _, ms = item.partition("=")
         try:
-            out[model.strip()] = float(ms)
+            out.append((ref.strip(), float(ms)))
         except ValueError:
-            raise DocumentError(f"--point {item!r} is not MODEL=MS", file="<command line>",
-                                fix="write e.g. --point mobilenetv2_100=12.3") from None
-    return out
+            raise DocumentError(f"--point {item!r} is not ARCH=MS", file="<command line>",
+                                fix="write e.g. --point iformer_t=0.62 or --point my_arch.yaml=1.3") from None
+    if points and points_file:
+        where = f"{points_file} and the command line"
+    return out, where
 
 
-def calibrate_command(name: str, *, points: list[str], points_file: str | None, description: str = "",
-                      source: str = "", form: str = "auto", runtime: str = "onnxruntime", threads: int = 1,
-                      out: str | None = None, force: bool = False) -> dict[str, Any]:
-    """Calibrates an existing profile on this machine, or makes a new one from measurements on a device.
+def calibrate_command(name: str, *, points: list[str], points_file: str | None = None, description: str = "",
+                      source: str = "", prior: str | None = "iphone13", out: str | None = None, force: bool = False,
+                      **_old: Any) -> dict[str, Any]:
+    """Fits a new profile to your own measurements (``ARCH=MS``), with ``prior`` as the prior device.
 
-    Without points, ``name`` is an existing profile: its models are measured here (cached) and the fit is
-    reported; with ``out`` the profile is written there with this calibration. With points, a new profile is
-    made, measured and written (default ``results/devices/<name>.yaml``); an existing file is never replaced
-    without ``force``.
+    The profile is written to ``out`` (default ``results/devices/<name>.yaml``) only after the fit succeeds;
+    an existing file is never replaced without ``force``. Old keyword arguments (``form``, ``runtime``,
+    ``threads``) are accepted and ignored: the cost model maps no local measurement.
+
+    Returns:
+        ``name``, ``prior``, ``file``, ``fit``, ``loo_mean``, ``loo_max``, ``machine`` (a note), ``coef`` and
+        ``points`` (``model``, ``target_ms``, ``loo_pred_ms``, ``loo_error``).
+
+    Raises:
+        DocumentError: bad points (an unknown Arch, ms <= 0, too few), an unknown prior, a file in the way.
     """
-    given = _read_points(points, points_file)
-    path: Path | None
-    if given:
-        doc = {"name": name, "description": description, "source": source or "user measurements",
-               "local": {"runtime": runtime, "threads": threads, "batch": 1}, "fit": form, "points": given}
-        profile = parse_device(doc, Ctx("<command line>"))
-        path = Path(out) if out else results_dir() / "devices" / f"{name}.yaml"
-    else:
-        try:
-            profile = load_device(name)
-        except DocumentError as err:
-            raise DocumentError(err.problem, file=err.file,
-                                fix=f"{err.fix}; to make a new profile give --point MODEL=MS (at least 3)") from None
-        path = Path(out) if out else None
-    if path is not None and path.exists() and not force:  # refuse before measuring anything
+    given, where = _read_points(points, points_file)
+    if not given:
+        raise DocumentError("no points given", file=where,
+                            fix="give --point ARCH=MS (about 10: an Arch file or zoo name, its ms) or --points FILE")
+    path = Path(out) if out else results_dir() / "devices" / f"{name}.yaml"
+    if path.exists() and not force:  # refuse before fitting anything
         raise DocumentError("a profile already exists here", file=str(path),
                             fix="choose another name or --out, or pass --force to replace it")
-    cal = calibrate(profile, cache=Cache())
-    local = dict(cal.local_ms)
-    models = [m for m, _ in profile.points]
-    targets = [t for _, t in profile.points]
-    fitted = profile.fit_with(local)
-    preds = loo_predictions([local[m] for m in models], targets, fitted.form)
-    written = None
-    if path is not None:
-        written = str(save_device(dataclasses.replace(profile, calibration=cal), path, overwrite=force))
-    return {"name": profile.name, "machine": cal.machine, "runtime_version": cal.runtime_version, "fit": fitted.form,
-            "coef": list(fitted.coef), "loo_mean": fitted.loo_mean, "loo_max": fitted.loo_max, "file": written,
-            "points": [{"model": m, "local_ms": round(local[m], 3), "target_ms": t, "loo_pred_ms": round(p, 3),
-                        "loo_error": f"{abs(p - t) / t:.1%}"} for m, t, p in zip(models, targets, preds, strict=True)]}
+    if prior:
+        load_device(prior)  # an unknown prior is an error before the fit
+    profile = calibrate(name, given, prior=prior, description=description, source=source, where=where)
+    written = str(save_device(profile, path, overwrite=force))
+    s = profile.summary
+    return {"name": name, "prior": prior, "file": written, "fit": "cost", "loo_mean": s.loo_mean, "loo_max": s.loo_max,
+            "machine": "not measured here (the model predicts from the Arch)",
+            "coef": dict(zip(profile.features, s.coef, strict=True)),
+            "points": [{"model": p.ref, "target_ms": p.ms, "loo_pred_ms": p.loo_ms,
+                        "loo_error": f"{abs((p.loo_ms or p.ms) - p.ms) / p.ms:.1%}"} for p in profile.points]}
+
+
+def fit_command(names: list[str] | None = None, *, exclude: list[str] | None = None, out: str | None = None,
+                dry_run: bool = False) -> list[dict[str, Any]]:
+    """Refits the shipped device profiles from the data files (``designspace fit-devices``).
+
+    Args:
+        names: profiles to refit (default all shipped).
+        exclude: point groups to hold out (``iformer_table7`` ...); then ``out`` is required, so the shipped
+            profiles keep every group.
+        out: a folder to write into instead of the shipped ``devices/``.
+        dry_run: fit and report, write nothing.
+    """
+    if exclude and not out and not dry_run:
+        raise DocumentError("--exclude writes profiles fitted without some points", file="<command line>",
+                            fix="give --out DIR (the shipped profiles keep every group) or --dry-run")
+    profiles = fit_devices(names, exclude=tuple(exclude or ()), out=Path(out) if out else None, write=not dry_run)
+    return [_row(p) | {"exclude": list(p.exclude)} for p in profiles]

@@ -7,7 +7,6 @@ machine lacks) is the caller's error and raises.
 
 from __future__ import annotations
 
-import datetime
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.counts import count
-from designspace.evaluate.devices import Calibration, DeviceProfile, Prediction, load_device
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, machine, measure_model
+from designspace.evaluate.devices import Prediction, load_device
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, measure_model
 
-__all__ = ["Evaluation", "calibrate", "evaluate", "measure_latency"]
+__all__ = ["Evaluation", "evaluate", "measure_latency"]
 
 log = logging.getLogger("designspace")
 _KIND = "latency"
@@ -35,7 +34,8 @@ class Evaluation:
         params: parameters (exact).
         macs: MACs per image (analytic; the convention of :mod:`designspace.evaluate.counts`).
         latency: the local measurement, or ``None`` (failed or not asked for).
-        prediction: the latency carried to a target device, or ``None``.
+        prediction: the latency predicted on a target device by its cost model (with its interval and
+            extrapolation flag), or ``None``.
         status: ``"ok"`` or ``"failed"``.
         reason: why it failed.
     """
@@ -57,11 +57,27 @@ class Evaluation:
             return self.prediction.ms
         return self.latency.ms if self.latency is not None else None
 
+    @property
+    def latency_low_ms(self) -> float | None:
+        """Low end of the predicted latency's interval (ms); the measurement itself when nothing is predicted."""
+        return self.prediction.low if self.prediction is not None else self.latency_ms
+
+    @property
+    def latency_high_ms(self) -> float | None:
+        """High end of the predicted latency's interval (ms); the measurement itself when nothing is predicted."""
+        return self.prediction.high if self.prediction is not None else self.latency_ms
+
+    @property
+    def latency_extrapolated(self) -> bool:
+        """Whether the prediction lies outside what the device's fit saw (False for a measurement)."""
+        return self.prediction is not None and self.prediction.extrapolated
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"name": self.name, "fingerprint": self.fingerprint, "status": self.status, "reason": self.reason,
                 "params": self.params, "params_m": self.params / 1e6, "macs": self.macs, "macs_g": self.macs / 1e9,
-                "latency_ms": self.latency_ms,
+                "latency_ms": self.latency_ms, "latency_low_ms": self.latency_low_ms,
+                "latency_high_ms": self.latency_high_ms, "latency_extrapolated": self.latency_extrapolated,
                 "latency": self.latency.to_dict() if self.latency is not None else None,
                 "prediction": self.prediction.to_dict() if self.prediction is not None else None}
 
@@ -94,29 +110,6 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
     return lat
 
 
-def _calibration_context(profile: DeviceProfile) -> Context:
-    return Context.local(profile.runtime, profile.threads, profile.batch, resolution=224)
-
-
-def calibrate(profile: DeviceProfile, *, protocol: Protocol | None = None, cache: Cache | None = None) -> Calibration:
-    """This machine's latencies of a profile's models (measured once, then cached).
-
-    Raises:
-        MeasurementError: a model could not be measured.
-    """
-    from designspace import zoo
-
-    ctx = _calibration_context(profile)
-    local = {}
-    for i, (model, _) in enumerate(profile.points):
-        arch = zoo.load(model)
-        if cache is None or cache.get(arch, _KIND, ctx.key()) is None:
-            log.info("calibrating %s on this machine: measuring %s (%d/%d; cached afterwards)", profile.name, model,
-                     i + 1, len(profile.points))
-        local[model] = measure_latency(arch, ctx, protocol=protocol, cache=cache).ms
-    return Calibration(ctx.machine, ctx.runtime_version, datetime.date.today().isoformat(), tuple(local.items()))
-
-
 def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str = "onnxruntime", threads: int = 1,
              batch: int = 1, protocol: Protocol | None = None, cache: Cache | bool | None = True,
              latency: bool = True) -> Evaluation:
@@ -124,8 +117,8 @@ def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str
 
     Args:
         arch: what to evaluate.
-        device: a device profile name for a predicted target latency; ``None`` or ``"local"`` for this machine.
-            The profile fixes the local runtime, threads and batch it maps from.
+        device: a device profile name for a predicted target latency (its cost model, from the Arch alone);
+            ``None`` or ``"local"`` for this machine. The local latency is measured either way.
         runtime: ``"onnxruntime"`` (CPU), ``"torch"`` (eager CPU) or ``"cuda"``, without a device.
         threads: intra-op threads, without a device.
         batch: images per run, without a device.
@@ -149,8 +142,6 @@ def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str
     if not latency:
         return base
     profile = load_device(device) if device not in (None, "", "local") else None
-    if profile is not None:
-        runtime, threads, batch = profile.runtime, profile.threads, profile.batch
     context = Context.local(runtime, threads, batch, arch.resolution)
     if runtime == "cuda" and context.machine == "no GPU":
         raise MeasurementError("CUDA latency needs a GPU, but torch sees none (fix: use --runtime onnxruntime or "
@@ -159,9 +150,5 @@ def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str
         lat = measure_latency(arch, context, protocol=protocol, cache=store)
     except MeasurementError as err:
         return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, status="failed", reason=str(err))
-    prediction = None
-    if profile is not None:
-        cal = calibrate(profile, protocol=protocol, cache=store)
-        fitted = profile.fit_with(dict(cal.local_ms))
-        prediction = Prediction(profile.name, fitted.predict(lat.ms), lat.ms, fitted, machine(runtime))
+    prediction = profile.predict(arch, local_ms=lat.ms) if profile is not None else None
     return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, lat, prediction)

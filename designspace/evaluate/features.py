@@ -1,0 +1,185 @@
+"""Per-component cost features of a network as a device would run it (fp16, batch 1, eval mode).
+
+The network is built on PyTorch's ``meta`` device (shapes only, nothing computed) and run once under a
+dispatch mode that sees every ATen operation; each operation is charged to the component (stem,
+downsampling layer, block, head, as :func:`designspace.plan.plan` places them) whose forward is running.
+Layout permutes the network inserts between NCHW and NHWC components are charged to the component after them.
+
+Features (:data:`FEATURES`; units chosen so a network's totals are of order 0.1-100):
+
+* ``conv_gmacs``: dense k x k convolutions (groups 1, kernel > 1), GMACs;
+* ``pw_gmacs``: 1x1 convolutions and linear layers, GMACs;
+* ``dw_gmacs``: depthwise and grouped convolutions, GMACs;
+* ``attn_gmacs``: products of two activations (attention's ``Q K^T`` and ``A V``), GMACs;
+* ``act_mb``: fp16 bytes written by compute operations (convs, matmuls, norms, activations, element-wise
+  ops, softmax, pooling), MB;
+* ``weight_mb``: fp16 bytes of the weights those operations read, MB;
+* ``layout_mb``: fp16 bytes written by data-movement operations (permute, transpose, copies, concat,
+  repeat, pad, slices), MB: the "memory-intensive reshaping" of iFormer's Sec. 3.3;
+* ``layout_ops``: number of reshape, view, permute, transpose, slice and concat operations;
+* ``norm_melems``: elements normalized by norms that do not fold into a preceding convolution (LayerNorm,
+  GroupNorm, a BatchNorm not right after a conv), millions;
+* ``softmax_melems``: softmax elements (N x N per head and window), millions;
+* ``heads``: number of N x N attention matrices (heads x windows);
+* ``ops``: number of compute operations (a per-dispatch overhead);
+* ``const``: 1 per network (input, output, scheduling), charged to a ``network`` line.
+
+BatchNorm right after a convolution is folded (Core ML and the papers fuse it), so it costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Any
+
+from designspace.arch import Arch
+
+__all__ = ["FEATURES", "component_features", "network_features"]
+
+FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
+            "norm_melems", "softmax_melems", "heads", "ops", "const")
+
+_BYTES = 2  # fp16
+_VIEWS = {"view", "_unsafe_view", "reshape", "expand", "t", "alias", "unsqueeze", "squeeze", "flatten",
+          "detach", "lift_fresh"}  # reshape-like: an op in Core ML, no bytes moved
+_MOVES = {"permute", "transpose", "clone", "contiguous", "cat", "repeat", "constant_pad_nd", "select", "slice",
+          "split", "unbind", "chunk", "split_with_sizes", "_to_copy", "copy"}
+_NOT_OPS = {"empty", "empty_like", "zeros", "ones", "new_empty", "fill", "zero", "lift_fresh_copy"}
+
+
+def _is_param(t: Any) -> bool:
+    """A parameter, or a view of one (a Linear weight's transpose)."""
+    import torch
+
+    return isinstance(t, torch.nn.Parameter) or isinstance(getattr(t, "_base", None), torch.nn.Parameter)
+
+
+def _numel(t: Any) -> int:
+    return int(t.numel()) if hasattr(t, "numel") else 0
+
+
+def _outs(out: Any) -> list[Any]:
+    if isinstance(out, (list, tuple)):
+        return [o for o in out if hasattr(o, "numel")]
+    return [out] if hasattr(out, "numel") else []
+
+
+class _Recorder:
+    """Accumulates features per component name while the dispatch mode runs."""
+
+    def __init__(self) -> None:
+        self.current = "network"
+        self.by: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FEATURES, 0.0))
+        self.conv_outputs: set[int] = set()
+        self.keep: list[Any] = []  # keeps conv outputs alive so their ids stay unique
+
+    def add(self, key: str, value: float) -> None:
+        self.by[self.current][key] += value
+
+    def record(self, name: str, args: tuple[Any, ...], out: Any) -> None:
+        import torch
+
+        params = [a for a in args if _is_param(a)]
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        if tensors and len(params) == len(tensors):
+            return  # weight preprocessing (a transpose of a Linear weight): folded into constants
+        outs = _outs(out)
+        written = sum(_numel(o) for o in outs) * _BYTES / 1e6
+        if name in _NOT_OPS:
+            return
+        if name in _VIEWS:
+            if name not in ("expand", "t", "alias", "detach", "lift_fresh"):
+                self.add("layout_ops", 1)
+            return
+        if name in _MOVES:
+            self.add("layout_ops", 1)
+            if name in ("select", "slice", "split", "unbind", "chunk", "split_with_sizes"):
+                written = 0.0 if name in ("split", "chunk") else written  # a split is a view; its parts are read later
+            self.add("layout_mb", written)
+            return
+        self.add("ops", 1)
+        self.add("act_mb", written)
+        self.add("weight_mb", sum(_numel(p) for p in params) * _BYTES / 1e6)
+        if name == "convolution":
+            x, w, groups = args[0], args[1], int(args[8])
+            macs = _numel(outs[0]) * (w.shape[1] * w.shape[2] * w.shape[3])
+            key = "dw_gmacs" if groups > 1 else ("pw_gmacs" if w.shape[2] * w.shape[3] == 1 else "conv_gmacs")
+            self.add(key, macs / 1e9)
+            self.conv_outputs.add(id(outs[0]))
+            self.keep.append(outs[0])
+        elif name in ("addmm", "mm", "bmm", "matmul", "baddbmm"):
+            a = args[1] if name in ("addmm", "baddbmm") else args[0]
+            macs = _numel(outs[0]) * int(a.shape[-1])
+            self.add("pw_gmacs" if params else "attn_gmacs", macs / 1e9)
+        elif name in ("native_layer_norm", "native_group_norm", "layer_norm", "group_norm"):
+            self.add("norm_melems", _numel(args[0]) / 1e6)
+        elif name in ("native_batch_norm", "_native_batch_norm_legit_no_training", "batch_norm"):
+            if id(args[0]) in self.conv_outputs:
+                self.by[self.current]["ops"] -= 1  # folded into the conv
+                self.by[self.current]["act_mb"] -= written
+            else:
+                self.add("norm_melems", _numel(args[0]) / 1e6)
+        elif name in ("_softmax", "_safe_softmax", "softmax"):
+            x = outs[0]
+            self.add("softmax_melems", _numel(x) / 1e6)
+            n = int(x.shape[-1]) * int(x.shape[-2]) if x.dim() >= 2 else 1
+            self.add("heads", _numel(x) / max(n, 1))
+
+
+def _trace(arch: Arch) -> dict[str, dict[str, float]]:
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from designspace.network import Network
+    from designspace.plan import plan
+
+    rec = _Recorder()
+
+    class Mode(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            rec.record(func.overloadpacket.__name__, tuple(args), out)
+            return out
+
+    with torch.device("meta"):
+        model = Network(arch).eval()
+        x = torch.empty(1, arch.in_chans, arch.resolution, arch.resolution)
+    names = [p.name for p in plan(arch)]
+    handles = []
+    for name in names:
+        module = model.get_submodule(name)
+
+        def pre(_m: Any, _a: Any, name: str = name) -> None:
+            rec.current = name
+
+        handles.append(module.register_forward_pre_hook(pre))
+    try:
+        with torch.no_grad(), Mode():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    out = {name: dict(rec.by[name]) for name in names if name in rec.by}
+    glue = rec.by.get("network")
+    out["network"] = {**dict.fromkeys(FEATURES, 0.0), **(glue or {}), "const": 1.0}
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached(fingerprint: str, arch: Arch) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    return tuple((name, tuple(f[k] for k in FEATURES)) for name, f in _trace(arch).items())
+
+
+def component_features(arch: Arch) -> dict[str, dict[str, float]]:
+    """Features of each component (``"stem"``, ``"stages.2.blocks.0"`` ... and ``"network"``), in plan order."""
+    return {name: dict(zip(FEATURES, values, strict=True)) for name, values in _cached(arch.fingerprint, arch)}
+
+
+def network_features(arch: Arch) -> dict[str, float]:
+    """The network's totals of every feature (sum over components)."""
+    total = dict.fromkeys(FEATURES, 0.0)
+    for f in component_features(arch).values():
+        for k, v in f.items():
+            total[k] += v
+    return total

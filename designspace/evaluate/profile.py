@@ -1,0 +1,249 @@
+"""The device profile document: its classes, parsing (with file:line errors) and YAML form.
+
+See :mod:`designspace.evaluate.devices` for what a profile is and how it is fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from designspace._yaml import Ctx
+from designspace.arch import Arch
+from designspace.blocks.registry import closest
+from designspace.evaluate.costmodel import CostModel
+from designspace.evaluate.features import FEATURES, component_features, network_features
+from designspace.evaluate.local_map import Fit
+from designspace.exceptions import DocumentError
+
+__all__ = ["COLUMNS", "DeviceProfile", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
+
+_KEYS = ("name", "description", "source", "column", "features", "groups", "exclude", "prior", "fit", "points")
+_FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10")
+#: Latency columns a profile may fit: the published points' devices, or ``user`` (calibrated points).
+COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "user")
+
+
+@dataclass(frozen=True)
+class ProfilePoint:
+    """One fitted point: a published point's ``id`` or an Arch (file path or zoo name), and its latency.
+
+    Attributes:
+        ref: the point id (``kind == "id"``) or the Arch reference (``kind == "arch"``).
+        kind: ``"id"`` or ``"arch"``.
+        ms: its latency on the device, milliseconds.
+        loo_ms: the prediction of the model fitted without it, or None before fitting.
+    """
+
+    ref: str
+    kind: str
+    ms: float
+    loo_ms: float | None = None
+
+    def arch(self) -> Arch:
+        """The point's Arch (raises DocumentError for an unknown id or Arch)."""
+        if self.kind == "id":
+            from designspace.evaluate.points import load_points
+
+            found = {p.id: p for p in load_points()}
+            if self.ref not in found:
+                near = closest(self.ref, list(found))
+                raise DocumentError(f"unknown point {self.ref!r}", path="points",
+                                    fix=(f"did you mean {near!r}? " if near else "") + "see designspace/data/points")
+            return found[self.ref].arch
+        from designspace.network import load_arch
+
+        return load_arch(self.ref)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A latency predicted on a device by its cost model.
+
+    Attributes:
+        device: the profile name.
+        ms: predicted milliseconds (the sum of ``components``).
+        low: low end of the interval (ms), from the leave-one-out residuals' 95th percentile.
+        high: high end (ms), from their 5th percentile.
+        extrapolated: whether the network's features lie outside what the fit saw.
+        outside: which features, with their values and the fitted range.
+        components: (component name, ms) in plan order, then ``network`` (the per-network constant).
+        fit: the fit's summary (form ``"cost"``, coefficients, leave-one-out error, points).
+        local_ms: a local measurement taken alongside, if any (not used by the prediction).
+        calibration_machine: where the model's inputs come from (no local calibration is needed).
+    """
+
+    device: str
+    ms: float
+    low: float
+    high: float
+    extrapolated: bool
+    outside: tuple[str, ...]
+    components: tuple[tuple[str, float], ...]
+    fit: Fit
+    local_ms: float | None = None
+    calibration_machine: str = "none needed (predicted from the Arch)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``label: predicted``)."""
+        return {"device": self.device, "ms": self.ms, "low_ms": self.low, "high_ms": self.high, "label": "predicted",
+                "extrapolated": self.extrapolated, "outside": list(self.outside), "fit": self.fit.form,
+                "loo_mean_error": self.fit.loo_mean, "loo_max_error": self.fit.loo_max, "points": self.fit.points,
+                "local_ms": self.local_ms, "components": dict(self.components)}
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """A device's cost model and how it was fitted (see the module docstring for the fields)."""
+
+    name: str
+    description: str
+    source: str
+    column: str
+    features: tuple[str, ...]
+    groups: tuple[str, ...] | None
+    exclude: tuple[str, ...]
+    prior: str | None
+    model: CostModel | None
+    points: tuple[ProfilePoint, ...]
+    file: str = ""
+
+    @property
+    def summary(self) -> Fit:
+        """The fit's summary in the form :class:`designspace.evaluate.local_map.Fit` reports."""
+        m = self._model()
+        errors = m.loo_errors
+        return Fit("cost", m.coef, sum(errors) / len(errors) if errors else 0.0, max(errors, default=0.0),
+                   len(self.points))
+
+    def _model(self) -> CostModel:
+        if self.model is None:
+            raise DocumentError(f"device {self.name!r} has not been fitted", file=self.file or self.name,
+                                fix="run the device fit (designspace.evaluate.devices.fit_devices) or calibrate it")
+        return self.model
+
+    def predict(self, arch: Arch, local_ms: float | None = None) -> Prediction:
+        """The latency of ``arch`` on this device, per component, with its interval and extrapolation flag."""
+        m = self._model()
+        parts = m.breakdown(component_features(arch))
+        ms = sum(parts.values())
+        low, high = m.interval(ms)
+        outside = tuple(m.outside(network_features(arch)))
+        return Prediction(self.name, ms, low, high, bool(outside), outside, tuple(parts.items()), self.summary,
+                          local_ms)
+
+
+# ------------------------------------------------------------------------------------------------ document
+def _sig(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def profile_doc(profile: DeviceProfile) -> dict[str, Any]:
+    """The YAML document of a profile (coefficients to 6 significant digits, so a refit writes the same file)."""
+    doc: dict[str, Any] = {"name": profile.name, "description": profile.description, "source": profile.source,
+                           "column": profile.column, "features": list(profile.features),
+                           "groups": "all" if profile.groups is None else list(profile.groups),
+                           "exclude": list(profile.exclude), "prior": profile.prior}
+    m = profile.model
+    if m is not None:
+        errors = m.loo_errors
+        doc["fit"] = {"lambda": m.lam, "coef": {f: _sig(c) for f, c in zip(m.features, m.coef, strict=True)},
+                      "ranges": {f: [_sig(lo), _sig(hi)] for f, (lo, hi) in zip(m.features, m.ranges, strict=True)},
+                      "loo_mean": round(sum(errors) / len(errors), 4), "loo_max": round(max(errors), 4),
+                      "within_10": round(sum(e <= 0.1 for e in errors) / len(errors), 4)}
+    doc["points"] = [{p.kind: p.ref, "ms": p.ms, **({"loo_ms": p.loo_ms} if p.loo_ms is not None else {})}
+                     for p in profile.points]
+    return doc
+
+
+def _number(ctx: Ctx, path: tuple[Any, ...], value: Any, what: str, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (positive and not value > 0) or value < 0:
+        raise ctx.error(path, f"{what} must be a {'positive' if positive else 'non-negative'} number, got {value!r}",
+                        "write e.g. 0.73" if positive else "write e.g. 0.0")
+    return float(value)
+
+
+def _str_list(ctx: Ctx, data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ctx.error((key,), f"{key} must be a list of names", f"write {key}: [name, ...]")
+    return tuple(value)
+
+
+def _points(ctx: Ctx, raw: Any, fitted: bool) -> tuple[ProfilePoint, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ctx.error(("points",), "missing `points`: the measured networks and their latencies",
+                        "write points: [{id: iformer_m, ms: 1.1}, {arch: my.yaml, ms: 2.0}]")
+    out = []
+    for i, item in enumerate(raw):
+        where = ("points", i)
+        if not isinstance(item, dict) or len({"id", "arch"} & set(item)) != 1:
+            raise ctx.error(where, "a point is {id: POINT, ms: MS} or {arch: FILE-OR-ZOO-NAME, ms: MS}",
+                            "write e.g. {id: iformer_m, ms: 1.1}")
+        kind = "id" if "id" in item else "arch"
+        for key in item:
+            if key not in ("id", "arch", "ms", "loo_ms"):
+                raise ctx.error((*where, key), f"unknown field {key!r} in a point", "fields: id or arch, ms, loo_ms")
+        ms = _number(ctx, (*where, "ms"), item.get("ms"), "ms")
+        loo = item.get("loo_ms")
+        if fitted and loo is None:
+            raise ctx.error((*where,), "a fitted profile's point needs loo_ms", "refit the profile")
+        point = ProfilePoint(str(item[kind]), kind, ms, None if loo is None else _number(ctx, (*where, "loo_ms"), loo,
+                                                                                         "loo_ms"))
+        try:
+            point.arch()
+        except DocumentError as err:
+            raise ctx.error((*where, kind), f"{point.ref!r}: {err.problem}", err.fix or "give a known point id, an "
+                            "Arch file or a zoo name") from None
+        out.append(point)
+    return tuple(out)
+
+
+def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
+    """Validates a profile document. Raises :class:`DocumentError` (file, line, field and fix) on bad input."""
+    if not isinstance(data, dict):
+        raise ctx.error((), "a device profile must be a mapping", f"write its fields: {', '.join(_KEYS)}")
+    for key in data:
+        if key not in _KEYS:
+            near = closest(str(key), _KEYS)
+            raise ctx.error((key,), f"unknown field {key!r} in a device profile",
+                            (f"did you mean {near!r}? " if near else "") + f"fields: {', '.join(_KEYS)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ctx.error(("name",), "missing `name`", "add name: my-device")
+    column = data.get("column", "user")
+    if column not in COLUMNS:
+        raise ctx.error(("column",), f"unknown latency column {column!r}", f"one of: {', '.join(COLUMNS)}")
+    features = _str_list(ctx, data, "features") or FEATURES
+    for i, f in enumerate(features):
+        if f not in FEATURES:
+            near = closest(f, FEATURES)
+            raise ctx.error(("features", i), f"unknown feature {f!r}",
+                            (f"did you mean {near!r}? " if near else "") + f"features: {', '.join(FEATURES)}")
+    groups_raw = data.get("groups", "all")
+    groups = None if groups_raw == "all" else _str_list(ctx, data, "groups")
+    prior = data.get("prior")
+    if prior is not None and (not isinstance(prior, str) or prior == name):
+        raise ctx.error(("prior",), f"prior must name another device profile, got {prior!r}",
+                        "write prior: iphone13, or leave it out")
+    fit = data.get("fit")
+    points = _points(ctx, data.get("points"), fit is not None)
+    model = None
+    if fit is not None:
+        if not isinstance(fit, dict) or any(k not in _FIT_KEYS for k in fit) or not isinstance(fit.get("coef"), dict):
+            raise ctx.error(("fit",), f"fit must map {', '.join(_FIT_KEYS)}", "let the device fit write it")
+        coef, ranges = fit["coef"], fit.get("ranges") or {}
+        if set(coef) != set(features) or set(ranges) != set(features):
+            extra = sorted(set(coef) ^ set(features))
+            raise ctx.error(("fit", "coef"), f"coefficients and features differ ({', '.join(extra) or 'ranges'})",
+                            "refit the profile after changing its features")
+        used = sum(1 for f in features if float(ranges[f][1]) > 0)
+        if prior is None and len(points) < used:
+            raise ctx.error(("points",), f"{len(points)} points for {used} features",
+                            "give at least as many points as features, fewer features, or a prior device")
+        model = CostModel(tuple(features), tuple(_number(ctx, ("fit", "coef", f), coef[f], f, False) for f in features),
+                          float(fit.get("lambda", 0.0)),
+                          tuple((float(ranges[f][0]), float(ranges[f][1])) for f in features),
+                          tuple((p.loo_ms or p.ms) / p.ms - 1.0 for p in points))
+    return DeviceProfile(name, str(data.get("description", "")), str(data.get("source", "")), column, tuple(features),
+                         groups, _str_list(ctx, data, "exclude"), prior, model, points, ctx.file)
