@@ -5,7 +5,8 @@ Conventions: metric columns carry their unit (``params_m`` millions of parameter
 multiply-adds, ``latency_ms`` milliseconds on the study's device, ``accuracy`` the search's accuracy estimate,
 higher is better); a trial is feasible iff it completed and every budget metric is known and <= its limit.
 Pareto fronts are over feasible trials, with each objective's direction; hypervolume is computed with
-:func:`designspace.results.hypervolume` on minimized objectives (maximized ones negated).
+:func:`designspace.pareto.hypervolume` on minimized objectives (maximized ones negated); fronts with
+:func:`designspace.pareto.pareto_mask`, the implementation results and search use.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import pandas as pd
 
 from designspace.app.data import Study, finite, safe_path
 from designspace.exceptions import DesignspaceError
-from designspace.results import _reference, hypervolume
+from designspace.pareto import hypervolume, pareto_mask, reference_point
 
 __all__ = ["axis_metrics", "block_mix_labels", "block_table", "budget_limits", "compare_table", "context_table",
            "default_axes", "device_table", "direction", "feasible_under", "history", "metric_label",
-           "pareto_mask", "slider_range", "stage_table", "study_front", "zoo_reference_points", "zoo_table"]
+           "slider_range", "stage_table", "study_front", "zoo_reference_points", "zoo_table"]
 
 _LABELS = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "latency_ms": "latency (ms)",
            "latency_measured_ms": "measured latency here (ms)", "accuracy": "accuracy estimate",
@@ -122,49 +123,6 @@ def _minimized(df: pd.DataFrame, metrics: Sequence[str], directions: Sequence[st
     return np.column_stack(cols) if cols else np.zeros((len(df), 0))
 
 
-def pareto_mask(points: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
-    """The non-dominated rows of ``points`` (n x k, every column minimized), among ``candidates``.
-
-    A row is dominated when another is <= in every column and differs; rows with a NaN are never on the
-    front; of identical points one is kept (as :func:`designspace.results.pareto_front` does).
-
-    Args:
-        points: n x k array, all objectives minimized.
-        candidates: bool mask of rows allowed on the front (default all).
-
-    Returns:
-        A bool array of length n.
-    """
-    n = len(points)
-    mask = np.zeros(n, dtype=bool)
-    allowed = np.isfinite(points).all(axis=1) if points.size else np.ones(n, dtype=bool)
-    if candidates is not None:
-        allowed &= candidates
-    idx = np.flatnonzero(allowed)
-    if idx.size == 0:
-        return mask
-    pts = points[idx]
-    order = np.lexsort(pts.T[::-1])  # sorted by column 0, then 1, ...
-    pts, idx = pts[order], idx[order]
-    if pts.shape[1] == 1:
-        mask[idx[0]] = True
-        return mask
-    if pts.shape[1] == 2:  # sweep: a point is on the front iff its y beats every earlier (smaller-x) point's
-        best = np.minimum.accumulate(pts[:, 1])
-        keep = np.empty(len(pts), dtype=bool)
-        keep[0] = True
-        keep[1:] = pts[1:, 1] < best[:-1]
-        mask[idx[keep]] = True
-        return mask
-    front: list[int] = []
-    for i in range(len(pts)):  # a dominator (or a duplicate) always sorts earlier
-        if front and (pts[front] <= pts[i]).all(axis=1).any():
-            continue
-        front.append(i)
-    mask[idx[front]] = True
-    return mask
-
-
 def study_front(study: Study, limits: dict[str, float], metrics: Sequence[str] | None = None) -> np.ndarray:
     """The feasible Pareto front under ``limits`` (bool array), over ``metrics`` (default: the objectives)
     with their directions."""
@@ -201,9 +159,8 @@ def history(study: Study, limits: dict[str, float], checkpoints: int = 200) -> p
         best = np.minimum.accumulate(col)
         best = np.where(np.isfinite(best), best, np.nan)
         out[f"best_{o['name']}"] = -best if o["direction"] == "maximize" else best
-    ref = _reference([{"state": "COMPLETE", "feasible": True, **dict(zip(names, p, strict=True))}
-                      for p in (pts[feas] * np.array([1 if o["direction"] == "minimize" else -1
-                                                      for o in study.objectives]))], study.objectives)
+    feasible_pts = pts[feas]
+    ref = reference_point(feasible_pts[np.isfinite(feasible_pts).all(axis=1)].tolist())
     n = len(df)
     at = np.unique(np.linspace(0, n - 1, min(checkpoints, n)).round().astype(int))
     hv = np.full(n, np.nan)

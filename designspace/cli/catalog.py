@@ -35,7 +35,7 @@ def _zoo(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from designspace.evaluate.counts import component_table
+    from designspace.evaluate.trace import component_table
     from designspace.network import load_arch
 
     arch = load_arch(args.arch)

@@ -17,13 +17,12 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
 from designspace.arch import Arch, Layer
 from designspace.blocks import MAC_CATEGORIES, Site, get
 from designspace.plan import plan
 
-__all__ = ["ComponentCount", "Counts", "component_table", "count"]
+__all__ = ["ComponentCount", "Counts", "count"]
 
 
 @dataclass(frozen=True)
@@ -93,28 +92,3 @@ def count(arch: Arch) -> Counts:
     """
     comps = [ComponentCount(p.name, p.layer.type, *_count_one(p.layer, p.site)) for p in plan(arch)]
     return Counts(sum(c.params for c in comps), sum(c.macs for c in comps), tuple(comps), "analytic")
-
-
-def component_table(arch: Arch, trace: bool = False) -> dict[str, Any]:
-    """One network component by component: what ``designspace show`` prints, as a JSON-ready dict.
-
-    Keys: ``name``, ``fingerprint``, ``resolution``, ``params`` and ``macs`` (exact integers, MACs per image),
-    ``method`` (``analytic`` or ``traced``), ``macs_by_category``, ``components`` (rows with the site: ``in``/``out``
-    channels, ``stride``, ``input`` as ``HxW``, ``params``, ``macs`` and ``macs_m`` in millions), ``arch``.
-    """
-    if trace:
-        from designspace.evaluate.trace import trace_count
-
-        counts = trace_count(arch)
-    else:
-        counts = count(arch)
-    placements = {p.name: p for p in plan(arch)}
-    rows = []
-    for c in counts.components:
-        site = placements[c.name].site
-        rows.append({"name": c.name, "type": c.type, "in": site.in_chs, "out": site.out_chs, "stride": site.stride,
-                     "input": f"{site.hw[0]}x{site.hw[1]}", "params": c.params, "macs": c.macs,
-                     "macs_m": round(c.macs / 1e6, 3)})
-    return {"name": arch.name, "fingerprint": arch.fingerprint, "resolution": arch.resolution,
-            "params": counts.params, "macs": counts.macs, "method": counts.method,
-            "macs_by_category": counts.by_category(), "components": rows, "arch": arch.to_dict()}

@@ -10,12 +10,12 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.blocks import MAC_CATEGORIES
-from designspace.evaluate.counts import ComponentCount, Counts
+from designspace.evaluate.counts import ComponentCount, Counts, count
 from designspace.exceptions import DesignspaceError
 from designspace.network import Network
 from designspace.plan import plan
 
-__all__ = ["TraceError", "trace_count", "trace_macs"]
+__all__ = ["TraceError", "component_table", "trace_count", "trace_macs"]
 
 
 class TraceError(DesignspaceError):
@@ -127,3 +127,23 @@ def trace_count(arch: Arch, model: Any = None) -> Counts:
                                     tuple((k, cats[k]) for k in MAC_CATEGORIES if cats[k])))
     total_params = sum(t.numel() for t in model.parameters())
     return Counts(total_params, int(fca.total()), tuple(comps), "traced")
+
+
+def component_table(arch: Arch, trace: bool = False) -> dict[str, Any]:
+    """One network component by component: what ``designspace show`` prints, as a JSON-ready dict.
+
+    Keys: ``name``, ``fingerprint``, ``resolution``, ``params`` and ``macs`` (exact integers, MACs per image),
+    ``method`` (``analytic`` or ``traced``), ``macs_by_category``, ``components`` (rows with the site: ``in``/``out``
+    channels, ``stride``, ``input`` as ``HxW``, ``params``, ``macs`` and ``macs_m`` in millions), ``arch``.
+    """
+    counts = trace_count(arch) if trace else count(arch)
+    placements = {p.name: p for p in plan(arch)}
+    rows = []
+    for c in counts.components:
+        site = placements[c.name].site
+        rows.append({"name": c.name, "type": c.type, "in": site.in_chs, "out": site.out_chs, "stride": site.stride,
+                     "input": f"{site.hw[0]}x{site.hw[1]}", "params": c.params, "macs": c.macs,
+                     "macs_m": round(c.macs / 1e6, 3)})
+    return {"name": arch.name, "fingerprint": arch.fingerprint, "resolution": arch.resolution,
+            "params": counts.params, "macs": counts.macs, "method": counts.method,
+            "macs_by_category": counts.by_category(), "components": rows, "arch": arch.to_dict()}

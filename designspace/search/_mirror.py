@@ -20,9 +20,10 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.study._frozen import FrozenStudy
-from optuna.study._study_direction import StudyDirection
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from designspace.search.optuna_compat import FrozenStudy, frozen_trial_id
 
 __all__ = ["MirroredStorage"]
 
@@ -66,7 +67,7 @@ class MirroredStorage(optuna.storages.BaseStorage):
             self.memory.set_study_system_attr(sid, key, value)
         for trial in self.backend.get_all_trials(backend_id, deepcopy=False):
             tid = self.memory.create_new_trial(sid, template_trial=trial)
-            self._trial[tid] = trial._trial_id
+            self._trial[tid] = frozen_trial_id(trial)
         return sid
 
     def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,7 +292,7 @@ class _Evaluator:
         """Stores the trial's constraints (one per budget; feasible iff all <= 0) and, with ``store``, its record
         (before slow objectives run, so that a trial that dies in one still says what it was)."""
         for b, c in zip(budgets, ds["constraints"], strict=True):
-            _set_constraint(trial, b.metric, c)
+            trial.set_constraint(b.metric, c)
         if store:
             trial.set_user_attr("ds", ds)
 
@@ -312,27 +313,12 @@ class _Evaluator:
         return value
 
 
-def _set_constraint(trial: Any, key: str, value: float) -> None:
-    """``trial.set_constraint(key, value)`` without its check that the constraint is not set yet.
-
-    That check reads the whole trial back from the storage (its 90-odd parameters included): on SQLite it was
-    a sixth of a counts-only search's time. Each constraint is set once here, so the check is skipped by
-    writing the system attribute Optuna's own method writes; should Optuna's internals move, the public method
-    is used.
-    """
-    try:
-        from optuna.trial._trial import _CONSTRAINTS_KEY
-    except ImportError:  # pragma: no cover - another Optuna layout
-        trial.set_constraint(key, value)
-        return
-    name = f"{_CONSTRAINTS_KEY}:{key}"
-    trial.storage.set_trial_system_attr(trial._trial_id, name, float(value))
-    trial._cached_frozen_trial.system_attrs[name] = float(value)
-
-
 def _prepare(cfg: SearchConfig) -> tuple[Any, StudyStorage, Path, dict[str, Any]]:
     import optuna
 
+    from designspace.search.optuna_compat import check_version
+
+    check_version()  # outside the tested range the storage internals may have moved: say so, do not corrupt
     folder = (cfg.results or results_dir()) / cfg.name
     store = open_storage(cfg.storage, folder, cfg.name)
     try:
@@ -355,6 +341,11 @@ def _prepare(cfg: SearchConfig) -> tuple[Any, StudyStorage, Path, dict[str, Any]
                                        "--study NEW_NAME for a new study)")
             study.sampler = sampler
         _check_settings(study, settings, cfg.name)
+        names = [o.name for o in cfg.objectives]
+        if study.metric_names != names:  # optuna-dashboard and every Optuna tool show them
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged since; pinned range
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
         if store.exclusive:  # the lock holder is the only writer: RUNNING trials are a dead run's; re-run them
             for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 failed = study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)

@@ -6,8 +6,9 @@ Arch is a point of the space (:func:`match`).
 """
 
 from designspace.space.budgets import Budget, parse_budget
-from designspace.space.core import Decoded, Param, Space, load_space
+from designspace.space.core import Decoded, Param, Space
 from designspace.space.match import Match, match
+from designspace.space.shipped import load_space
 from designspace.space.values import Choice, Dist, Fixed, FloatRange, IntRange
 
 __all__ = [

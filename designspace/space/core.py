@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Ctx, load_yaml, read_document
+from designspace._yaml import Ctx, load_yaml
 from designspace.arch import Arch, Layer, Stage
 from designspace.exceptions import DocumentError
 from designspace.space.document import Option, Pick, Segment, Slot, SpaceDoc, StageSpace, parse_space
 from designspace.space.values import Choice, Dist, FloatRange, IntRange
 
-__all__ = ["Decoded", "Param", "Space", "load_space"]
+__all__ = ["Decoded", "Param", "Space"]
 
 _MAX_REPAIRS = 32
 
@@ -383,17 +383,3 @@ def _stage_size(st: StageSpace, zero_attention: bool) -> float:
     for seg in st.segments:
         n *= _segment_size(seg, zero_attention)
     return n
-
-
-def load_space(path: str | Path) -> Space:
-    """Reads a Space YAML file (or a shipped space by name: ``"mobile"``, ``"tiny"``, ...).
-
-    Raises:
-        DocumentError: unreadable, malformed or invalid (with file, line, field path and fix).
-    """
-    p = Path(path)
-    if not p.exists() and p.suffix not in (".yaml", ".yml"):
-        from designspace.space import shipped
-
-        return shipped.load(str(path))
-    return Space.from_yaml(read_document(p, "Space file"), file=str(p))
