@@ -49,8 +49,8 @@ MAX_JSON_BYTES = 64 << 20
 MAX_DEPTH = 64
 #: aliases (``*name``) in one document
 MAX_ALIASES = 1000
-#: values a document may expand to, aliases and merge keys expanded
-MAX_NODES = 200_000
+#: values a document may expand to, aliases and merge keys expanded (an Arch of 1,000 blocks has about 10,000)
+MAX_NODES = 50_000
 #: digits of an integer (a 64-bit integer has 19)
 MAX_INT_DIGITS = 24
 
@@ -177,6 +177,10 @@ def _mapping(w: _Walk, node: yaml.MappingNode, path: tuple[Any, ...]) -> dict[st
     return out
 
 
+def _line(event: yaml.Event) -> int | None:
+    return event.start_mark.line + 1 if event.start_mark is not None else None
+
+
 def _prescan(text: str, file: str) -> None:
     """Checks nesting depth and alias count on the event stream, before any node is composed (composing builds
     no Python objects; tags are refused by the walk, with their field's path)."""
@@ -186,13 +190,13 @@ def _prescan(text: str, file: str) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 raise DocumentError(f"nesting deeper than {MAX_DEPTH} levels", file=file,
-                                    line=event.start_mark.line + 1, fix="flatten the document")
+                                    line=_line(event), fix="flatten the document")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
-                raise DocumentError(f"more than {MAX_ALIASES} aliases", file=file, line=event.start_mark.line + 1,
+                raise DocumentError(f"more than {MAX_ALIASES} aliases", file=file, line=_line(event),
                                     fix="write the values out instead of aliasing them")
 
 

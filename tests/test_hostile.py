@@ -245,7 +245,7 @@ def test_fuzz_trials(text: str) -> None:
 @given(name=st.one_of(_JUNK, st.sampled_from(["../../escape", "..", ".", "/abs", "a/b", "a\\b", ".hidden", "-x",
                                                "ok-name_1.v2", "x" * 101, "con\x00trol", "é"])))
 def test_fuzz_study_names(sandbox: Path, name: str) -> None:
-    from designspace.search.runner import check_study_name
+    from designspace.search.config import check_study_name
 
     try:
         check_study_name(name)

@@ -49,7 +49,7 @@ def module_identity(module_name: str) -> str:
 
 
 def _defining_module(obj: object) -> str:
-    target = inspect.unwrap(obj) if callable(obj) else obj  # type: ignore[arg-type]
+    target = inspect.unwrap(obj) if callable(obj) else obj
     return getattr(target, "__module__", None) or type(obj).__module__
 
 

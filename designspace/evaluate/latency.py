@@ -288,14 +288,14 @@ def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, s
     """The :class:`Latency` of timed rounds under ``protocol``; ``flags`` are added to those it finds."""
     runs = [t for r in rounds for t in r]
     best, median, spread = min(runs), statistics.median(runs), _spread(rounds)
-    flags = list(flags)
+    found = list(flags)
     if spread > protocol.agree:
-        flags.append("unconfirmed")
+        found.append("unconfirmed")
     if slow_host:
-        flags.append("slow-host")
+        found.append("slow-host")
     if median > best * (1.0 + protocol.noisy):
-        flags.append("noisy")
-    return Latency(best, median, spread, len(runs), len(rounds), tuple(flags), seconds, context)
+        found.append("noisy")
+    return Latency(best, median, spread, len(runs), len(rounds), tuple(found), seconds, context)
 
 
 # -------------------------------------------------------------------------------------------- runners

@@ -9,8 +9,8 @@ import math
 from collections.abc import Sequence
 
 from designspace.exceptions import DesignspaceError
+from designspace.search.config import SearchConfig
 from designspace.search.objectives import parse_objective
-from designspace.search.runner import SearchConfig
 from designspace.space import Budget, Space, parse_budget
 
 __all__ = ["build_config", "parse_budgets", "parse_duration", "parse_trials"]

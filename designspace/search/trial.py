@@ -1,0 +1,156 @@
+"""One trial of a search: the sampler's values decoded into an Arch, counted, checked against the budgets
+(cheap ones first), measured or predicted, and every objective computed; everything recorded on the trial
+(``ds`` user attribute) for the results files."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from designspace.arch import Arch
+from designspace.evaluate.cache import Cache, results_dir
+from designspace.results import ARCHS
+from designspace.search.config import SearchConfig
+from designspace.search.objectives import Objective, load_user_function
+from designspace.space import Budget
+
+__all__ = ["Failed", "TrialEvaluator"]
+
+REJECTED = 1e9  # the constraint value of a rejected (invalid) point
+ANALYTIC = ("params", "macs")  # estimates computed from the analytic counts
+
+
+class Failed(Exception):
+    """A candidate that could not be evaluated (the trial is FAIL with the reason, and counts)."""
+
+
+class TrialEvaluator:
+    """Turns a trial's values into objective values, recording everything on the trial."""
+
+    def __init__(self, cfg: SearchConfig, folder: Path) -> None:
+        self.cfg = cfg
+        self.folder = folder
+        self.cache = Cache(results_dir() / "cache.sqlite" if cfg.results is None else cfg.results / "cache.sqlite")
+        self.user = {o.arg: load_user_function(o.arg) for o in cfg.objectives if o.kind == "user"}
+        self.slow_objectives = any(o.kind == "user" or (o.kind == "estimate" and o.arg not in ANALYTIC)
+                                   for o in cfg.objectives)
+        self.needs_latency = any(o.kind == "latency" for o in cfg.objectives) or any(
+            b.metric == "latency_ms" for b in cfg.budgets)
+        if self.needs_latency and cfg.device not in (None, "", "local"):
+            from designspace.evaluate.devices import load_device
+
+            load_device(str(cfg.device))  # an unknown device is the caller's error, before any trial
+
+    def _estimate(self, arch: Arch, name: str) -> float:
+        from designspace import __version__
+        from designspace.evaluate.estimate import estimate
+        from designspace.evaluate.identity import module_identity
+
+        if name in ANALYTIC:  # microseconds: a cache lookup and write would cost more than the count
+            return estimate(arch, name, seed=self.cfg.seed)
+        code = "+".join(module_identity(m) for m in ("designspace.evaluate.proxies", "designspace.evaluate.estimate"))
+        context = f"designspace {__version__}|proxies {code}|seed {self.cfg.seed}"
+        hit = self.cache.get(arch, f"estimate:{name}", context)
+        if hit is not None:
+            return float(hit["value"])
+        value = estimate(arch, name, seed=self.cfg.seed)
+        self.cache.put(arch, f"estimate:{name}", context, {"value": value})
+        return value
+
+    def __call__(self, trial: Any) -> list[float]:
+        import optuna
+
+        from designspace.evaluate.counts import count
+        from designspace.evaluate.evaluation import evaluate
+
+        cfg = self.cfg
+        began = time.perf_counter()
+        values = cfg.space.suggest(trial)
+        # "counted" is set only where the evaluation itself fails (Failed): such a FAIL counts towards the
+        # requested trials, while a FAIL left by a killed worker does not (it is re-run)
+        ds: dict[str, Any] = {}
+        decoded = cfg.space.decode(values, cfg.invalid)
+        ds["repairs"] = list(decoded.repairs)
+        if decoded.arch is None:
+            ds.update(reason=f"rejected: {decoded.reason}", constraints=[REJECTED] * len(cfg.budgets),
+                      duration_s=round(time.perf_counter() - began, 3))
+            self._record(trial, ds, cfg.budgets)
+            raise optuna.TrialPruned(ds["reason"])
+        arch = decoded.arch
+        path = self.folder / ARCHS / f"{arch.fingerprint}.yaml"
+        if not path.exists():
+            path.write_text(arch.to_yaml(), encoding="utf-8")
+        counts = count(arch)
+        metrics: dict[str, Any] = {"params": counts.params, "macs": counts.macs, "params_m": counts.params_m,
+                                   "macs_g": counts.macs_g}  # exact integers beside the scaled figures
+        ds.update(fingerprint=arch.fingerprint, arch=str(path.relative_to(self.folder)), metrics=metrics)
+        measured = {"params_m": counts.params_m, "macs_g": counts.macs_g}
+        cheap_ok = all(measured[b.metric] <= b.limit for b in cfg.budgets if b.metric in measured)
+        if cheap_ok and self.needs_latency:
+            ev = evaluate(arch, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
+                          protocol=cfg.protocol, cache=self.cache)
+            if ev.status != "ok" or ev.latency is None:
+                ds.update(reason=f"evaluation failed: {ev.reason}", counted=True)
+                trial.set_user_attr("ds", ds)
+                raise Failed(ds["reason"])
+            measured["latency_ms"] = ev.latency.ms if ev.latency_ms is None else ev.latency_ms
+            metrics.update(latency_ms=ev.latency_ms, latency_measured_ms=ev.latency.ms,
+                           latency_flags=",".join(ev.latency.flags), latency_predicted=ev.prediction is not None)
+            if ev.prediction is not None:
+                metrics["latency_loo_error"] = ev.prediction.fit.loo_mean
+            ds["context"] = dataclasses.asdict(ev.latency.context)
+        constraints, broken = [], []
+        for b in cfg.budgets:
+            value = measured.get(b.metric)
+            if value is None:  # not measured: a cheaper budget already broke
+                constraints.append(REJECTED)
+                continue
+            constraints.append(value - b.limit)
+            if value > b.limit:
+                broken.append(f"{b.metric} {value:.4g} > {b.limit:g} (+{(value / b.limit - 1):.1%})")
+        ds.update(constraints=constraints, broken=broken, feasible=not broken and cheap_ok)
+        if not cheap_ok:
+            ds["reason"] = "latency not measured: " + "; ".join(broken)
+        self._record(trial, ds, cfg.budgets, store=self.slow_objectives)
+        out = []
+        for o in cfg.objectives:
+            if o.kind == "count":
+                out.append(measured[o.arg])
+            elif o.kind == "latency":
+                out.append(measured.get("latency_ms", math.inf))
+            elif o.kind == "estimate":
+                metrics[o.name] = self._estimate(arch, o.arg)
+                out.append(metrics[o.name])
+            else:
+                out.append(self._user(o, arch, ds, trial))
+        ds["duration_s"] = round(time.perf_counter() - began, 3)  # sampling and evaluation, seconds
+        trial.set_user_attr("ds", ds)  # again: the estimates and user objectives were added
+        return out
+
+    @staticmethod
+    def _record(trial: Any, ds: dict[str, Any], budgets: tuple[Budget, ...], store: bool = True) -> None:
+        """Stores the trial's constraints (one per budget; feasible iff all <= 0) and, with ``store``, its record
+        (before slow objectives run, so that a trial that dies in one still says what it was)."""
+        for b, c in zip(budgets, ds["constraints"], strict=True):
+            trial.set_constraint(b.metric, c)
+        if store:
+            trial.set_user_attr("ds", ds)
+
+    def _user(self, o: Objective, arch: Arch, ds: dict[str, Any], trial: Any) -> float:
+        from designspace.network import Network
+
+        try:
+            value = float(self.user[o.arg](arch, Network(arch)))
+        except Exception as err:  # the user's code: any failure is this trial's
+            ds.update(reason=f"objective {o.arg} raised {type(err).__name__}: {err}", counted=True)
+            trial.set_user_attr("ds", ds)
+            raise Failed(ds["reason"]) from err
+        if not math.isfinite(value):
+            ds.update(reason=f"objective {o.arg} returned {value}", counted=True)
+            trial.set_user_attr("ds", ds)
+            raise Failed(ds["reason"])
+        ds["metrics"][o.name] = value
+        return value
