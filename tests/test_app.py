@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 import designspace
 from designspace.app import analysis, data, figures
 from designspace.exceptions import DesignspaceError
-from designspace.results import _minimization, hypervolume, pareto_front, read_results
+from designspace.results import hypervolume, read_results
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -58,7 +57,7 @@ def test_load_study_errors(app_results: Path, name: str, match: str) -> None:
 def test_trials_without_the_columns(app_results: Path, tmp_path: Path) -> None:
     shutil.copytree(app_results / "mob", tmp_path / "cut")
     (tmp_path / "cut" / "trials.csv").write_text("number,state\n0,COMPLETE\n", encoding="utf-8")
-    with pytest.raises(DesignspaceError, match="lack the columns feasible, accuracy, params_m"):
+    with pytest.raises(DesignspaceError, match="lack the columns feasible, log10_macs, params_m"):
         data.load_study(tmp_path, "cut")
 
 
@@ -76,29 +75,15 @@ def test_feasibility_and_front_match_the_search(app_results: Path) -> None:
     assert feas.sum() == ((study.trials["params_m"] <= 1.0) & study.trials["feasible"]).sum()
 
 
-def test_pareto_mask_agrees_with_results_pareto_front() -> None:
-    rng = random.Random(3)
-    objectives = [{"name": "a", "direction": "minimize"}, {"name": "b", "direction": "maximize"},
-                  {"name": "c", "direction": "minimize"}]
-    for k in (2, 3):
-        rows = [{"state": "COMPLETE", "feasible": rng.random() < 0.8, "number": i,
-                 **{o["name"]: float(rng.randint(0, 12)) for o in objectives}} for i in range(150)]
-        pts = np.array([_minimization(r, objectives[:k]) for r in rows])
-        mask = analysis.pareto_mask(pts, np.array([r["feasible"] for r in rows]))
-        expected = {tuple(_minimization(r, objectives[:k])) for r in pareto_front(rows, objectives[:k])}
-        got = [tuple(p) for p in pts[mask]]
-        assert len(got) == len(set(got)) and set(got) == expected
-
-
 def test_history_ends_at_the_summary_hypervolume(app_results: Path) -> None:
     study = data.load_study(app_results, "mob")
     hist = analysis.history(study, analysis.budget_limits(study))
     assert hist["number"].iloc[-1] == study.trials["number"].max()
     assert hist["hypervolume"].iloc[-1] == pytest.approx(study.summary["hypervolume"])
     assert hist["hypervolume"].is_monotonic_increasing
-    best = hist["best_accuracy"].dropna()
+    best = hist["best_log10_macs"].dropna()
     assert best.is_monotonic_increasing and best.iloc[-1] == pytest.approx(
-        study.trials.loc[study.trials["feasible"], "accuracy"].max())
+        study.trials.loc[study.trials["feasible"], "log10_macs"].max())
     assert hypervolume([], [1.0, 1.0]) == 0.0
 
 
@@ -158,11 +143,11 @@ def test_tradeoff_figure_layers(app_results: Path) -> None:
     study = data.load_study(app_results, "mob")
     limits = analysis.budget_limits(study)
     feas = analysis.feasible_under(study, limits)
-    front = analysis.study_front(study, limits, ["params_m", "accuracy"])
+    front = analysis.study_front(study, limits, ["params_m", "log10_macs"])
     zoo = analysis.zoo_reference_points("params_m", "macs_g")
     assert len(zoo) == len(designspace.zoo.names()) and zoo["x"].gt(0).all()
-    assert analysis.zoo_reference_points("latency_ms", "accuracy").empty
-    fig = figures.tradeoff_figure(study, "params_m", "accuracy", feas, front, analysis.block_mix_labels(study),
+    assert analysis.zoo_reference_points("latency_ms", "log10_macs").empty
+    fig = figures.tradeoff_figure(study, "params_m", "log10_macs", feas, front, analysis.block_mix_labels(study),
                                   limits, zoo)
     names = [t.name for t in fig.data]
     assert "Pareto front" in names and "zoo (in study)" in names and "zoo (analytic)" in names
@@ -188,7 +173,7 @@ def test_storage_url_study(app_results: Path) -> None:
     study = data.load_storage_study(app_results, url, "mob")
     folder = data.load_study(app_results, "mob")
     assert study.trials["number"].tolist() == folder.trials["number"].tolist()
-    assert np.allclose(study.trials["accuracy"], folder.trials["accuracy"])
+    assert np.allclose(study.trials["log10_macs"], folder.trials["log10_macs"])
     assert study.folder == (app_results / "mob").resolve() and not study.notes
     with pytest.raises(DesignspaceError, match="no study 'other'"):
         data.load_storage_study(app_results, url, "other")
@@ -225,7 +210,7 @@ def test_tradeoffs_page(app: AppTest, app_results: Path) -> None:
     at = _choose(app.run(), "mob")
     _ok(at)
     study = data.load_study(app_results, "mob")
-    assert at.selectbox(key="x:mob").value == "params_m" and at.selectbox(key="y:mob").value == "accuracy"
+    assert at.selectbox(key="x:mob").value == "params_m" and at.selectbox(key="y:mob").value == "log10_macs"
     assert _metric(at, "trials") == "6"
     assert _metric(at, "feasible under these budgets") == str(int(study.trials["feasible"].sum()))
     fig = _figure(at)
@@ -241,10 +226,10 @@ def test_tradeoffs_page(app: AppTest, app_results: Path) -> None:
     assert "runtime" not in set(at.table[1].value["field"])  # a counts-only study: latency not measured
 
 
-def test_tiny_defaults_to_latency_against_accuracy(app: AppTest) -> None:
+def test_tiny_defaults_to_latency_against_the_estimate(app: AppTest) -> None:
     at = _choose(app.run(), "tiny")
     _ok(at)
-    assert at.selectbox(key="x:tiny").value == "latency_ms" and at.selectbox(key="y:tiny").value == "accuracy"
+    assert at.selectbox(key="x:tiny").value == "latency_ms" and at.selectbox(key="y:tiny").value == "log10_macs"
     assert "latency (ms) on local" in json.dumps(_figure(at)["layout"]["xaxis"]["title"])
 
 
@@ -298,7 +283,7 @@ def test_progress_page(app: AppTest) -> None:
     at = _choose(app.run().sidebar.radio(key="page").set_value("Progress").run(), "mob")
     _ok(at)
     fig = _figure(at)
-    assert len(fig["data"]) == 3  # best accuracy, best params, hypervolume
+    assert len(fig["data"]) == 3  # best log10_macs, best params, hypervolume
     assert _metric(at, "complete") == "6"
 
 
