@@ -53,15 +53,21 @@ def _patch_int_cast(ct: Any) -> None:
         return
     import numpy as np
     from coremltools.converters.mil import Builder as mb
-    from coremltools.converters.mil.frontend.torch import ops
     from coremltools.converters.mil.frontend.torch.torch_op_registry import register_torch_op
 
     def _int(context: Any, node: Any) -> None:
+        # coremltools' own cast, except that a folded constant is read with .item()-like reshaping
         x = context[node.inputs[0]]
-        if x.can_be_folded_to_const() and np.size(x.val) == 1:
-            context.add(mb.const(val=np.int32(np.asarray(x.val).reshape(())), name=node.name), node.name)
+        if x.can_be_folded_to_const():
+            value = np.asarray(x.val)
+            if value.size != 1:
+                raise ValueError(f"int() of a {value.shape} constant")
+            res = mb.const(val=np.int32(value.reshape(())), name=node.name)
         else:
-            ops._cast(context, node, int, "int32")
+            if x.shape:
+                x = mb.squeeze(x=x, name=node.name + "_item")
+            res = mb.cast(x=x, dtype="int32", name=node.name)
+        context.add(res, node.name)
 
     register_torch_op(_int, torch_alias=["int"], override=True)
     _PATCHED = True
