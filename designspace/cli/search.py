@@ -18,7 +18,8 @@ def _search(args: argparse.Namespace) -> int:
     cfg = build_config(load_space(args.space), budgets=args.budget, trials=args.trials, timeout=args.timeout,
                        objectives=args.objective, device=args.device, sampler=args.sampler, study=args.study,
                        storage=args.storage, seed=args.seed, invalid=args.invalid, runtime=args.runtime,
-                       threads=args.threads, batch=args.batch, progress=not args.no_progress and not args.json)
+                       threads=args.threads, batch=args.batch, progress=not args.no_progress and not args.json,
+                       trained=_trained(args))
     try:
         report = run_search(cfg)
         interrupted = False
@@ -42,6 +43,17 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trained(args: argparse.Namespace) -> Any:
+    """--objective trained's settings (the dataset is scanned here, before any trial), or None."""
+    if args.data is None and args.epochs is None and args.pruner is None:
+        return None
+    from designspace.search.trained import trained_settings
+
+    return trained_settings(args.data, epochs=args.epochs, resolution=args.resolution, pruner=args.pruner,
+                            train_device=args.train_device, recipe=args.recipe, batch_size=args.train_batch,
+                            lr=args.lr, seed=args.seed or 0)
+
+
 def _search_text(report: Any, s: dict[str, Any]) -> str:
     objectives = [o["name"] for o in s["settings"]["objectives"]]
     states = s["states"]
@@ -49,10 +61,13 @@ def _search_text(report: Any, s: dict[str, Any]) -> str:
     lines = [f"study {report.study} ({report.folder}): {s['trials']} trials, {report.ran} in this run "
              f"(stopped: {report.stopped})",
              f"  complete {s['complete']}: feasible {s['feasible']}, infeasible {s['infeasible']}"
-             + (f" ({broken})" if broken else "") + f"; rejected {states.get('PRUNED', 0)}; failed "
+             + (f" ({broken})" if broken else "") + f"; rejected or pruned {states.get('PRUNED', 0)}; failed "
              f"{s['failed_evaluations']}" + (f"; interrupted or left by a dead worker and queued again {s['rerun']}"
                                              if s["rerun"] else ""),
              f"  Pareto front: {s['pareto_size']} trials, hypervolume {s['hypervolume']:.6g}"]
+    from designspace.search.trained import trained_summary
+
+    lines += filter(None, [trained_summary(report.folder)])  # --objective trained: epochs, pruned, best
     if s["best"]:
         extra = [(k, h) for k, h in (("params_m", "params M"), ("macs_g", "MACs G"), ("latency_ms", "latency ms"))
                  if k not in objectives]
@@ -101,6 +116,15 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument("--invalid", choices=["repair", "reject"], help="invalid combinations (default repair)")
     runtime_args(p)
+    g = p.add_argument_group("--objective trained (train every feasible candidate on your data, with pruning)")
+    g.add_argument("--data", help="ImageFolder dataset: DIR/<class>/*.png, or DIR/train|val/<class>/")
+    g.add_argument("--epochs", type=int, help="the per-trial epoch cap and schedule length (default 10)")
+    g.add_argument("--resolution", type=int, help="training input side in pixels (default: the recipe's/Arch's)")
+    g.add_argument("--pruner", help="hyperband (default), sha, median or none; single-objective studies only")
+    g.add_argument("--train-device", help="cpu (default), cuda or cuda:N (--device is the latency profile)")
+    g.add_argument("--recipe", help="efficientmod|emo|iformer|smt|FILE (default: the family the Arch resembles)")
+    g.add_argument("--train-batch", type=int, help="images per training step (default 64; the lr scales to it)")
+    g.add_argument("--lr", type=float, help="peak learning rate at --train-batch (default: the recipe's, scaled)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     json_arg(p, "print the summary as JSON")
     p.set_defaults(func=_search)

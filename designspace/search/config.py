@@ -10,6 +10,7 @@ from typing import Any
 from designspace.evaluate.latency import Protocol
 from designspace.exceptions import DesignspaceError
 from designspace.search.objectives import Objective
+from designspace.search.trained import TrainedSettings
 from designspace.space import Budget, Space
 
 __all__ = ["SearchConfig", "SearchReport", "check_study_name"]
@@ -36,6 +37,7 @@ class SearchConfig:
         protocol: the latency protocol.
         results: the results folder (default ``results/``).
         progress: show a progress bar.
+        trained: how ``--objective trained`` trains each candidate (:mod:`designspace.search.trained`).
     """
 
     space: Space
@@ -54,8 +56,10 @@ class SearchConfig:
     threads: int = 1
     batch: int = 1
     protocol: Protocol = field(default_factory=Protocol)
+    latency: str = "measure"
     results: Path | None = None
     progress: bool = True
+    trained: TrainedSettings | None = None
 
     @property
     def name(self) -> str:

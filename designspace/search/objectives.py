@@ -10,6 +10,8 @@ Written as ``--objective NAME``; the objective's name is its column in the resul
   ``benchmarks/bench_accuracy.py``), under its own name.
 * ``latency`` (``latency_ms``): minimize the latency in milliseconds (predicted on ``--device``, else measured here).
 * ``params`` (``params_m``), ``macs`` (``macs_g``): minimize parameters (millions) or MACs (billions).
+* ``trained`` (``trained_top1``): maximize the validation top-1 in % after training on ``--data``, with pruning
+  (:mod:`designspace.search.trained`).
 * ``module:function``: a user objective, maximized; it is called as ``function(arch, model)`` with the Arch and
   its built (train-mode) ``nn.Module`` and returns a float, e.g. an accuracy after a short training.
 
@@ -51,7 +53,7 @@ class Objective:
         name: its column in results, named for what it measures (``top1``, ``log10_macs``, ``latency_ms``,
             ``params_m``, ``zico``, ``mypkg.mod:fn``).
         direction: ``"maximize"`` or ``"minimize"``.
-        kind: ``"estimate"``, ``"latency"``, ``"count"`` or ``"user"``.
+        kind: ``"estimate"``, ``"latency"``, ``"count"``, ``"trained"`` or ``"user"``.
         arg: the estimate name, the count metric, or ``module:function``.
     """
 
@@ -81,11 +83,13 @@ def parse_objective(text: str) -> Objective:
     if t in _COST_NAMES:
         column = _COST_NAMES[t]
         return Objective(column, direction or "minimize", "latency" if column == "latency_ms" else "count", column)
+    if t in ("trained", "trained_top1"):
+        return Objective("trained_top1", direction or "maximize", "trained", "top1")
     if t in ESTIMATES:
         return Objective(t, direction or "maximize", "estimate", t)
     if ":" in t and all(part for part in t.split(":", 1)):
         return Objective(t, direction or "maximize", "user", t)
-    known = ["top1", "estimate", "latency", "params", "macs", *[e for e in ESTIMATES if e != "top1"]]
+    known = ["top1", "estimate", "latency", "params", "macs", "trained", *[e for e in ESTIMATES if e != "top1"]]
     near = closest(t, [*known, "accuracy"])
     raise DesignspaceError(f"unknown objective {text!r} (fix: " + (f"did you mean {near!r}? " if near else "")
                            + f"use one of {', '.join(known)}, or module:function)")

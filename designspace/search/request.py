@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from designspace.exceptions import DesignspaceError
 from designspace.search.config import SearchConfig
 from designspace.search.objectives import parse_objective
+from designspace.search.trained import TrainedSettings, check_trained
 from designspace.space import Budget, Space, parse_budget
 
 __all__ = ["build_config", "parse_budgets", "parse_duration", "parse_trials"]
@@ -62,11 +63,13 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
                  timeout: str | None = None, objectives: Sequence[str] | None = None, device: str | None = None,
                  sampler: str | None = None, study: str | None = None, storage: str | None = None,
                  seed: int | None = None, invalid: str | None = None, runtime: str = "onnxruntime",
-                 threads: int = 1, batch: int = 1, progress: bool = True) -> SearchConfig:
+                 threads: int = 1, batch: int = 1, progress: bool = True,
+                 trained: TrainedSettings | None = None) -> SearchConfig:
     """The :class:`SearchConfig` of a request; options left ``None`` take the space's ``search`` defaults.
 
     ``budgets`` replace the space's budgets when given. Without ``trials`` and ``timeout`` (here or in the
-    space) the study runs to the space's ``trials`` default, else 100.
+    space) the study runs to the space's ``trials`` default, else 100. ``trained`` (from
+    :func:`designspace.search.trained.trained_settings`) goes with a ``trained`` objective and only with one.
     """
     defaults = space.doc.search
     parsed_budgets = parse_budgets(budgets) if budgets else space.doc.budgets
@@ -76,6 +79,7 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
     if threads < 1 or batch < 1:
         raise DesignspaceError(f"--threads and --batch must be at least 1, got {threads} and {batch} "
                                "(fix: --threads 1)")
+    check_trained(parsed_objectives, trained)
     if storage is not None:
         from designspace.search.storage import check_storage_url
 
@@ -96,4 +100,4 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
         sampler=sampler or defaults.get("sampler", "tpe"), study=study or "", storage=storage,
         seed=seed if seed is not None else int(defaults.get("seed", 0)),
         invalid=invalid or defaults.get("invalid", "repair"), runtime=runtime, threads=threads, batch=batch,
-        progress=progress)
+        progress=progress, trained=trained)

@@ -45,6 +45,8 @@ def _settings(cfg: SearchConfig) -> dict[str, Any]:
         "budgets": [{"metric": b.metric, "limit": b.limit} for b in cfg.budgets],
         "device": cfg.device or None, "invalid": cfg.invalid,
         "context": {"runtime": cfg.runtime, "threads": cfg.threads, "batch": cfg.batch},
+        "trained": cfg.trained.describe() if cfg.trained is not None else None,  # --objective trained
+        "latency": cfg.latency,  # "measure" (every trial) or "table" (per-block table, the front re-measured)
     }
 
 
@@ -53,11 +55,15 @@ def _check_settings(study: Any, settings: dict[str, Any], name: str) -> None:
     if stored is None:
         study.set_user_attr("designspace", settings)
         return
-    for key in ("space_params", "objectives", "budgets", "device", "context", "invalid"):
+    for key in ("space_params", "objectives", "budgets", "device", "context", "invalid", "trained"):
         if stored.get(key) != settings.get(key):
             raise DesignspaceError(f"study {name!r} exists with other settings ({key}: {stored.get(key)!r}, now "
                                    f"{settings.get(key)!r}) (fix: run with the same settings to resume it, or pass "
                                    "--study NEW_NAME for a new study)")
+    if stored.get("latency", "measure") != settings["latency"]:  # studies from before --latency measured
+        raise DesignspaceError(f"study {name!r} exists with --latency {stored.get('latency', 'measure')}, now "
+                               f"{settings['latency']} (fix: run with the same --latency to resume it, or pass "
+                               "--study NEW_NAME for a new study)")
 
 
 def _sampler(name: str, seed: int) -> Any:

@@ -43,6 +43,13 @@ class TrialEvaluator:
             from designspace.evaluate.devices import load_device
 
             load_device(str(cfg.device))  # an unknown device is the caller's error, before any trial
+        self.trainer: Any = None  # --objective trained: each feasible candidate trains (search/trained.py)
+        if cfg.trained is not None:
+            from designspace.search.trained import TrialTrainer
+
+            self.trainer = TrialTrainer(cfg.trained, folder, seed=cfg.seed, n_objectives=len(cfg.objectives),
+                                        progress=cfg.progress)
+            self.slow_objectives = True
 
     def _estimate(self, arch: Arch, name: str) -> float:
         from designspace import __version__
@@ -124,6 +131,8 @@ class TrialEvaluator:
             elif o.kind == "estimate":
                 metrics[o.name] = self._estimate(arch, o.arg)
                 out.append(metrics[o.name])
+            elif o.kind == "trained":  # after the budgets: only a feasible candidate trains
+                out.append(self.trainer(trial, arch, ds, bool(ds["feasible"])))
             else:
                 out.append(self._user(o, arch, ds, trial))
         ds["duration_s"] = round(time.perf_counter() - began, 3)  # sampling and evaluation, seconds

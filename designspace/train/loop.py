@@ -35,7 +35,7 @@ from torch import nn
 from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError, DocumentError
 from designspace.recipes import Recipe, load_recipe, recipe_for
-from designspace.train.data import ImageFolder, scan
+from designspace.train.data import ImageFolder, Split, scan
 
 __all__ = ["TrainConfig", "TrainReport", "lr_at", "train"]
 
@@ -64,6 +64,8 @@ class TrainConfig:
         device: ``"cpu"`` or ``"cuda"``.
         seed: seed of weights, split, order and augmentation.
         progress: show a progress bar.
+        split: a scan of ``data`` made beforehand (:func:`designspace.train.data.scan`; a search scans once for
+            all its trials), ``None`` to scan here.
     """
 
     arch: Arch | str | Path
@@ -79,6 +81,7 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     progress: bool = True
+    split: Split | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -188,13 +191,18 @@ def _resolve(cfg: TrainConfig) -> tuple[Arch, Recipe]:
     return arch, recipe
 
 
-def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainReport:
+def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None,
+          on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainReport:
     """Trains ``cfg.arch`` on ``cfg.data`` (see the module docstring); resumes from ``cfg.out`` when it holds a
     checkpoint of the same run.
 
     Args:
         cfg: the run.
         echo: called with one line per epoch (and on resume); ``None`` for silence.
+        on_epoch: called with each epoch's ``metrics.csv`` row (epochs counted from 1; top-1 in %), after that
+            epoch's checkpoint is written; on resume first with the rows of the epochs already done. An exception
+            it raises stops the run and propagates (the checkpoint stays: a rerun resumes after that epoch).
+            The search's pruning (:mod:`designspace.search.trained`) stops trials this way.
 
     Raises:
         DataError: a missing or unusable dataset folder.
@@ -211,7 +219,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise DesignspaceError("--device cuda, but torch sees no GPU (fix: --device cpu)")
     arch, recipe = _resolve(cfg)
-    split = scan(cfg.data, cfg.val_fraction, cfg.seed)
+    split = cfg.split if cfg.split is not None else scan(cfg.data, cfg.val_fraction, cfg.seed)
     resolution = cfg.resolution or recipe.resolution or arch.resolution
     drop_path = recipe.drop_path if recipe.drop_path is not None else arch.drop_path_rate
     try:
@@ -259,6 +267,9 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
         start, best, history = int(state["epoch"]), float(state["best_top1"]), list(state["history"])
         torch.set_rng_state(state["rng"])
         say(f"resuming {out} after epoch {start} of {epochs} (best val top-1 {best:.2f}%)")
+        for done in history:
+            if on_epoch is not None:
+                on_epoch(done)
     (out / ARCH_FILE).write_text(arch.to_yaml(), encoding="utf-8")
     (out / RECIPE_FILE).write_text(recipe.to_yaml(), encoding="utf-8")
     say(f"training {arch.name or arch.fingerprint}: {sum(p.numel() for p in model.parameters()):,} params, "
@@ -317,6 +328,8 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
                "history": history, "fingerprint": arch.fingerprint, "classes": list(split.classes),
                "rng": torch.get_rng_state(), "recipe": recipe.to_dict()}, state_path)
         _write_metrics(out / METRICS, history)
+        if on_epoch is not None:
+            on_epoch(row)
         say(f"epoch {epoch + 1}/{epochs}: train loss {row['train_loss']:.3f} top-1 {row['train_top1']:.1f}%  "
             f"val loss {val_loss:.3f} top-1 {val_top1:.1f}%"
             + (f" (EMA {ema_top1:.1f}%)" if ema is not None else "") + f"  lr {lr:.2e}  {row['seconds']:.1f} s")

@@ -1,0 +1,374 @@
+"""``--objective trained``: candidates trained on the user's data inside a search, with Optuna's pruners.
+
+A trial whose Arch passes every budget (parameters and MACs first, then latency) is trained by
+:func:`designspace.train.train` (the family's recipe, or ``--recipe``) for at most ``epochs`` epochs: the
+per-trial epoch cap, which is also the length of the learning-rate schedule, so that every candidate sees
+the same schedule and a pruned trial is one stopped early on it. After every epoch its validation top-1 is
+reported to Optuna (``trial.report(value, epoch)``) and the pruner asked (``trial.should_prune()``); a pruned
+trial is PRUNED, and Optuna records its last reported figure as its value. A completed trial's objective
+``trained_top1`` is its best validation top-1 in % over the epochs (model or EMA weights: the figure of the
+run's ``best.pt``). A trial that breaks a budget is not trained; its ``trained_top1`` is ``-inf`` (empty in
+the CSV), as a latency that was not measured is ``+inf``.
+
+Checkpoints live in ``results/<study>/train/<fingerprint>/`` (the sampled Arch's fingerprint; the run folder
+of :func:`~designspace.train.train`: ``checkpoint.pt`` after every epoch, ``best.pt``, ``metrics.csv``,
+``arch.yaml`` with the dataset's classes and the training resolution). A worker killed mid-trial loses at
+most the epoch in progress: its trial is failed and queued again with the same parameters (heartbeats, or at
+once for a locked SQLite study), and the retry resumes from the last checkpointed epoch. The same Arch drawn
+twice, or by two workers at once, trains once: the run folder is locked (``flock``) while a trial trains in it,
+and the later trial resumes from what the earlier one left (a finished run is replayed epoch by epoch).
+
+Pruners: ``hyperband`` (:class:`optuna.pruners.HyperbandPruner`, resources 1 to ``epochs`` epochs, reduction
+factor 3), ``sha`` (successive halving from 1 epoch, reduction factor 3), ``median`` (the median of earlier
+trials at the same epoch, after 2 completed trials), ``none``. Optuna's pruners, and ``trial.report`` itself,
+work on single-objective studies only: with ``trained_top1`` beside other objectives (latency, counts) nothing
+is pruned, a warning says so, and every feasible trial trains all its epochs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["MAX_EPOCHS", "PRUNERS", "TRAIN", "TrainedSettings", "TrialTrainer", "check_train_device",
+           "check_trained", "make_pruner", "trained_settings", "trained_summary"]
+
+log = logging.getLogger("designspace")
+
+PRUNERS = ("hyperband", "sha", "median", "none")
+TRAIN = "train"  # results/<study>/train/<fingerprint>/
+#: the most epochs a trial may train; far above what a search runs, low enough that a typo is refused
+MAX_EPOCHS = 10_000
+_DEVICE = re.compile(r"^(cpu|cuda(:[0-9]{1,3})?)$")
+
+
+@dataclass(frozen=True)
+class TrainedSettings:
+    """How ``--objective trained`` trains each candidate.
+
+    Attributes:
+        data: the ImageFolder dataset (``ROOT/<class>/`` or ``ROOT/train|val/<class>/``).
+        epochs: the per-trial epoch cap (and the schedule's length); pruned trials stop earlier.
+        resolution: training and validation input side in pixels (``None``: the recipe's, else the Arch's).
+        pruner: one of :data:`PRUNERS`.
+        train_device: ``cpu``, ``cuda`` or ``cuda:N`` (``cuda`` with several GPUs: one per worker, see
+            :func:`check_train_device`).
+        recipe: a shipped recipe name or a recipe YAML (``None``: the family the Arch resembles).
+        batch_size: images per step (the recipe's learning rate is scaled to it).
+        lr: peak learning rate at ``batch_size`` (``None``: the recipe's, scaled).
+        val_fraction: held-out share per class when the data has no ``train``/``val`` folders.
+        workers: DataLoader worker processes.
+        split: the scan of ``data`` made when the settings were checked (not part of the study's settings).
+    """
+
+    data: Path
+    epochs: int = 10
+    resolution: int | None = None
+    pruner: str = "hyperband"
+    train_device: str = "cpu"
+    recipe: str | None = None
+    batch_size: int = 64
+    lr: float | None = None
+    val_fraction: float = 0.2
+    workers: int = 0
+    split: Any = field(default=None, compare=False, repr=False)
+
+    def describe(self) -> dict[str, Any]:
+        """What a study stores and a resumed or joined study must match (everything that changes the figures;
+        not the device or the loader's workers)."""
+        return {"data": str(self.data), "epochs": self.epochs, "resolution": self.resolution, "pruner": self.pruner,
+                "recipe": self.recipe, "batch_size": self.batch_size, "lr": self.lr,
+                "val_fraction": self.val_fraction,
+                "classes": list(self.split.classes) if self.split is not None else None}
+
+
+def check_train_device(spec: str) -> str:
+    """``spec`` if it names a device torch can train on here: ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        DesignspaceError: another spelling, a CUDA device torch does not see (no GPU here, or N too large).
+    """
+    text = str(spec).strip()
+    if not _DEVICE.match(text):
+        raise DesignspaceError(f"--train-device {str(spec)[:40]!r} is not a training device (fix: cpu, cuda or cuda:N)")
+    if text.startswith("cuda"):
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(text.partition(":")[2] or 0)
+        if index >= n:
+            raise DesignspaceError(f"--train-device {text}, but torch sees {n} GPU{'s' if n != 1 else ''} here "
+                                   "(fix: --train-device cpu" + (f", or cuda:0 to cuda:{n - 1})" if n else ")"))
+    return text
+
+
+def trained_settings(data: str | Path | None, *, epochs: int | None = None, resolution: int | None = None,
+                     pruner: str | None = None, train_device: str | None = None, recipe: str | None = None,
+                     batch_size: int | None = None, lr: float | None = None, val_fraction: float = 0.2,
+                     workers: int = 0, seed: int = 0) -> TrainedSettings:
+    """Checked :class:`TrainedSettings`; the dataset is scanned here, before any trial starts.
+
+    Args:
+        data: the dataset folder (required).
+        epochs: the per-trial epoch cap (default 10).
+        resolution: input side in pixels.
+        pruner: ``hyperband`` (default), ``sha``, ``median`` or ``none``.
+        train_device: ``cpu`` (default), ``cuda`` or ``cuda:N``.
+        recipe: a shipped recipe name or a recipe file.
+        batch_size: images per step (default 64).
+        lr: peak learning rate.
+        val_fraction: held-out share per class.
+        workers: DataLoader workers.
+        seed: the seed of the train/validation split (the search's seed).
+
+    Raises:
+        DesignspaceError: a missing, empty, one-class dataset or one with unreadable images (DataError); a bad
+            pruner, epoch count, resolution, batch, learning rate, recipe or device. One line each, with the fix.
+    """
+    if data is None:
+        raise DesignspaceError("--objective trained needs a dataset (fix: --data DIR, one sub-folder of images per "
+                               "class)")
+    name = (pruner or "hyperband").strip().lower()
+    if name not in PRUNERS:
+        raise DesignspaceError(f"unknown pruner {str(pruner)[:40]!r} (fix: --pruner {', '.join(PRUNERS)})")
+    n_epochs = 10 if epochs is None else epochs
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or not 1 <= n_epochs <= MAX_EPOCHS:
+        raise DesignspaceError(f"--epochs must be a whole number from 1 to {MAX_EPOCHS:,}, got {epochs!r} "
+                               "(fix: --epochs 10)")
+    if resolution is not None and not 8 <= resolution <= 4096:
+        raise DesignspaceError(f"--resolution must be from 8 to 4096 pixels, got {resolution} (fix: --resolution 64)")
+    batch = 64 if batch_size is None else batch_size
+    if batch < 1:
+        raise DesignspaceError(f"--train-batch must be at least 1, got {batch} (fix: --train-batch 64)")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise DesignspaceError(f"--lr must be a learning rate > 0, got {lr} (fix: --lr 1e-3)")
+    if recipe is not None:
+        from designspace.recipes import load_recipe
+
+        load_recipe(recipe)  # an unknown name or a bad file: DocumentError, exit 2
+    device = check_train_device(train_device or "cpu")
+    split = check_data(data, val_fraction, seed)
+    return TrainedSettings(Path(data).resolve(), n_epochs, resolution, name, device, recipe, batch, lr,
+                           val_fraction, workers, split)
+
+
+def check_data(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> Any:
+    """The dataset's :class:`~designspace.train.Split` (the scanner of :mod:`designspace.train.data`), refusing
+    unreadable images: a search trains every candidate on the same images, so they are fixed first (``designspace
+    train`` skips them with a warning instead).
+
+    Raises:
+        DataError: missing, empty, one class, a class without images, unreadable images.
+    """
+    from designspace.train.data import DataError, scan
+
+    logger = logging.getLogger("designspace")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # one line for the user: the error below, not a warning per image
+    try:
+        split = scan(data, val_fraction, seed)
+    finally:
+        logger.setLevel(level)
+    if split.skipped:
+        path, reason = split.skipped[0]
+        more = f" and {len(split.skipped) - 1} more" if len(split.skipped) > 1 else ""
+        raise DataError(f"{path}: not a readable image ({reason[:120]}){more} (fix: remove or replace the "
+                        "unreadable images in --data; every candidate trains on the same images)")
+    return split
+
+
+def make_pruner(name: str, epochs: int, n_objectives: int) -> Any:
+    """The Optuna pruner ``name`` for trials of at most ``epochs`` epochs (see the module docstring); a
+    :class:`optuna.pruners.NopPruner` for ``none`` and for multi-objective studies."""
+    import optuna
+
+    if name == "none" or n_objectives > 1:
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    raise DesignspaceError(f"unknown pruner {name!r} (fix: one of {', '.join(PRUNERS)})")
+
+
+class _Pruned(Exception):
+    """Raised from the per-epoch callback to stop the training loop (its checkpoint is already written)."""
+
+
+@contextlib.contextmanager
+def _locked(run: Path) -> Iterator[None]:
+    """One trainer at a time in ``run`` (an ``flock`` the kernel releases when the process dies, kill -9 too)."""
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / ".lock", "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # another worker trains the same Arch: wait, then resume from it
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _claim_gpu(spec: str) -> tuple[str, IO[str] | None]:
+    """``cuda`` with several GPUs: the first GPU no other designspace worker on this machine holds (an ``flock``
+    in the temporary folder), so that workers started side by side train on one GPU each; else ``spec``."""
+    if spec != "cuda":
+        return spec, None
+    import torch
+
+    n = torch.cuda.device_count()
+    for i in range(n if n > 1 else 0):
+        handle = open(Path(tempfile.gettempdir()) / f"designspace-cuda-{i}.lock", "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        return f"cuda:{i}", handle
+    return "cuda:0" if n else spec, None  # one GPU, or every GPU taken: share the first
+
+
+class TrialTrainer:
+    """Trains one trial's Arch (see the module docstring); called by the search's trial evaluator.
+
+    Args:
+        settings: how to train.
+        folder: ``results/<study>/``.
+        seed: the training seed (the search's: every candidate gets the same split, order and augmentation).
+        n_objectives: the study's objective count (pruning needs exactly one).
+        progress: show a bar of the trial's epochs.
+    """
+
+    def __init__(self, settings: TrainedSettings, folder: Path, *, seed: int, n_objectives: int,
+                 progress: bool) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.seed = seed
+        self.prune = n_objectives == 1 and settings.pruner != "none"
+        self.pruner = make_pruner(settings.pruner, settings.epochs, n_objectives)
+        self.progress = progress
+        if n_objectives > 1 and settings.pruner != "none":
+            warnings.warn(f"--pruner {settings.pruner} is off: Optuna prunes single-objective studies only, and this "
+                          f"one has {n_objectives} objectives; every feasible trial trains all {settings.epochs} "
+                          "epochs (fix: --objective trained alone to prune, or --pruner none)", UserWarning,
+                          stacklevel=2)
+        self.device, self._gpu_lock = _claim_gpu(settings.train_device)
+
+    def __call__(self, trial: Any, arch: Any, ds: dict[str, Any], feasible: bool) -> float:
+        """The trial's ``trained_top1`` (%); records the learning curve in ``ds["metrics"]``.
+
+        Raises:
+            optuna.TrialPruned: the pruner stopped it (its last figure is its value).
+            Failed: the training failed (an Arch that cannot run at the resolution, a diverging loss).
+        """
+        import optuna
+
+        from designspace.search.trial import Failed
+        from designspace.train import TrainConfig, train
+
+        metrics = ds["metrics"]
+        if not feasible:  # budgets first: an infeasible candidate is never trained
+            metrics["trained_top1"] = None
+            return -math.inf
+        trial.study.pruner = self.pruner  # Study.pruner is public; the runner creates studies without one
+        s = self.settings
+        run = self.folder / TRAIN / arch.fingerprint
+        ds["train_run"] = f"{TRAIN}/{arch.fingerprint}"
+        curve: list[float] = []
+        bar = self._bar(trial.number)
+
+        def on_epoch(row: dict[str, float]) -> None:
+            ema = row.get("val_top1_ema", math.nan)
+            value = max(row["val_top1"], ema) if math.isfinite(ema) else row["val_top1"]
+            curve.append(round(value, 4))
+            metrics.update(val_top1_curve=" ".join(f"{v:g}" for v in curve), epochs_trained=len(curve),
+                           val_top1_last=value)
+            trial.set_user_attr("ds", ds)  # a killed worker's trial still says how far it got
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"val top-1 {value:.1f}%", refresh=False)
+            if self.prune:
+                trial.report(value, step=int(row["epoch"]))
+                if trial.should_prune():
+                    raise _Pruned(int(row["epoch"]), value)
+
+        cfg = TrainConfig(arch=arch, data=s.data, out=run, recipe=s.recipe, epochs=s.epochs, batch_size=s.batch_size,
+                          lr=s.lr, resolution=s.resolution, val_fraction=s.val_fraction, workers=s.workers,
+                          device=self.device, seed=self.seed, progress=False, split=s.split)
+        try:
+            with _locked(run):
+                report = train(cfg, on_epoch=on_epoch)
+        except _Pruned as stop:
+            epoch, value = stop.args
+            ds["reason"] = f"pruned by {s.pruner} after epoch {epoch} of {s.epochs}: val top-1 {value:.2f}%"
+            metrics["trained_top1"] = None
+            trial.set_user_attr("ds", ds)
+            raise optuna.TrialPruned(ds["reason"]) from None
+        except DesignspaceError as err:
+            ds.update(reason=f"training failed: {err}", counted=True)
+            trial.set_user_attr("ds", ds)
+            raise Failed(ds["reason"]) from None
+        finally:
+            if bar is not None:
+                bar.close()
+        metrics.update(trained_top1=report.best_top1, chance_top1=100.0 / len(report.classes))
+        return float(report.best_top1)
+
+    def _bar(self, number: int) -> Any:
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.settings.epochs, desc=f"trial {number} epochs", unit="epoch", position=1, leave=False,
+                    dynamic_ncols=True)
+
+
+def trained_summary(folder: Path) -> str | None:
+    """One line on the training of the study in ``folder`` (``results/<study>/``, read from its results files), or
+    ``None`` when the study has no ``trained`` objective: how many trained, how many the pruner stopped, the best."""
+    from designspace.results import read_results
+
+    res = read_results(folder)
+    trained = res.settings.get("trained")
+    if not trained:
+        return None
+    rows = res.rows
+    ran = [r for r in rows if r.get("epochs_trained") not in (None, "")]
+    pruned = [r for r in ran if r.get("state") == "PRUNED"]
+    done = [r for r in ran if r.get("state") == "COMPLETE" and r.get("trained_top1") not in (None, "")]
+    epochs = sum(int(float(r["epochs_trained"])) for r in ran)
+    line = (f"  trained {len(ran)} trials, {epochs} epochs in all (cap {trained['epochs']} a trial); pruned by "
+            f"{trained['pruner']} {len(pruned)}; completed {len(done)}")
+    if done:
+        best = max(done, key=lambda r: float(r["trained_top1"]))
+        chance = 100.0 / len(trained["classes"]) if trained.get("classes") else math.nan
+        line += (f"; best trained_top1 {float(best['trained_top1']):.2f}% (trial {best['number']}, chance "
+                 f"{chance:.1f}%; checkpoint {res.folder / TRAIN / str(best.get('fingerprint'))}/best.pt)")
+    return line
+
+
+def check_trained(objectives: Sequence[Any], trained: TrainedSettings | None) -> None:
+    """Refuses a ``trained`` objective without training settings (``--data``) and training settings without a
+    ``trained`` objective (``--data`` given to a search that would not use it).
+
+    Raises:
+        DesignspaceError: either mismatch, with the fix.
+    """
+    wants = any(o.kind == "trained" for o in objectives)
+    if wants and trained is None:
+        raise DesignspaceError("--objective trained needs a dataset (fix: --data DIR, one sub-folder of images per "
+                               "class)")
+    if trained is not None and not wants:
+        raise DesignspaceError("--data, --epochs and --pruner train candidates only for --objective trained (fix: add "
+                               "--objective trained, beside latency or counts if you like)")
