@@ -148,9 +148,22 @@ def _brief(row: dict[str, Any], objectives: Sequence[dict[str, Any]]) -> dict[st
     return {k: row.get(k) for k in keys}
 
 
-def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """Writes ``trials.csv``, ``pareto.csv`` and ``summary.json`` for these trials; returns the summary."""
+def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
+                  remeasured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Writes ``trials.csv``, ``pareto.csv`` and ``summary.json`` for these trials; returns the summary.
+
+    ``remeasured``: trial number (as text) -> the whole network's latency in milliseconds, for a ``--latency
+    table`` study whose front was re-measured; written as ``latency_remeasured_ms`` and the table's error
+    ``latency_table_error`` (table / re-measured - 1).
+    """
     rows = study_rows(trials, settings)
+    for row in rows:
+        ms = (remeasured or {}).get(str(row["number"]))
+        if isinstance(ms, (int, float)) and ms > 0:
+            row["latency_remeasured_ms"] = ms
+            table = row.get("latency_table_ms")
+            if isinstance(table, (int, float)):
+                row["latency_table_error"] = table / ms - 1.0
     columns: list[str] = []
     for r in rows:
         columns.extend(k for k in r if k not in columns)

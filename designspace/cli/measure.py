@@ -16,12 +16,28 @@ def _eval(args: argparse.Namespace) -> int:
 
     arch = load_arch(args.arch)
     ev = evaluate(arch, device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch,
-                  cache=not args.no_cache)
+                  cache=not args.no_cache, latency=args.latency != "table")
+    table = None
+    if args.latency in ("table", "both"):
+        from designspace.evaluate.table import table_latency_of
+
+        table = table_latency_of(arch, runtime=args.runtime, threads=args.threads, batch=args.batch)
     if args.json:
-        print(json.dumps({**ev.to_dict(), "resolution": arch.resolution}, indent=2))
+        print(json.dumps({**ev.to_dict(), "resolution": arch.resolution,
+                          "table": table.to_dict() if table is not None else None}, indent=2))
         return 0 if ev.status == "ok" else 1
     lines = [f"{arch.name or args.arch}  fingerprint {ev.fingerprint}  {arch.resolution}x{arch.resolution}",
              f"params {ev.params:,} ({ev.params / 1e6:.3f} M)  MACs {ev.macs:,} ({ev.macs / 1e9:.4f} G)"]
+    if table is not None:
+        fit = (f"fitted term {table.term_ms:+.3f} ms (leave-one-out error {table.fit.loo_mean:.1%} mean on "
+               f"{len(table.fit.points)} networks)" if table.fit is not None
+               else "no fitted term yet: designspace lut build SPACE fits it")
+        lines.append(f"latency {table.ms:.3f} ms from the per-block table: {len(table.components)} entries "
+                     f"{table.entries_ms:.3f} ms, {fit}" + (f"; {table.measured_now} entries measured now"
+                                                           if table.measured_now else ""))
+        if args.latency == "table":
+            print("\n".join(lines))
+            return 0
     if ev.status != "ok":
         print("\n".join(lines))
         print(f"failed: {ev.reason}", file=sys.stderr)
@@ -29,9 +45,14 @@ def _eval(args: argparse.Namespace) -> int:
     lat = ev.latency
     assert lat is not None
     flags = f"  [{', '.join(lat.flags)}]" if lat.flags else ""
-    lines += [f"latency {lat.ms:.3f} ms measured{flags}: {lat.context.describe()}",
-              f"        minimum of {lat.runs} runs in {lat.rounds} rounds (median {lat.median_ms:.3f} ms; the two "
-              f"fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s"]
+    lines.append(f"latency {lat.ms:.3f} ms measured{flags}: {lat.context.describe()}")
+    if lat.ratio is not None and lat.reference_ms is not None:
+        lines.append(f"        {lat.ratio:.4f} x the reference network's {lat.reference_ms:.4f} ms (median ratio of "
+                     f"{lat.processes} worker processes, {lat.spread:.1%} apart; fastest direct minimum "
+                     f"{lat.direct_ms:.3f} ms), {lat.runs} runs, {lat.seconds:.1f} s")
+    else:
+        lines.append(f"        minimum of {lat.runs} runs in {lat.rounds} rounds (median {lat.median_ms:.3f} ms; the "
+                     f"two fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s")
     if ev.prediction is not None:
         pr = ev.prediction
         lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED: {pr.fit.form} fit on {pr.fit.points} published models, "
@@ -90,6 +111,8 @@ def register(sub: Any) -> None:
     p.add_argument("arch", help="an Arch YAML file or a zoo name")
     p.add_argument("--device", help="a device profile (designspace devices): predicts its latency with the error")
     runtime_args(p)
+    p.add_argument("--latency", choices=["measure", "table", "both"], default="measure",
+                   help="measure the network (default), sum its per-block table entries, or both side by side")
     p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
     json_arg(p)
     p.set_defaults(func=_eval)

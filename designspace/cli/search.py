@@ -19,7 +19,7 @@ def _search(args: argparse.Namespace) -> int:
                        objectives=args.objective, device=args.device, sampler=args.sampler, study=args.study,
                        storage=args.storage, seed=args.seed, invalid=args.invalid, runtime=args.runtime,
                        threads=args.threads, batch=args.batch, progress=not args.no_progress and not args.json,
-                       trained=_trained(args))
+                       trained=_trained(args), latency=args.latency)
     try:
         report = run_search(cfg)
         interrupted = False
@@ -116,6 +116,10 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument("--invalid", choices=["repair", "reject"], help="invalid combinations (default repair)")
     runtime_args(p)
+    p.add_argument("--latency", choices=["measure", "table"], default="measure",
+                   help="local latency of each trial: measure the network (default), or sum its per-block table "
+                        "entries (designspace lut build; missing ones are measured on demand) and re-measure the "
+                        "final Pareto front whole")
     g = p.add_argument_group("--objective trained (train every feasible candidate on your data, with pruning)")
     g.add_argument("--data", help="ImageFolder dataset: DIR/<class>/*.png, or DIR/train|val/<class>/")
     g.add_argument("--epochs", type=int, help="the per-trial epoch cap and schedule length (default 10)")

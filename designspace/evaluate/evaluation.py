@@ -16,7 +16,7 @@ from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.counts import count
 from designspace.evaluate.devices import Prediction, load_device
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, measure_model
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_model
 
 __all__ = ["Evaluation", "evaluate", "measure_latency"]
 
@@ -104,7 +104,8 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
         model = Network(arch)
     except MemoryError as err:
         raise MeasurementError("out of memory while building the model") from err
-    lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans)
+    lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans,
+                        reference=ReferenceStore(cache))
     if cache is not None:
         cache.put(arch, _KIND, key, lat.to_dict())
     return lat

@@ -27,16 +27,21 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 
+from designspace.evaluate.isolated import IsolatedProtocol
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine", "measure", "measure_model"]
+if TYPE_CHECKING:
+    from designspace.evaluate.isolated import Timing
+
+__all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "ReferenceStore", "machine", "measure",
+           "measure_model", "measure_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +148,9 @@ class Protocol:
         noisy: flag results whose median exceeds the minimum by more than this fraction.
         slow: the probe's slowdown against the process's best that marks a slow host.
         run_timeout_s: a single run slower than this fails the measurement.
+        isolated: ONNX Runtime's protocol: worker processes interleaved with the reference network
+            (:mod:`designspace.evaluate.isolated`); ``None`` times ONNX Runtime in this process like the
+            other runtimes (the protocol before issue 11, kept for comparison in ``benchmarks/``).
     """
 
     warmup_s: float = 0.15
@@ -155,6 +163,7 @@ class Protocol:
     noisy: float = 0.10
     slow: float = 0.08
     run_timeout_s: float = 10.0
+    isolated: IsolatedProtocol | None = field(default_factory=IsolatedProtocol)
 
 
 @dataclass(frozen=True)
@@ -173,6 +182,11 @@ class Latency:
             is logged and kept in :data:`PROBE_ERROR`).
         seconds: wall time of the measurement, export/build included.
         context: the measurement context.
+        direct_ms: ONNX Runtime's isolated protocol: the smallest minimum of any worker process (for
+            comparison; ``ms`` is the ratio-corrected figure).
+        ratio: the median over processes of the model's minimum over the reference's.
+        reference_ms: the reference's long-run figure ``ms`` was scaled by.
+        processes: worker processes the figure comes from (1: timed in this process).
     """
 
     ms: float
@@ -183,6 +197,10 @@ class Latency:
     flags: tuple[str, ...]
     seconds: float
     context: Context = field(compare=False)
+    direct_ms: float | None = None
+    ratio: float | None = None
+    reference_ms: float | None = None
+    processes: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -344,8 +362,12 @@ def _cuda_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]
 
 
 def measure_model(model: nn.Module, context: Context, protocol: Protocol = Protocol(),
-                  in_chans: int = 3) -> Latency:
+                  in_chans: int = 3, reference: ReferenceStore | None = None) -> Latency:
     """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's).
+
+    ONNX Runtime: exported here, timed in isolated worker processes interleaved with the reference network
+    (:mod:`designspace.evaluate.isolated`); ``reference`` keeps the reference's long-run figure (default: one
+    for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure`.
 
     Raises:
         MeasurementError: export failed, out of memory, a run exceeded the timeout, or no GPU for CUDA.
@@ -354,6 +376,12 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
     model.eval()
     r = context.resolution
     example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
+    if context.runtime == "onnxruntime" and protocol.isolated is not None:
+        from designspace.evaluate.onnx import export_onnx
+
+        data = export_onnx(model, example)
+        return measure_onnx([(data, tuple(example.shape))], context, protocol, reference or ReferenceStore(),
+                            start=start)[0]
     threads = torch.get_num_threads()
     try:
         if context.runtime == "onnxruntime":
@@ -377,3 +405,83 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
         torch.set_num_threads(threads)
     extra = ("no-host-probe",) if probe is None and context.runtime != "cuda" else ()
     return summarize(rounds, protocol, context, time.perf_counter() - start, slow, extra)
+
+
+class ReferenceStore:
+    """The reference network's long-run figure per machine context: the smallest minimum any worker process
+    has seen (it only improves). Backed by the evaluation cache when one is given, else by this process.
+
+    Args:
+        cache: an object with ``get(key, kind, context)`` and ``put(...)`` (:class:`~designspace.evaluate.cache.Cache`).
+    """
+
+    _process: ClassVar[dict[str, float]] = {}  # shared by the stores of one process
+
+    def __init__(self, cache: Any = None) -> None:
+        self.cache = cache
+
+    @staticmethod
+    def key(context: Context) -> str:
+        """The reference's context: runtime, machine, threads and exporter (not the model's resolution)."""
+        return f"{context.runtime_version}|{context.machine}|{context.threads}|{context.exporter}"
+
+    def best(self, context: Context, observed: Sequence[float]) -> float:
+        """The long-run reference figure after recording ``observed`` minima, milliseconds."""
+        key = self.key(context)
+        best = min([*observed, self._process.get(key, math.inf)])
+        if self.cache is not None:
+            hit = self.cache.get("reference-network", "reference", key)
+            if hit is not None and isinstance(hit.get("ms"), (int, float)) and math.isfinite(hit["ms"]) \
+                    and hit["ms"] > 0:
+                best = min(best, float(hit["ms"]))
+            if hit is None or best < float(hit.get("ms", math.inf)):
+                self.cache.put("reference-network", "reference", key, {"ms": best})
+        self._process[key] = best
+        return best
+
+
+def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Context, protocol: Protocol,
+                 reference: ReferenceStore, start: float | None = None) -> list[Latency]:
+    """Latencies of exported ONNX models in ``context`` by the isolated, interleaved protocol (see
+    :mod:`designspace.evaluate.isolated`): the median ratio to the reference across worker processes, times
+    the reference's long-run figure; more processes when they disagree; flags as :class:`Latency` says.
+
+    Raises:
+        MeasurementError: a worker failed (the reason is in the message).
+    """
+    from designspace.evaluate.isolated import WorkerError, time_onnx
+
+    iso = protocol.isolated
+    assert iso is not None
+    began = time.perf_counter() if start is None else start
+    try:
+        timings = time_onnx(models, context.threads, iso)
+        if any(t.spread > iso.agree for t in timings) and iso.extra_processes:
+            more = time_onnx(models, context.threads, iso, processes=iso.extra_processes)
+            timings = [_merge(a, b) for a, b in zip(timings, more, strict=True)]
+    except WorkerError as err:
+        raise MeasurementError(str(err)) from None
+    refs = [m for t in timings for m in t.reference_minima]
+    ref = reference.best(context, refs)
+    out = []
+    for t in timings:
+        flags = []
+        if t.spread > iso.agree:
+            flags.append("unconfirmed")
+        if min(t.reference_minima) > ref * (1.0 + iso.slow):
+            flags.append("slow-host")
+        ms = t.ratio * ref
+        median = statistics.median(t.medians) * ref / statistics.median(t.reference_minima)
+        if median > ms * (1.0 + protocol.noisy):
+            flags.append("noisy")
+        out.append(Latency(ms, median, t.spread, t.runs, len(t.ratios) * iso.rounds, tuple(flags),
+                           time.perf_counter() - began, context, direct_ms=min(t.minima), ratio=t.ratio,
+                           reference_ms=ref, processes=len(t.ratios)))
+    return out
+
+
+def _merge(a: Timing, b: Timing) -> Timing:
+    from designspace.evaluate.isolated import Timing
+
+    return Timing(a.ratios + b.ratios, a.minima + b.minima, a.medians + b.medians,
+                  a.reference_minima + b.reference_minima, a.runs + b.runs)

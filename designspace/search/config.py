@@ -35,6 +35,8 @@ class SearchConfig:
         invalid: ``repair`` or ``reject`` invalid combinations.
         runtime, threads, batch: the local latency context (a device profile fixes its own).
         protocol: the latency protocol.
+        latency: ``"measure"`` (each trial's network measured whole) or ``"table"`` (the per-block latency
+            table, :mod:`designspace.evaluate.table`; the final Pareto front is re-measured whole).
         results: the results folder (default ``results/``).
         progress: show a progress bar.
         trained: how ``--objective trained`` trains each candidate (:mod:`designspace.search.trained`).
@@ -68,6 +70,14 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
+        if self.latency not in LATENCY_MODES:
+            raise DesignspaceError(f"--latency {str(self.latency)[:40]!r} is not one of {', '.join(LATENCY_MODES)} "
+                                   "(fix: --latency table for the per-block table, --latency measure to measure "
+                                   "every trial)")
+
+
+#: how a search gets each trial's local latency
+LATENCY_MODES = ("measure", "table")
 
 
 #: a study name is one folder name under the results folder: no separators, no '..', no hidden names

@@ -64,7 +64,7 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
                  sampler: str | None = None, study: str | None = None, storage: str | None = None,
                  seed: int | None = None, invalid: str | None = None, runtime: str = "onnxruntime",
                  threads: int = 1, batch: int = 1, progress: bool = True,
-                 trained: TrainedSettings | None = None) -> SearchConfig:
+                 trained: TrainedSettings | None = None, latency: str = "measure") -> SearchConfig:
     """The :class:`SearchConfig` of a request; options left ``None`` take the space's ``search`` defaults.
 
     ``budgets`` replace the space's budgets when given. Without ``trials`` and ``timeout`` (here or in the
@@ -100,4 +100,4 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
         sampler=sampler or defaults.get("sampler", "tpe"), study=study or "", storage=storage,
         seed=seed if seed is not None else int(defaults.get("seed", 0)),
         invalid=invalid or defaults.get("invalid", "repair"), runtime=runtime, threads=threads, batch=batch,
-        progress=progress, trained=trained)
+        progress=progress, trained=trained, latency=latency)

@@ -213,11 +213,35 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     finally:
         if bar is not None:
             bar.close()
-    summary = write_results(study.get_trials(deepcopy=False), settings, folder)
+    remeasured = None
+    if cfg.latency == "table" and evaluate.needs_latency and stopped != "interrupted":
+        remeasured = _remeasure_front(cfg, study, settings, evaluate)
+    summary = write_results(study.get_trials(deepcopy=False), settings, folder, remeasured)
     report = SearchReport(cfg.name, folder, summary, ran, stopped)
     if stopped == "interrupted":
         raise KeyboardInterrupt(report)
     return report
+
+
+def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], evaluate: TrialEvaluator
+                     ) -> dict[str, float]:
+    """Measures the feasible Pareto front's networks whole (the full protocol) in a ``--latency table`` study;
+    returns trial number (text) -> milliseconds, also kept in the study's user attribute ``remeasured``."""
+    from designspace.arch import Arch
+    from designspace.evaluate.evaluation import measure_latency
+    from designspace.results import pareto_front, study_rows
+
+    done: dict[str, float] = dict(study.user_attrs.get("remeasured", {}))
+    folder = (cfg.results or results_dir()) / cfg.name
+    for row in pareto_front(study_rows(study.get_trials(deepcopy=False), settings), settings["objectives"]):
+        key = str(row["number"])
+        if key in done or not row.get("arch"):
+            continue
+        arch = Arch.from_file(folder / str(row["arch"]))
+        lat = measure_latency(arch, evaluate.table_context(arch), protocol=cfg.protocol, cache=evaluate.cache)
+        done[key] = lat.ms
+    study.set_user_attr("remeasured", done)
+    return done
 
 
 def _progress(cfg: SearchConfig, counted: int) -> Any:

@@ -48,7 +48,7 @@ class TrialEvaluator:
             from designspace.search.trained import TrialTrainer
 
             self.trainer = TrialTrainer(cfg.trained, folder, seed=cfg.seed, n_objectives=len(cfg.objectives),
-                                        progress=cfg.progress)
+                                        progress=cfg.progress, failed=Failed)
             self.slow_objectives = True
 
     def _estimate(self, arch: Arch, name: str) -> float:
@@ -66,6 +66,12 @@ class TrialEvaluator:
         value = estimate(arch, name, seed=self.cfg.seed)
         self.cache.put(arch, f"estimate:{name}", context, {"value": value})
         return value
+
+    def table_context(self, arch: Arch) -> Any:
+        """The local measurement context of ``arch`` (what its table entries and re-measurement use)."""
+        from designspace.evaluate.latency import Context
+
+        return Context.local(self.cfg.runtime, self.cfg.threads, self.cfg.batch, resolution=arch.resolution)
 
     def __call__(self, trial: Any) -> list[float]:
         import optuna
@@ -96,7 +102,15 @@ class TrialEvaluator:
         ds.update(fingerprint=arch.fingerprint, arch=str(path.relative_to(self.folder)), metrics=metrics)
         measured = {"params_m": counts.params_m, "macs_g": counts.macs_g}
         cheap_ok = all(measured[b.metric] <= b.limit for b in cfg.budgets if b.metric in measured)
-        if cheap_ok and self.needs_latency:
+        if cheap_ok and self.needs_latency and cfg.latency == "table" and cfg.device in (None, "", "local"):
+            from designspace.evaluate.table import table_latency
+
+            tab = table_latency(arch, self.table_context(arch), self.cache, cfg.protocol)
+            measured["latency_ms"] = tab.ms
+            metrics.update(latency_ms=tab.ms, latency_table_ms=tab.ms, latency_source="table",
+                           latency_entries_measured=tab.measured_now)
+            ds["context"] = dataclasses.asdict(self.table_context(arch))
+        elif cheap_ok and self.needs_latency:
             ev = evaluate(arch, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
                           protocol=cfg.protocol, cache=self.cache)
             if ev.status != "ok" or ev.latency is None:

@@ -1,0 +1,205 @@
+"""ONNX Runtime latency measured in fresh worker processes, interleaved with a fixed reference network.
+
+Why (evidence in ``docs/latency.md``): on a shared host two things move a latency. Stretches of a slow host
+(seconds) slow every run inside them; and a whole process can be slow for its life (a process that built and
+exported a network with PyTorch, or simply an unlucky one), so that every round of it agrees on a slowed
+value and no in-process statistic can notice. Here the model is exported once in the calling process, then
+timed by :data:`Protocol.processes` short worker processes that import ONNX Runtime alone
+(``_ort_worker.py``). In each round a worker times the reference, then the model(s), so that slow stretches
+hit both. Per process the estimate is the **ratio** of the model's minimum to the reference's minimum; the
+reported latency is the median of the processes' ratios times the reference's **long-run figure**: the
+smallest reference minimum seen on this machine context (kept in the cache, so it only improves). A slow
+process slows its reference as much as its model; the ratio survives it.
+
+Estimates of the processes must agree (``agree``); otherwise more processes run, and a result that still
+disagrees is flagged ``unconfirmed``. A result whose processes' references were all slower than the
+long-run reference by more than ``slow`` is flagged ``slow-host`` (the figure is the ratio-corrected one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from designspace.exceptions import DesignspaceError
+
+__all__ = ["REFERENCE_SHAPE", "WORKER", "IsolatedProtocol", "Timing", "WorkerError", "reference_onnx", "time_onnx"]
+
+#: the worker script, run by path so that it imports no PyTorch
+WORKER = Path(__file__).with_name("_ort_worker.py")
+
+
+class WorkerError(DesignspaceError):
+    """A worker process failed (its reason is in the message)."""
+
+
+@dataclass(frozen=True)
+class IsolatedProtocol:
+    """How isolated, interleaved measurements are made.
+
+    Attributes:
+        processes: worker processes per measurement (more are added once when they disagree).
+        extra_processes: processes added when the first ones disagree.
+        rounds: rounds per process; a round times the reference, then each model, ``round_s`` each.
+        round_s: seconds per model per round (at least ``min_runs`` runs).
+        min_runs: runs per model per round at least.
+        warmup_s: warm-up per model per process.
+        agree: the processes' estimates must agree within this fraction.
+        slow: a process whose reference minimum exceeds the long-run reference by more than this was slow.
+        run_timeout_s: one run slower than this fails the measurement.
+        pin: pin each worker to one CPU (the last one allowed) where the host allows it.
+    """
+
+    processes: int = 3
+    extra_processes: int = 2
+    rounds: int = 5
+    round_s: float = 0.12
+    min_runs: int = 2
+    warmup_s: float = 0.15
+    agree: float = 0.03
+    slow: float = 0.08
+    run_timeout_s: float = 10.0
+    pin: bool = True
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One model's timing across the worker processes.
+
+    Attributes:
+        ratios: per process, the model's minimum over the reference's minimum.
+        minima: per process, the model's minimum, milliseconds.
+        medians: per process, the model's median run, milliseconds.
+        reference_minima: per process, the reference's minimum, milliseconds.
+        runs: timed runs of the model in all.
+    """
+
+    ratios: tuple[float, ...]
+    minima: tuple[float, ...]
+    medians: tuple[float, ...]
+    reference_minima: tuple[float, ...]
+    runs: int
+
+    @property
+    def ratio(self) -> float:
+        """The median of the processes' ratios."""
+        return float(statistics.median(self.ratios))
+
+    @property
+    def spread(self) -> float:
+        """``(max - min) / min`` of the processes' ratios."""
+        return max(self.ratios) / min(self.ratios) - 1.0 if self.ratios else 0.0
+
+
+_REFERENCE: dict[str, bytes] = {}
+
+
+def reference_onnx() -> bytes:
+    """The reference network as ONNX (a fixed 5-layer convolutional network, about 1 ms here, 1 thread):
+    cheap to export, and made of the operators every vision backbone runs (dense, depthwise and 1x1
+    convolutions, activations)."""
+    if "ref" not in _REFERENCE:
+        from designspace.evaluate.onnx import export_onnx
+
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
+                            nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1), nn.ReLU(),
+                            nn.Conv2d(96, 96, 3, 2, 1, groups=96), nn.Conv2d(96, 128, 1)).eval()
+        _REFERENCE["ref"] = export_onnx(net, torch.zeros(1, 3, 96, 96))
+    return _REFERENCE["ref"]
+
+
+REFERENCE_SHAPE = (1, 3, 96, 96)
+
+
+def _pin_cpu() -> list[int] | None:
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return None
+    return [cpus[-1]] if len(cpus) > 1 else None
+
+
+def _run_worker(request: dict[str, object], pin: list[int] | None, timeout_s: float) -> dict[str, object]:
+    def preexec() -> None:  # runs in the child before exec
+        if pin:
+            with contextlib.suppress(OSError):  # a host that refuses pinning: unpinned, as before
+                os.sched_setaffinity(0, set(pin))
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_"))}
+    try:
+        proc = subprocess.run([sys.executable, str(WORKER)], input=json.dumps(request), capture_output=True,
+                              text=True, timeout=timeout_s, env=env, preexec_fn=preexec if pin else None)
+    except subprocess.TimeoutExpired:
+        raise WorkerError(f"a latency worker took more than {timeout_s:.0f} s (fix: a smaller network, or "
+                          "a machine that is less busy)") from None
+    try:
+        answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+        raise WorkerError(f"a latency worker failed: {tail[0][:200]}") from None
+    if answer.get("error"):
+        raise WorkerError(f"measurement failed: {answer['error']}")
+    return answer
+
+
+def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
+              protocol: IsolatedProtocol = IsolatedProtocol(), processes: int | None = None) -> list[Timing]:
+    """Times ONNX models in worker processes, each round interleaved with the reference (see the module).
+
+    Args:
+        models: serialized ONNX models with their input shapes (float32 inputs).
+        threads: ONNX Runtime intra-op threads.
+        protocol: the protocol.
+        processes: worker processes (default ``protocol.processes``); more are never added here.
+
+    Returns:
+        One :class:`Timing` per model, in order.
+
+    Raises:
+        WorkerError: a worker failed or timed out.
+    """
+    n = processes or protocol.processes
+    budget_s = 60.0 + len(models) * protocol.rounds * (protocol.round_s + 0.5) * 4
+    with tempfile.TemporaryDirectory(prefix="designspace-ort-") as tmp:
+        ref_path = Path(tmp) / "reference.onnx"
+        ref_path.write_bytes(reference_onnx())
+        specs = []
+        for i, (data, shape) in enumerate(models):
+            path = Path(tmp) / f"model{i}.onnx"
+            path.write_bytes(data)
+            specs.append({"path": str(path), "shape": list(shape)})
+        request = {"reference": {"path": str(ref_path), "shape": list(REFERENCE_SHAPE)}, "models": specs,
+                   "threads": threads, "rounds": protocol.rounds, "round_s": protocol.round_s,
+                   "min_runs": protocol.min_runs, "warmup_s": protocol.warmup_s,
+                   "run_timeout_s": protocol.run_timeout_s}
+        pin = _pin_cpu() if protocol.pin and threads == 1 else None
+        answers = [_run_worker(request, pin, budget_s) for _ in range(n)]
+    out = []
+    for k in range(len(models)):
+        ratios, minima, medians, refs, runs = [], [], [], [], 0
+        for a in answers:
+            ref_rounds: list[list[float]] = a["reference"]  # type: ignore[assignment]
+            rounds: list[list[float]] = a["models"][k]  # type: ignore[index]
+            ref_min = min(min(r) for r in ref_rounds)
+            m = min(min(r) for r in rounds)
+            flat = [t for r in rounds for t in r]
+            ratios.append(m / ref_min)
+            minima.append(m)
+            medians.append(statistics.median(flat))
+            refs.append(ref_min)
+            runs += len(flat)
+        out.append(Timing(tuple(ratios), tuple(minima), tuple(medians), tuple(refs), runs))
+    return out
+
