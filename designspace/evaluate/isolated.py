@@ -150,7 +150,10 @@ def _run_worker(request: dict[str, object], pin: list[int] | None, timeout_s: fl
         tail = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
         raise WorkerError(f"a latency worker failed: {tail[0][:200]}") from None
     if answer.get("error"):
-        raise WorkerError(f"measurement failed: {answer['error']}")
+        error = str(answer["error"])
+        if error.startswith("TimeoutError: "):
+            raise WorkerError("timeout: " + error[len("TimeoutError: "):])
+        raise WorkerError(f"measurement failed: {error}")
     return answer
 
 

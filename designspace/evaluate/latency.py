@@ -20,6 +20,7 @@ events after synchronization).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -379,7 +380,10 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
     if context.runtime == "onnxruntime" and protocol.isolated is not None:
         from designspace.evaluate.onnx import export_onnx
 
-        data = export_onnx(model, example)
+        try:
+            data = export_onnx(model, example)
+        except DesignspaceError as err:  # an export failure is this model's failed measurement
+            raise MeasurementError(str(err)) from err
         return measure_onnx([(data, tuple(example.shape))], context, protocol, reference or ReferenceStore(),
                             start=start)[0]
     threads = torch.get_num_threads()
@@ -453,6 +457,8 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
 
     iso = protocol.isolated
     assert iso is not None
+    if protocol.run_timeout_s < iso.run_timeout_s:  # the caller's run limit holds here too
+        iso = dataclasses.replace(iso, run_timeout_s=protocol.run_timeout_s)
     began = time.perf_counter() if start is None else start
     try:
         timings = time_onnx(models, context.threads, iso)
