@@ -16,6 +16,14 @@
   downsampling layers, blocks), the minimum eigenvalue of the Pearson correlation between its channels;
   summed.
 
+A proxy *collapses* where its score is undefined for a network rather than low: SynFlow when no weight gets any
+saliency or the float64 product overflows, NASWOT when the network has no activation to code or its kernel
+matrix is not positive definite, ZiCo when no layer's gradient varies between the two batches, and any proxy
+whose value is not finite. The proxy functions raise :class:`ProxyCollapsed` (a
+:class:`~designspace.exceptions.DesignspaceError` naming the proxy and the reason); :func:`compute_proxies`
+re-raises it, or with ``on_collapse="record"`` stores NaN and the reason in :attr:`ProxyScores.collapsed`. No
+placeholder number stands in for an undefined score.
+
 Inputs are real photographs shipped inside scikit-image (its sample images), cut into seeded random
 crops, resized to the Arch's resolution and normalized with the ImageNet mean and standard deviation;
 nothing is downloaded. The same seed gives the same inputs, weights and scores.
@@ -23,12 +31,13 @@ nothing is downloaded. The same seed gives the same inputs, weights and scores.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,7 +48,8 @@ from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError
 from designspace.network import Network, NetworkStage
 
-__all__ = ["PROXIES", "ProxyScores", "compute_proxies", "proxy_images"]
+__all__ = ["PROXIES", "ProxyCollapsed", "ProxyScores", "compute_proxies", "meco", "naswot", "proxy_images",
+           "synflow", "synflow_score", "zico"]
 
 PROXIES = ("params", "macs", "synflow", "naswot", "zico", "meco")
 _ACTS = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish)
@@ -50,16 +60,33 @@ _IMAGES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "imm
            "stereo_motorcycle", "camera", "coins", "grass", "brick")
 
 
+class ProxyCollapsed(DesignspaceError):
+    """A proxy's score is undefined for this network (see the module docstring), not merely low.
+
+    Attributes:
+        proxy: the proxy's name.
+        reason: why, in one line.
+        network: the network's name or fingerprint, ``""`` where unknown.
+    """
+
+    def __init__(self, proxy: str, reason: str, network: str = "") -> None:
+        self.proxy, self.reason, self.network = proxy, reason, network
+        on = f" on {network}" if network else ""
+        super().__init__(f"proxy {proxy} collapsed{on}: {reason} (fix: rank this network with another proxy or "
+                         "estimate; a collapsed proxy has no value to compare)")
+
+
 @dataclass(frozen=True)
 class ProxyScores:
     """Proxy values of one Arch (higher means more accurate, for every proxy).
 
     Attributes:
         fingerprint: the Arch's fingerprint.
-        values: proxy name -> score.
+        values: proxy name -> score; NaN for a collapsed proxy.
         seconds: proxy name -> wall time of its computation.
         seed: the seed of inputs and weights.
         batch: images per batch (NASWOT; ZiCo uses two batches of half this size).
+        collapsed: proxy name -> why it collapsed (only with ``on_collapse="record"``; empty otherwise).
     """
 
     fingerprint: str
@@ -67,11 +94,13 @@ class ProxyScores:
     seconds: dict[str, float] = field(default_factory=dict)
     seed: int = 0
     batch: int = 16
+    collapsed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"fingerprint": self.fingerprint, "values": self.values, "seconds": self.seconds, "seed": self.seed,
-                "batch": self.batch}
+        """JSON-ready form; a collapsed proxy's value is ``None`` (JSON has no NaN) and ``collapsed`` says why."""
+        values = {k: (None if k in self.collapsed else v) for k, v in self.values.items()}
+        return {"fingerprint": self.fingerprint, "values": values, "seconds": self.seconds, "seed": self.seed,
+                "batch": self.batch, "collapsed": self.collapsed}
 
 
 @functools.cache
@@ -128,22 +157,50 @@ def _bypass_batchnorm(module: nn.Module) -> None:
 
 
 def synflow(arch: Arch, seed: int = 0) -> float:
-    """log10 of the SynFlow score (see the module docstring)."""
-    model = _build(arch, seed).double().eval()
+    """log10 of the SynFlow score of ``arch`` with fresh weights seeded by ``seed`` (see the module docstring).
+
+    Raises:
+        ProxyCollapsed: as :func:`synflow_score`.
+    """
+    return _synflow(_build(arch, seed), (1, arch.in_chans, arch.resolution, arch.resolution))
+
+
+def synflow_score(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """log10 of ``sum |theta * dR/dtheta|`` over the conv and linear weights of a copy of ``model`` with absolute
+    weights, BatchNorm bypassed, in float64, where ``R`` is the sum of the outputs for an all-ones input of
+    ``input_shape`` (``model`` itself is left unchanged).
+
+    Raises:
+        ProxyCollapsed: the sum is 0 (no path carries any saliency) or overflows float64.
+    """
+    return _synflow(copy.deepcopy(model), input_shape)
+
+
+def _synflow(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """:func:`synflow_score` on ``model`` itself, which it changes (a fresh network needs no copy)."""
+    model = model.double().eval()
     with torch.no_grad():
         for p in model.parameters():
             p.abs_()
     _bypass_batchnorm(model)  # as SynFlow prescribes
-    x = torch.ones(1, arch.in_chans, arch.resolution, arch.resolution, dtype=torch.float64)
     model.zero_grad()
-    model(x).sum().backward()
+    model(torch.ones(input_shape, dtype=torch.float64)).sum().backward()
     total = sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in _weights(model)
                 if m.weight.grad is not None)
-    return math.log10(total) if total > 0 else -300.0
+    if not math.isfinite(total):
+        raise ProxyCollapsed("synflow", f"the saliency sum overflows float64 ({total})")
+    if total <= 0:
+        raise ProxyCollapsed("synflow", "no conv or linear weight gets any saliency (every path's product is 0)")
+    return math.log10(total)
 
 
 def naswot(model: nn.Module, images: torch.Tensor) -> float:
-    """NASWOT's log |K| from pre-activation sign codes (see the module docstring)."""
+    """NASWOT's natural-log ``log |K|`` from pre-activation sign codes of ``images`` (see the module docstring).
+
+    Raises:
+        ProxyCollapsed: ``model`` has no ReLU, ReLU6, GELU, SiLU or Hardswish module, or ``K`` is not positive
+            definite.
+    """
     n = images.shape[0]
     k = torch.zeros(n, n, dtype=torch.float64)
     units = [0]
@@ -161,14 +218,25 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
         for h in handles:
             h.remove()
     if units[0] == 0:
-        return 0.0
+        raise ProxyCollapsed("naswot", "the network has no ReLU, ReLU6, GELU, SiLU or Hardswish activation to code")
     k = k / units[0] + 1e-9 * torch.eye(n, dtype=torch.float64)
     sign, logdet = torch.linalg.slogdet(k)
-    return float(logdet) if float(sign) > 0 else -300.0
+    if float(sign) <= 0 or not math.isfinite(float(logdet)):
+        raise ProxyCollapsed("naswot", f"the kernel matrix is not positive definite (sign {float(sign):g})")
+    return float(logdet)
 
 
 def zico(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    """ZiCo over two batches (see the module docstring)."""
+    """ZiCo (natural log, summed over layers) over ``images`` and ``labels`` (taken modulo ``num_classes``) split
+    into two batches (see the module docstring). As in the authors' code, a weight whose gradient does not vary
+    between the batches is left out, and so is a layer with no varying weight.
+
+    Raises:
+        DesignspaceError: fewer than two images.
+        ProxyCollapsed: no layer's gradient varies between the two batches.
+    """
+    if images.shape[0] < 2:
+        raise DesignspaceError(f"ZiCo needs two batches, got {images.shape[0]} image(s) (fix: a batch of at least 2)")
     model.train()
     layers = _weights(model)
     grads: list[list[torch.Tensor]] = [[] for _ in layers]
@@ -178,7 +246,7 @@ def zico(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_class
         for i, m in enumerate(layers):
             if m.weight.grad is not None:
                 grads[i].append(m.weight.grad.detach().reshape(-1).clone())
-    score = 0.0
+    score, layers_used = 0.0, 0
     for g in grads:
         if len(g) < 2:
             continue
@@ -188,7 +256,10 @@ def zico(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_class
         total = float((mean_abs[keep] / std[keep]).sum())
         if total > 0:
             score += math.log(total)
+            layers_used += 1
     model.eval()
+    if layers_used == 0:  # a sum over no layer is not a score of 0
+        raise ProxyCollapsed("zico", "no conv or linear layer's gradient varies between the two batches")
     return score
 
 
@@ -228,49 +299,62 @@ def _layouts(model: Network) -> list[str]:
     return [p.component.layouts(p.layer.kwargs())[1] for p in plan(model.arch)[:-1]]
 
 
-def compute_proxies(arch: Arch, names: tuple[str, ...] = PROXIES, *, seed: int = 0, batch: int = 16) -> ProxyScores:
+def compute_proxies(arch: Arch, names: tuple[str, ...] = PROXIES, *, seed: int = 0, batch: int = 16,
+                    on_collapse: Literal["raise", "record"] = "raise") -> ProxyScores:
     """Computes the named proxies of ``arch`` (fresh seeded weights, seeded inputs).
 
     Args:
         arch: the Arch.
         names: which proxies (:data:`PROXIES`).
         seed: seed of the weights, images and labels.
-        batch: images for NASWOT; ZiCo uses the same images as two batches.
+        batch: images for NASWOT (at least 2); ZiCo uses the same images as two batches.
+        on_collapse: ``"raise"``: a collapsed proxy raises :class:`ProxyCollapsed`; ``"record"``: its value is
+            NaN and :attr:`ProxyScores.collapsed` says why, the other proxies are still computed.
 
     Raises:
-        DesignspaceError: an unknown proxy name.
+        DesignspaceError: an unknown proxy name, or a batch below 2.
+        ProxyCollapsed: a proxy collapsed, with ``on_collapse="raise"``.
     """
     from designspace.evaluate.counts import count
 
     unknown = [n for n in names if n not in PROXIES]
     if unknown:
         raise DesignspaceError(f"unknown proxy {unknown[0]!r} (fix: use {', '.join(PROXIES)})")
+    if batch < 2:  # NASWOT compares images, ZiCo needs two batches
+        raise DesignspaceError(f"proxy batch must be at least 2 images, got {batch} (fix: a batch of 2 or more)")
     values: dict[str, float] = {}
     seconds: dict[str, float] = {}
+    collapsed: dict[str, str] = {}
     counts = count(arch)
     images = labels = None
     for name in names:
         start = time.perf_counter()
-        if name == "params":
-            values[name] = math.log10(counts.params)
-        elif name == "macs":
-            values[name] = math.log10(counts.macs)
-        elif name == "synflow":
-            values[name] = synflow(arch, seed)
-        else:
-            if images is None:
-                images = proxy_images(batch, arch.resolution, seed)
-                labels = torch.randint(0, 1 << 30, (batch,), generator=torch.Generator().manual_seed(seed))
-            model = _build(arch, seed)  # each proxy gets the same fresh weights
-            if name == "naswot":
-                values[name] = naswot(model, images)
-            elif name == "zico":
-                values[name] = zico(model, images, labels, arch.num_classes)  # type: ignore[arg-type]
+        try:
+            if name == "params":
+                value = math.log10(counts.params)
+            elif name == "macs":
+                value = math.log10(counts.macs)
+            elif name == "synflow":
+                value = synflow(arch, seed)
             else:
-                values[name] = meco(model, images)
+                if images is None:
+                    images = proxy_images(batch, arch.resolution, seed)
+                    labels = torch.randint(0, 1 << 30, (batch,), generator=torch.Generator().manual_seed(seed))
+                model = _build(arch, seed)  # each proxy gets the same fresh weights
+                if name == "naswot":
+                    value = naswot(model, images)
+                elif name == "zico":
+                    value = zico(model, images, labels, arch.num_classes)  # type: ignore[arg-type]
+                else:
+                    value = meco(model, images)
+            if not math.isfinite(value):
+                raise ProxyCollapsed(name, f"the score is not finite ({value})")
+        except ProxyCollapsed as err:
+            where = arch.name or arch.fingerprint
+            if on_collapse == "raise":
+                raise ProxyCollapsed(err.proxy, err.reason, where) from None
+            value, collapsed[name] = math.nan, err.reason
+        values[name] = value
         seconds[name] = time.perf_counter() - start
-    for name, v in values.items():
-        if not math.isfinite(v):
-            raise DesignspaceError(f"proxy {name} is not finite ({v}) for {arch.name or arch.fingerprint}")
-    return ProxyScores(arch.fingerprint, values, seconds, seed, batch)
+    return ProxyScores(arch.fingerprint, values, seconds, seed, batch, collapsed)
 
