@@ -278,6 +278,12 @@ def progress_page(study: data.Study, limits: dict[str, float]) -> None:
         st.info("No trials yet.")
         return
     st.plotly_chart(figures.history_figure(hist, study.objectives), key="history")
+    curves = figures.learning_curves(study)  # --objective trained: validation top-1 per epoch
+    if not curves.empty:
+        st.subheader("Learning curves")
+        classes = (study.settings.get("trained") or {}).get("classes")
+        st.plotly_chart(figures.learning_curves_figure(curves, 100 / len(classes) if classes else None),
+                        key="learning_curves")
 
 
 def zoo_page(root: str) -> None:

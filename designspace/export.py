@@ -10,7 +10,10 @@
   its 95% interval (``top1_predicted``: ``top1_mean``, ``top1_std``, ``top1_lo``, ``top1_hi`` in %,
   ``extrapolated``, ``reason``);
 * ``recipe.yaml``: the training recipe of the paper family the Arch most resembles (:mod:`designspace.recipes`);
-* ``README.md``: how to build, train and deploy it.
+* ``README.md``: how to build, train and deploy it;
+* for a trial of a ``--objective trained`` search: ``best.pt`` (its trained weights), ``trained_arch.yaml`` (the
+  Arch they fit: the dataset's classes, the training resolution) and ``trained_metrics.csv`` (its learning curve),
+  copied from ``results/<study>/train/<fingerprint>/`` (:mod:`designspace.search.trained_results`).
 
 The model is rebuilt and re-counted first: parameters and MACs must equal the recorded ones exactly (an
 :class:`ExportError` otherwise, with nothing written). Latency is re-measured in the recorded context; a
@@ -292,11 +295,14 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
     from designspace.evaluate.top1 import predict_top1
     from designspace.network import Network
     from designspace.recipes import family_of, recipe_for
+    from designspace.search.trained_results import trained_run_of
 
     arch, row, settings = resolve_source(source)
+    trained = trained_run_of(source, row)  # --objective trained: the trial's best.pt, copied beside model.onnx
     folder = Path(out)
     if not force:
-        taken = [f for f in FILES + (("model.mlpackage",) if coreml else ()) if (folder / f).exists()]
+        taken = [f for f in (*FILES, *(("model.mlpackage",) if coreml else ()), *(trained.files if trained else ()))
+                 if (folder / f).exists()]
         if taken:
             raise ExportError(f"{folder}: {', '.join(taken)} already there (fix: another --out, or --force to "
                               "replace them)")
@@ -321,6 +327,7 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
         # predicted ImageNet-1K top-1 (%) with its 95% interval (designspace.evaluate.top1), whatever the estimate
         "top1_predicted": predict_top1(arch).to_dict(),
         "recorded": _recorded(row, settings), "family": family_of(arch),
+        "trained": trained.metrics if trained is not None else None,
     }
     onnx_bytes = None
     if onnx:
@@ -359,9 +366,12 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
     folder.mkdir(parents=True, exist_ok=True)
     texts = {"arch.yaml": arch.to_yaml(), "metrics.json": json.dumps(metrics, indent=2, default=str) + "\n",
              "recipe.yaml": recipe.to_yaml()}
-    texts["README.md"] = _readme(arch, metrics, recipe.name)
+    texts["README.md"] = _readme(arch, metrics, recipe.name) + (trained.readme() if trained is not None else "")
     for name, text in texts.items():
         _write(folder / name, text.encode("utf-8"))
+        report.files.append(folder / name)
+    for name, path in (trained.files if trained is not None else {}).items():  # beside model.onnx
+        _write(folder / name, path.read_bytes())
         report.files.append(folder / name)
     if onnx_bytes is not None:
         _write(folder / "model.onnx", onnx_bytes)

@@ -15,8 +15,8 @@ from designspace.app.analysis import metric_label
 from designspace.app.data import Study
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["blocks_figure", "compare_figure", "diagram_dot", "history_figure", "published_top1_points",
-           "top1_intervals", "tradeoff_figure"]
+__all__ = ["blocks_figure", "compare_figure", "diagram_dot", "history_figure", "learning_curves",
+           "learning_curves_figure", "published_top1_points", "top1_intervals", "tradeoff_figure"]
 
 #: The column of the predicted ImageNet-1K top-1 (%), the objective ``top1``.
 TOP1 = "top1"
@@ -205,6 +205,42 @@ def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> 
                              name="hypervolume", line={"color": "#d62728"}), row=rows, col=1)
     fig.update_xaxes(title_text="trial number", row=rows, col=1)
     fig.update_layout(height=220 * rows, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def learning_curves(study: Study) -> pd.DataFrame:
+    """The validation top-1 (%) after each epoch of every trained trial of a ``--objective trained`` study
+    (columns ``number``, ``state``, ``epoch`` from 1, ``val_top1``); empty for other studies."""
+    from designspace.search.trained_results import learning_curves as records
+
+    cols = ["number", "state", "epoch", "val_top1"]
+    if "val_top1_curve" not in study.trials.columns:
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame(records(study.trials[["number", "state", "val_top1_curve"]].to_dict("records")), columns=cols)
+
+
+def learning_curves_figure(curves: pd.DataFrame, chance: float | None = None) -> Any:
+    """One line per trial: validation top-1 (%) against the epoch; completed trials solid, pruned ones dotted
+    and ending where the pruner stopped them; ``chance`` (%) as a dashed line.
+
+    Returns:
+        A ``plotly.graph_objects.Figure``.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for k, (number, trial) in enumerate(curves.groupby("number", sort=True)):
+        state = str(trial["state"].iloc[0])
+        fig.add_trace(go.Scatter(x=trial["epoch"], y=trial["val_top1"], mode="lines+markers",
+                                 name=f"trial {number} ({state.lower()})",
+                                 line={"color": _PALETTE[k % len(_PALETTE)],
+                                       "dash": "dot" if state == "PRUNED" else "solid"},
+                                 hovertemplate=f"trial {number}<br>epoch %{{x}}: %{{y:.2f}}%<extra>{state}</extra>"))
+    if chance is not None:
+        fig.add_hline(y=chance, line_dash="dash", line_color="#7f7f7f", annotation_text=f"chance {chance:.1f}%")
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text="validation top-1 (%)")
+    fig.update_layout(height=380, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"font": {"size": 10}})
     return fig
 
 

@@ -65,7 +65,7 @@ def _search_text(report: Any, s: dict[str, Any]) -> str:
              f"{s['failed_evaluations']}" + (f"; interrupted or left by a dead worker and queued again {s['rerun']}"
                                              if s["rerun"] else ""),
              f"  Pareto front: {s['pareto_size']} trials, hypervolume {s['hypervolume']:.6g}"]
-    from designspace.search.trained import trained_summary
+    from designspace.search.trained_results import trained_summary
 
     lines += filter(None, [trained_summary(report.folder)])  # --objective trained: epochs, pruned, best
     if s["best"]:

@@ -42,7 +42,7 @@ from typing import IO, Any
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["MAX_EPOCHS", "PRUNERS", "TRAIN", "TrainedSettings", "TrialTrainer", "check_train_device",
-           "check_trained", "make_pruner", "trained_settings", "trained_summary"]
+           "check_trained", "make_pruner", "trained_settings"]
 
 log = logging.getLogger("designspace")
 
@@ -248,11 +248,13 @@ class TrialTrainer:
         seed: the training seed (the search's: every candidate gets the same split, order and augmentation).
         n_objectives: the study's objective count (pruning needs exactly one).
         progress: show a bar of the trial's epochs.
+        failed: the exception a failed training raises (the search's ``Failed``: the trial is FAIL and counts).
     """
 
     def __init__(self, settings: TrainedSettings, folder: Path, *, seed: int, n_objectives: int,
-                 progress: bool) -> None:
+                 progress: bool, failed: type[Exception] = DesignspaceError) -> None:
         self.settings = settings
+        self.failed = failed
         self.folder = folder
         self.seed = seed
         self.prune = n_objectives == 1 and settings.pruner != "none"
@@ -270,11 +272,10 @@ class TrialTrainer:
 
         Raises:
             optuna.TrialPruned: the pruner stopped it (its last figure is its value).
-            Failed: the training failed (an Arch that cannot run at the resolution, a diverging loss).
+            failed: the training failed (an Arch that cannot run at the resolution, a diverging loss).
         """
         import optuna
 
-        from designspace.search.trial import Failed
         from designspace.train import TrainConfig, train
 
         metrics = ds["metrics"]
@@ -284,7 +285,6 @@ class TrialTrainer:
         trial.study.pruner = self.pruner  # Study.pruner is public; the runner creates studies without one
         s = self.settings
         run = self.folder / TRAIN / arch.fingerprint
-        ds["train_run"] = f"{TRAIN}/{arch.fingerprint}"
         curve: list[float] = []
         bar = self._bar(trial.number)
 
@@ -318,7 +318,7 @@ class TrialTrainer:
         except DesignspaceError as err:
             ds.update(reason=f"training failed: {err}", counted=True)
             trial.set_user_attr("ds", ds)
-            raise Failed(ds["reason"]) from None
+            raise self.failed(ds["reason"]) from None
         finally:
             if bar is not None:
                 bar.close()
@@ -332,30 +332,6 @@ class TrialTrainer:
 
         return tqdm(total=self.settings.epochs, desc=f"trial {number} epochs", unit="epoch", position=1, leave=False,
                     dynamic_ncols=True)
-
-
-def trained_summary(folder: Path) -> str | None:
-    """One line on the training of the study in ``folder`` (``results/<study>/``, read from its results files), or
-    ``None`` when the study has no ``trained`` objective: how many trained, how many the pruner stopped, the best."""
-    from designspace.results import read_results
-
-    res = read_results(folder)
-    trained = res.settings.get("trained")
-    if not trained:
-        return None
-    rows = res.rows
-    ran = [r for r in rows if r.get("epochs_trained") not in (None, "")]
-    pruned = [r for r in ran if r.get("state") == "PRUNED"]
-    done = [r for r in ran if r.get("state") == "COMPLETE" and r.get("trained_top1") not in (None, "")]
-    epochs = sum(int(float(r["epochs_trained"])) for r in ran)
-    line = (f"  trained {len(ran)} trials, {epochs} epochs in all (cap {trained['epochs']} a trial); pruned by "
-            f"{trained['pruner']} {len(pruned)}; completed {len(done)}")
-    if done:
-        best = max(done, key=lambda r: float(r["trained_top1"]))
-        chance = 100.0 / len(trained["classes"]) if trained.get("classes") else math.nan
-        line += (f"; best trained_top1 {float(best['trained_top1']):.2f}% (trial {best['number']}, chance "
-                 f"{chance:.1f}%; checkpoint {res.folder / TRAIN / str(best.get('fingerprint'))}/best.pt)")
-    return line
 
 
 def check_trained(objectives: Sequence[Any], trained: TrainedSettings | None) -> None:
