@@ -99,9 +99,14 @@ def test_context() -> None:
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
 def test_real_runtimes(runtime: str) -> None:
     arch = ds.Arch.from_yaml(TINY)
-    lat = measure_model(ds.build_model(arch), Context.local(runtime, 1, 1, arch.resolution), FAST)
+    outside = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the measurement's 1 thread, so a missing restore shows
+    try:
+        lat = measure_model(ds.build_model(arch), Context.local(runtime, 1, 1, arch.resolution), FAST)
+        assert torch.get_num_threads() == 3  # restored to exactly what it was
+    finally:
+        torch.set_num_threads(outside)
     assert 0 < lat.ms <= lat.median_ms and lat.runs >= 9
-    assert torch.get_num_threads() >= 1  # restored
 
 
 def test_cuda_without_gpu_is_a_clear_error() -> None:
