@@ -61,12 +61,12 @@ class IsolatedProtocol:
         pin: pin each worker to one CPU (the last one allowed) where the host allows it.
     """
 
-    processes: int = 3
+    processes: int = 2
     extra_processes: int = 2
-    rounds: int = 5
-    round_s: float = 0.12
+    rounds: int = 4
+    round_s: float = 0.1
     min_runs: int = 2
-    warmup_s: float = 0.15
+    warmup_s: float = 0.1
     agree: float = 0.03
     slow: float = 0.08
     run_timeout_s: float = 10.0
