@@ -93,12 +93,12 @@ def test_counts_from_formulas() -> None:
     s = Site(96, 96, 1, (14, 14))
     n = 14 * 14
     # ExtraDW k5/k5, e4: DW 5x5 + BN, PW 96->384 + BN, DW 5x5 + BN, PW 384->96 + BN, layer scale
-    uib = Layer("uib", uib_params("extradw", 5, exp_ratio=4.0, layer_scale=1e-5))
+    uib = Layer.of("uib", **uib_params("extradw", 5, exp_ratio=4.0, layer_scale=1e-5))
     t = get("uib").count(s, uib.kwargs())
     assert t.params == 96 * 25 + 192 + 96 * 384 + 768 + 384 * 25 + 768 + 384 * 96 + 192 + 96
     assert t.macs["conv"] == n * (96 * 25 + 96 * 384 + 384 * 25 + 384 * 96)
     # FFN: the two PW convs only
-    assert _params(Layer("uib", uib_params("ffn", exp_ratio=2.0)), s) == 96 * 192 + 384 + 192 * 96 + 192
+    assert _params(Layer.of("uib", **uib_params("ffn", exp_ratio=2.0)), s) == 96 * 192 + 384 + 192 * 96 + 192
     # Mobile MQA, 4 heads of 64, keys/values downsampled 2x (7x7 = 49 positions)
     mqa = Layer.of("mobile_mqa", num_heads=4, key_dim=64, kv_stride=2)
     t = get("mobile_mqa").count(s, mqa.kwargs())
