@@ -1,4 +1,5 @@
-"""designspace train: data folders, the schedule, checkpoints and resume, errors; and that it learns (slow)."""
+"""designspace train: data folders, the schedule, checkpoints and resume, errors; the training loss falls (fast) and
+it learns (slow)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,39 @@ def test_bad_inputs_exit_2(data: Path, tmp_path: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert code == 2, err
     assert message in err and "Traceback" not in err
+
+
+# 1,531 parameters with 3 classes (mbv2_stem, one MBConv, a 32-wide head), 32 px
+TINY = """
+resolution: 32
+num_classes: 3
+stem: {type: mbv2_stem, width: 8}
+stages:
+- width: 16
+  blocks: [{type: mbconv, exp_ratio: 2.0}]
+head: {type: mbv2_head, width: 32}
+"""
+
+
+def test_training_loss_falls(tmp_path: Path) -> None:
+    """The full loop (AdamW, warm-up and cosine, label smoothing, precise BN) on 3 texture classes, 24 images
+    each (57 train), 6 epochs of 7 steps at batch 8: the last epoch's training loss is 0.25 below the first's and
+    0.25 below chance (ln 3, the loss of a uniform prediction, label smoothing or not). Measured with seeds 0-4
+    (data and run): first 1.10-1.37, last 0.66-0.74; about 4 s on one thread."""
+    from designspace import Arch
+
+    data = make_imagefolder(tmp_path / "tex", per_class=24, size=32, classes=CLASSES[:3], seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a network this small runs fastest on one thread, and a busy host slows it least
+    try:
+        report = train(TrainConfig(arch=Arch.from_yaml(TINY), data=data, out=tmp_path / "run", epochs=6,
+                                   batch_size=8, lr=1e-2, resolution=32, progress=False, seed=0))
+    finally:
+        torch.set_num_threads(threads)
+    losses = [h["train_loss"] for h in report.history]
+    assert len(losses) == 6 and all(math.isfinite(v) for v in losses), losses
+    assert losses[-1] <= losses[0] - 0.25, losses
+    assert losses[-1] <= math.log(3) - 0.25, losses
 
 
 @pytest.mark.slow
