@@ -45,6 +45,19 @@ def test_features_follow_the_ops() -> None:
     assert sum(f["ops"] for f in parts.values()) == network_features(ds.load_arch("iformer_t"))["ops"]
 
 
+@pytest.mark.parametrize("name", ["zoo:" + n for n in ds.zoo.names()] + ["point:" + p.id for p in load_points()
+                                                                        if p.group != "zoo"])
+def test_feature_macs_and_weights_equal_the_analytic_counts(name: str) -> None:
+    """Every block family, through the op trace, gives the MACs and parameters the analytic counter gives."""
+    kind, _, ref = name.partition(":")
+    arch = ds.load_arch(ref) if kind == "zoo" else {p.id: p.arch for p in load_points()}[ref]
+    f, c = network_features(arch), ds.count(arch)
+    cat = c.by_category()
+    assert f["conv_gmacs"] + f["pw_gmacs"] + f["dw_gmacs"] == pytest.approx((cat["conv"] + cat["linear"]) / 1e9)
+    assert f["attn_gmacs"] == pytest.approx(cat.get("matmul", 0) / 1e9, abs=1e-12)
+    assert f["weight_mb"] == pytest.approx(2 * c.params / 1e6)
+
+
 # ---------------------------------------------------------------------------------------------- the fit
 def test_fit_recovers_a_non_negative_linear_cost() -> None:
     rng = np.random.default_rng(0)

@@ -69,4 +69,12 @@ def test_roadmap_archs_build_and_run() -> None:
         with torch.no_grad():
             y = model(torch.randn(1, 3, 224, 224))
         assert y.shape == (1, 1000)
-        assert ds.count(p.arch).params == sum(q.numel() for q in model.parameters())
+
+
+@pytest.mark.parametrize("point", [p.id for p in load_points(["iformer_roadmap", "iformer_table6", "iformer_table7"])])
+def test_every_study_arch_builds_with_its_analytic_count(point: str) -> None:
+    arch = {p.id: p.arch for p in load_points()}[point]
+    with torch.device("meta"):  # shapes only: parameters are counted, nothing computed
+        model = ds.build_model(arch)
+    assert ds.count(arch).params == sum(q.numel() for q in model.parameters())
+    assert dict(arch.meta)["assumed"] and dict(arch.meta)["source"].startswith("003")
