@@ -3,7 +3,8 @@
 The network is built on PyTorch's ``meta`` device (shapes only, nothing computed) and run once under a
 dispatch mode that sees every ATen operation; each operation is charged to the component (stem,
 downsampling layer, block, head, as :func:`designspace.plan.plan` places them) whose forward is running.
-Layout permutes the network inserts between NCHW and NHWC components are charged to the component after them.
+Layout permutes the network inserts between NCHW and NHWC components are charged to the component before them
+(they run before the next component's forward starts).
 
 Features (:data:`FEATURES`; units chosen so a network's totals are of order 0.1-100):
 
