@@ -35,7 +35,9 @@ EXPECTED = [
 #   SMT: github AFeng-x/SMT @ 11e954d9b4d0f513397ba011669c7864fd94e5fb, models/build.py with config.py's
 #     defaults merged with configs/smt/smt_{tiny,small,base}_224.yaml and, for L,
 #     smt_large_224_22kto1k_finetune.yaml (smt_large_224.yaml and the 22k yaml give the same count; the
-#     unused registered factory smt_l() omits layer scale and has 80_589_544 = 30_720 gammas fewer).
+#     registered factory smt_l(), which training does not use, omits layer scale: 80_589_544, i.e. the
+#     2 * (4*96 + 6*192 + 28*384 + 4*768) = 30_720 per-channel gammas fewer). timm 0.6.13 lacks
+#     timm.data.transforms._pil_interp, which smt.py imports for its image transforms: set to the identity.
 #     SMT-S: the code has 22.55 M where the paper prints 20.5 M; the code holds (reference, section 5).
 EXACT_PARAMS = {
     "efficientmod_s": 12_897_184, "efficientmod_s_conv": 12_872_336, "efficientmod_xs": 6_627_544,
