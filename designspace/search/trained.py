@@ -4,7 +4,8 @@ A trial whose Arch passes every budget (parameters and MACs first, then latency)
 :func:`designspace.train.train` (the family's recipe, or ``--recipe``) for at most ``epochs`` epochs: the
 per-trial epoch cap, which is also the length of the learning-rate schedule, so that every candidate sees
 the same schedule and a pruned trial is one stopped early on it. After every epoch its validation top-1 is
-reported to Optuna (``trial.report(value, epoch)``) and the pruner asked (``trial.should_prune()``); a pruned
+reported to Optuna (``trial.report(value, epoch)``) and the pruner asked (``trial.should_prune()``, before the
+last epoch: a trial that trained all its epochs completes, whatever a rung at the last epoch says); a pruned
 trial is PRUNED, and Optuna records its last reported figure as its value. A completed trial's objective
 ``trained_top1`` is its best validation top-1 in % over the epochs (model or EMA weights: the figure of the
 run's ``best.pt``). A trial that breaks a budget is not trained; its ``trained_top1`` is ``-inf`` (empty in
@@ -300,7 +301,8 @@ class TrialTrainer:
                 bar.set_postfix_str(f"val top-1 {value:.1f}%", refresh=False)
             if self.prune:
                 trial.report(value, step=int(row["epoch"]))
-                if trial.should_prune():
+                # after the last epoch the training is done: stopping it would only discard its figure
+                if int(row["epoch"]) < s.epochs and trial.should_prune():
                     raise _Pruned(int(row["epoch"]), value)
 
         cfg = TrainConfig(arch=arch, data=s.data, out=run, recipe=s.recipe, epochs=s.epochs, batch_size=s.batch_size,
