@@ -54,14 +54,15 @@ def test_synflow_by_hand() -> None:
     # dR/dW2 = h -> sum |W2 * dR/dW2| = 1*3 + 4*3.5 = 17;
     # dR/dW1[i, j] = |W2|[i] * x[j] = [[1, 1], [4, 4]] -> sum |W1 * dR/dW1| = 1 + 2 + 12 + 2 = 17.
     # Score: log10(17 + 17) = log10(34) = 1.531478917...
-    model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.BatchNorm1d(2), nn.ReLU(), nn.Linear(2, 1))
-    _set(model[0], [[1.0, -2.0], [3.0, 0.5]])
-    _set(model[3], [[-1.0, 4.0]])
+    first, norm, last = nn.Linear(2, 2, bias=False), nn.BatchNorm1d(2), nn.Linear(2, 1)
+    _set(first, [[1.0, -2.0], [3.0, 0.5]])
+    _set(last, [[-1.0, 4.0]])
     with torch.no_grad():
-        model[3].bias.fill_(-7.0)
-        model[1].running_var.fill_(4.0)
+        last.bias.fill_(-7.0)
+        norm.running_var.fill_(4.0)  # type: ignore[union-attr]  # present: track_running_stats is on
+    model = nn.Sequential(first, norm, nn.ReLU(), last)
     assert synflow_score(model, (1, 2)) == pytest.approx(math.log10(34), rel=1e-12)
-    assert float(model[0].weight.detach()[0, 1]) == -2.0  # the caller's model is left as it was
+    assert float(first.weight.detach()[0, 1]) == -2.0  # the caller's model is left as it was
 
 
 def test_naswot_by_hand() -> None:
@@ -69,8 +70,9 @@ def test_naswot_by_hand() -> None:
     # pre-activations [1, -1, 0], [-1, 2, 1], [2, 1, 3] -> codes (> 0) [1, 0, 0], [0, 1, 1], [1, 1, 1].
     # Units on which two images agree: K = [[3, 0, 1], [0, 3, 2], [1, 2, 3]]; det K = 3*(9-4) - 0 + 1*(0-3) = 12;
     # scaled by the 3 units: det(K/3) = 12/27 = 4/9; log(4/9) = -0.810930216... (the 1e-9 ridge moves it ~1e-8).
-    model = nn.Sequential(nn.Linear(2, 3, bias=False), nn.ReLU())
-    _set(model[0], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    layer = nn.Linear(2, 3, bias=False)
+    _set(layer, [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    model = nn.Sequential(layer, nn.ReLU())
     images = torch.tensor([[1.0, -1.0], [-1.0, 2.0], [2.0, 1.0]])
     assert naswot(model, images) == pytest.approx(math.log(4 / 9), abs=1e-7)
 
@@ -89,8 +91,9 @@ def test_zico_by_hand() -> None:
 
 
 def test_collapsed_proxies_raise() -> None:
-    zero = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-    nn.init.zeros_(zero[2].weight)  # no path from the input to R carries any saliency
+    out = nn.Linear(2, 1)
+    nn.init.zeros_(out.weight)  # no path from the input to R carries any saliency
+    zero = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), out)
     with pytest.raises(ProxyCollapsed, match="synflow collapsed: no conv or linear weight gets any saliency"):
         synflow_score(zero, (1, 2))
     with pytest.raises(ProxyCollapsed, match="naswot collapsed: the network has no ReLU"):
