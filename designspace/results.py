@@ -37,7 +37,7 @@ __all__ = ["StudyResults", "hypervolume", "pareto_front", "read_results", "study
 
 TRIALS_CSV, PARETO_CSV, SUMMARY_JSON, ARCHS = "trials.csv", "pareto.csv", "summary.json", "archs"
 _CONTEXT = ("runtime", "runtime_version", "machine", "threads", "batch", "precision", "resolution", "layout",
-            "implementation")
+            "implementation", "exporter")
 
 
 def _atomic_write(path: Path, text: str) -> None:

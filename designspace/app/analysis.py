@@ -31,8 +31,12 @@ __all__ = ["axis_metrics", "block_mix_labels", "block_table", "budget_limits", "
 
 _LABELS = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "latency_ms": "latency (ms)",
            "latency_measured_ms": "measured latency here (ms)", "accuracy": "accuracy estimate",
-           "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error"}
-_KNOWN = ("params_m", "macs_g", "latency_ms", "latency_measured_ms", "latency_loo_error", "duration_s")
+           "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error",
+           "latency_table_ms": "latency from the per-block table (ms)",
+           "latency_remeasured_ms": "latency re-measured whole (ms)",
+           "latency_table_error": "table / re-measured - 1"}
+_KNOWN = ("params_m", "macs_g", "latency_ms", "latency_measured_ms", "latency_table_ms", "latency_remeasured_ms",
+          "latency_loo_error", "duration_s")
 _NOT_METRICS = ("number", "feasible", "latency_predicted")
 
 
@@ -283,6 +287,9 @@ def context_table(study: Study, row: pd.Series | dict[str, Any]) -> pd.DataFrame
     fields = [("device", "device (latency refers to)"), ("latency_ms", "latency (ms) on the device"),
               ("latency_measured_ms", "latency measured here (ms)"), ("latency_predicted", "predicted from a profile"),
               ("latency_loo_error", "profile leave-one-out error"), ("latency_flags", "measurement flags"),
+              ("latency_source", "latency from"), ("latency_table_ms", "per-block table latency (ms)"),
+              ("latency_remeasured_ms", "re-measured whole (ms)"), ("latency_table_error", "table vs re-measured"),
+              ("ctx_exporter", "ONNX exporter"),
               ("ctx_runtime", "runtime"), ("ctx_runtime_version", "runtime version"), ("ctx_machine", "machine"),
               ("ctx_threads", "threads"), ("ctx_batch", "batch"), ("ctx_precision", "precision"),
               ("ctx_resolution", "resolution"), ("ctx_layout", "layout"), ("ctx_implementation", "implementation")]
