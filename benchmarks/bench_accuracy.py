@@ -163,6 +163,9 @@ def main() -> None:
         sbest = max(subset, key=lambda r: (r["pairs_right"], r["tau_mean"]))
         print(f"best within tables over the networks with proxies: {sbest['name']} ({sbest['pairs_right']:.3f}, "
               f"tau {sbest['tau_mean']:.3f})")
+    loo_cov, loto_cov, extra = _coverage(x, y, groups, names)
+    print(f"predictor's 95% interval holds the published top-1 of {loo_cov:.0%} of networks left out one at a "
+          f"time, {loto_cov:.0%} of networks of a left-out table ({extra} of those predictions flagged extrapolated)")
     arch = rows[ids.index("smt_t")][1] if "smt_t" in ids else rows[0][1]
     predict_top1(arch)
     t0 = time.perf_counter()
@@ -172,6 +175,28 @@ def main() -> None:
     print(f"predict_top1 of {arch.name}: {took:.3f} ms per call (goal < 5 ms: {'met' if took < 5 else 'NOT met'})")
     if args.json:
         args.json.write_text(json.dumps({"results": results, "subset": subset, "best": best["name"]}, indent=1))
+
+
+def _coverage(x: np.ndarray, y: np.ndarray, groups: list[tuple[str, ...]],
+              names: tuple[str, ...]) -> tuple[float, float, int]:
+    """Share of held-out networks whose published top-1 lies in the predictor's 95% interval: leave-one-out,
+    leave-one-table-out; and how many held-out-table predictions were flagged extrapolated."""
+    n = len(y)
+    loo = []
+    for i in range(n):
+        m = fit_arrays(np.delete(x, i, 0), np.delete(y, i), names=names, groups=feature_groups(names))
+        p = m.predict_vector(x[i])
+        loo.append(p.lo <= y[i] <= p.hi)
+    loto, flagged = [], 0
+    for t in sorted({g for gs in groups for g in gs if g != "zoo"}):
+        inside = [i for i in range(n) if t in groups[i]]
+        keep = [i for i in range(n) if i not in inside]
+        m = fit_arrays(x[keep], y[keep], names=names, groups=feature_groups(names))
+        for i in inside:
+            p = m.predict_vector(x[i])
+            loto.append(p.lo <= y[i] <= p.hi)
+            flagged += p.extrapolated
+    return float(np.mean(loo)), float(np.mean(loto)), flagged
 
 
 def _counts_and_predictor(ids: list[str], x: np.ndarray, y: np.ndarray, groups: list[tuple[str, ...]],
