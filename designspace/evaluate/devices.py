@@ -41,18 +41,19 @@ def _design(archs: list[Arch], features: tuple[str, ...]) -> list[list[float]]:
     return [[network_features(a)[f] for f in features] for a in archs]
 
 
-def _prior_coef(profile: DeviceProfile) -> list[float] | None:
+def _prior_coef(profile: DeviceProfile, prior_profile: DeviceProfile | None = None) -> list[float] | None:
     if profile.prior is None:
         return None
-    prior = load_device(profile.prior)._model()
+    prior = (prior_profile or load_device(profile.prior))._model()
     by = dict(zip(prior.features, prior.coef, strict=True))
     return [by.get(f, 0.0) for f in profile.features]
 
 
-def _refit(profile: DeviceProfile, points: list[ProfilePoint], archs: list[Arch], where: str) -> DeviceProfile:
+def _refit(profile: DeviceProfile, points: list[ProfilePoint], archs: list[Arch], where: str,
+           prior_profile: DeviceProfile | None = None) -> DeviceProfile:
     try:
         model = fit_cost_model(_design(archs, profile.features), [p.ms for p in points], profile.features,
-                               prior=_prior_coef(profile))
+                               prior=_prior_coef(profile, prior_profile))
     except FitError as err:
         raise DocumentError(str(err), file=where, path="points",
                             fix="add points, drop features from `features`, or name a `prior` device") from None
@@ -62,8 +63,11 @@ def _refit(profile: DeviceProfile, points: list[ProfilePoint], archs: list[Arch]
     return replace(profile, model=model, points=fitted)
 
 
-def fit_profile(profile: DeviceProfile, *, exclude: tuple[str, ...] | None = None) -> DeviceProfile:
+def fit_profile(profile: DeviceProfile, *, exclude: tuple[str, ...] | None = None,
+                prior_profile: DeviceProfile | None = None) -> DeviceProfile:
     """Refits a profile from the published points (its column, groups, minus excluded groups).
+
+    ``prior_profile`` is the fitted prior to use (default: the profile its ``prior`` names, as loaded).
 
     Points with the same network and latency (a paper printing one measurement twice) are fitted once.
 
@@ -89,7 +93,8 @@ def fit_profile(profile: DeviceProfile, *, exclude: tuple[str, ...] | None = Non
         seen.add(key)
         chosen.append(p)
     points = [ProfilePoint(p.id, "id", p.latency_ms[profile.column]) for p in chosen]
-    return _refit(replace(profile, exclude=ex), points, [p.arch for p in chosen], profile.file or profile.name)
+    return _refit(replace(profile, exclude=ex), points, [p.arch for p in chosen], profile.file or profile.name,
+                  prior_profile)
 
 
 def calibrate(name: str, points: list[tuple[str, float]], *, prior: str | None = "iphone13", description: str = "",
@@ -139,13 +144,18 @@ def fit_devices(names: list[str] | None = None, *, exclude: tuple[str, ...] = ()
     shipped = {n: load_device(str(f)) if isinstance(f, Path) else _parse_text(f.read_text(encoding="utf-8"),
                                                                                  f"devices/{n}.yaml")
                for n, f in _shipped().items()}
-    order = sorted(names or shipped, key=lambda n: (shipped[n].prior is not None, n))
-    folder = out or Path(str(resources.files("designspace.devices")))
-    done = []
-    for n in order:
+    for n in names or ():
         if n not in shipped:
             raise DocumentError(f"unknown shipped device {n!r}", file="devices", fix=f"one of: {', '.join(shipped)}")
-        prof = fit_profile(shipped[n], exclude=exclude or shipped[n].exclude)
+    order = sorted(names or shipped, key=lambda n: (shipped[n].prior is not None, n))
+    folder = out or Path(str(resources.files("designspace.devices")))
+    done: list[DeviceProfile] = []
+    fitted: dict[str, DeviceProfile] = {}
+    for n in order:
+        # a prior refitted in this run is used as fitted (not a user's profile of the same name)
+        prof = fit_profile(shipped[n], exclude=exclude or shipped[n].exclude,
+                           prior_profile=fitted.get(shipped[n].prior or "") or shipped.get(shipped[n].prior or ""))
+        fitted[n] = _parse_text(dump_yaml(profile_doc(prof)), f"devices/{n}.yaml")  # the prior as its file reads
         if write:
             save_device(prof, folder / f"{n}.yaml", overwrite=True)
         done.append(prof)
