@@ -155,6 +155,14 @@ def test_multi_objective_trains_every_epoch_with_pruning_off_and_exports_it(
     assert len(curves) == 2 * len(trained) and set(curves["epoch"]) == {1, 2}
     fig = figures.learning_curves_figure(curves, 100 / 3)
     assert len(fig.data) == len(trained)
+    app_test = pytest.importorskip("streamlit.testing.v1").AppTest
+    at = app_test.from_file(str(TESTS.parent / "app.py"), default_timeout=60).run()
+    at = at.sidebar.radio(key="page").set_value("Progress").run()
+    at = at.sidebar.selectbox(key="study").set_value("tiny").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    assert "Learning curves" in [h.value for h in at.subheader]
+    drawn = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    assert {t["name"] for t in drawn["data"]} == {f"trial {r['number']} (complete)" for r in trained}
 
     # export copies the best checkpoint beside model.onnx; it loads into the trained Arch
     best = max((r for r in trained if r["trained_top1"]), key=lambda r: float(r["trained_top1"]))

@@ -297,8 +297,8 @@ class TrialTrainer:
                            val_top1_last=value)
             trial.set_user_attr("ds", ds)  # a killed worker's trial still says how far it got
             if bar is not None:
+                bar.set_postfix_str(f"val top-1 {value:.1f}%", refresh=False)  # drawn by the update
                 bar.update(1)
-                bar.set_postfix_str(f"val top-1 {value:.1f}%", refresh=False)
             if self.prune:
                 trial.report(value, step=int(row["epoch"]))
                 # after the last epoch the training is done: stopping it would only discard its figure
