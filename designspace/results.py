@@ -143,8 +143,8 @@ def summarize(rows: list[dict[str, Any]], settings: dict[str, Any], best: int = 
 
 
 def _brief(row: dict[str, Any], objectives: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    keys = ["number", *[o["name"] for o in objectives], "params", "macs", "params_m", "macs_g", "latency_ms", "zoo",
-            "fingerprint", "arch"]
+    keys = ["number", *[o["name"] for o in objectives], "params", "macs", "params_m", "macs_g", "latency_ms",
+            "latency_low_ms", "latency_high_ms", "latency_extrapolated", "zoo", "fingerprint", "arch"]
     return {k: row.get(k) for k in keys}
 
 

@@ -12,7 +12,7 @@ def _export(args: argparse.Namespace) -> int:
     from designspace.export import export
 
     report = export(args.source, args.out, latency=not args.no_latency, onnx=not args.no_onnx, force=args.force,
-                    weights=args.weights)
+                    weights=args.weights, coreml=args.coreml)
     m = report.metrics
     if args.json:
         print(json.dumps({"out": str(report.out), "files": [str(f) for f in report.files], **m}, indent=2,
@@ -64,6 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-latency", action="store_true", help="do not re-measure latency")
     p.add_argument("--no-onnx", action="store_true", help="do not write model.onnx")
+    p.add_argument("--coreml", action="store_true", help="also write model.mlpackage (Core ML ML program, fp16, iOS "
+                                                         "16; converts on Linux, runs on a Mac or an iPhone)")
     p.add_argument("--weights", help="a checkpoint (designspace train's best.pt) whose weights go into model.onnx")
     p.add_argument("--force", action="store_true", help="replace files already in --out")
     p.add_argument("--json", action="store_true", help="print JSON")

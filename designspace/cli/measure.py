@@ -55,9 +55,12 @@ def _eval(args: argparse.Namespace) -> int:
                      f"two fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s")
     if ev.prediction is not None:
         pr = ev.prediction
-        lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED: {pr.fit.form} fit on {pr.fit.points} published models, "
-                     f"leave-one-out error {pr.fit.loo_mean:.1%} mean, {pr.fit.loo_max:.1%} max "
-                     f"(calibrated on {pr.calibration_machine})")
+        flag = f"  [EXTRAPOLATED: {', '.join(pr.outside)}]" if pr.extrapolated else ""
+        lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED (interval {pr.low:.3f}-{pr.high:.3f} ms){flag}: cost "
+                     f"model fitted on {pr.fit.points} published latencies, leave-one-out error {pr.fit.loo_mean:.1%} "
+                     f"mean, {pr.fit.loo_max:.1%} max")
+        top = sorted(pr.components, key=lambda c: -c[1])[:3]
+        lines.append("        where the time goes: " + ", ".join(f"{n} {ms:.3f} ms" for n, ms in top))
     print("\n".join(lines))
     return 0
 
@@ -77,14 +80,20 @@ def _proxies(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from designspace.evaluate.devices_report import device_rows
+    from designspace.evaluate.devices_report import device_rows, profile_rows
 
-    rows = device_rows(measure=args.measure)
+    if args.name:
+        rows = profile_rows(args.name)
+        cols = [("point", "point"), ("ms", "published ms"), ("loo_pred_ms", "leave-one-out prediction"),
+                ("loo_error", "error")]
+        emit(args, rows, table(rows, cols))
+        return 0
+    rows = device_rows()
     cols = [("name", "device"), ("points", "points"), ("fit", "fit"), ("loo", "leave-one-out error (mean / max)"),
-            ("calibration", "calibration"), ("description", "description")]
-    text = table(rows, cols) + ("\n\nPredictions carry the fit's leave-one-out error. A calibration 'shipped' was "
-                                "measured where the profile was made; `designspace devices --measure` or "
-                                "`designspace calibrate --device NAME` measures this machine's.")
+            ("prior", "prior"), ("description", "description")]
+    text = table(rows, cols) + ("\n\nA device's latency is PREDICTED by its cost model (a sum over the network's "
+                                "components, fitted on published latencies; docs/devices.md) with an interval and "
+                                "the fit's leave-one-out error. `designspace devices NAME` lists its points.")
     emit(args, rows, text)
     return 0
 
@@ -93,15 +102,25 @@ def _calibrate(args: argparse.Namespace) -> int:
     from designspace.evaluate.devices_report import calibrate_command
 
     report = calibrate_command(args.name, points=args.point or [], points_file=args.points,
-                               description=args.description, source=args.source, form=args.fit,
-                               runtime=args.runtime, threads=args.threads, out=args.out, force=args.force)
-    cols = [("model", "model"), ("local_ms", "local ms"), ("target_ms", "published ms"), ("loo_pred_ms", "LOO pred"),
-            ("loo_error", "LOO error")]
+                               description=args.description, source=args.source,
+                               prior=None if args.prior == "none" else args.prior, out=args.out, force=args.force)
+    cols = [("model", "point"), ("target_ms", "your ms"), ("loo_pred_ms", "leave-one-out prediction"),
+            ("loo_error", "error")]
     text = table(report["points"], cols) + (
-        f"\n\n{report['name']}: {report['fit']} fit, leave-one-out error {report['loo_mean']:.1%} mean, "
-        f"{report['loo_max']:.1%} max, on {report['machine']}" + (f"\nwritten to {report['file']}" if report["file"]
-                                                                   else ""))
+        f"\n\n{report['name']}: cost model fitted with prior {report['prior'] or 'none'}, leave-one-out error "
+        f"{report['loo_mean']:.1%} mean, {report['loo_max']:.1%} max" + (f"\nwritten to {report['file']}"
+                                                                       if report["file"] else ""))
     emit(args, report, text)
+    return 0
+
+
+def _fit_devices(args: argparse.Namespace) -> int:
+    from designspace.evaluate.devices_report import fit_command
+
+    rows = fit_command(args.name or None, exclude=args.exclude or None, out=args.out, dry_run=args.dry_run)
+    cols = [("name", "device"), ("points", "points"), ("loo", "leave-one-out error (mean / max)"),
+            ("exclude", "held out"), ("file", "file")]
+    emit(args, rows, table(rows, cols) + ("\n\n(dry run: nothing written)" if args.dry_run else ""))
     return 0
 
 
@@ -126,24 +145,31 @@ def register(sub: Any) -> None:
     json_arg(p)
     p.set_defaults(func=_proxies)
 
-    p = sub.add_parser("devices", help="device profiles and the leave-one-out error of their fits")
-    p.add_argument("--measure", action="store_true", help="calibrate every profile on this machine now (slow once)")
+    p = sub.add_parser("devices", help="device profiles (cost models fitted on published latencies) and their errors")
+    p.add_argument("name", nargs="?", help="one profile: its points and leave-one-out predictions")
     json_arg(p)
     p.set_defaults(func=_devices)
 
-    p = sub.add_parser("calibrate", help="calibrate a device profile on this machine, or make one from your own "
-                                        "measurements of zoo models on your device")
-    p.add_argument("name", help="an existing profile to calibrate here, or the name of a new one")
-    p.add_argument("--point", action="append", metavar="MODEL=MS",
-                   help="a zoo model and its latency on your device in ms (repeat; at least 3)")
-    p.add_argument("--points", metavar="FILE", help="a CSV (model,latency_ms) or YAML mapping of such points")
+    p = sub.add_parser("calibrate", help="a device profile fitted to your own measurements (e.g. Xcode's "
+                                        "performance report), with a shipped device as the prior")
+    p.add_argument("name", help="the new profile's name")
+    p.add_argument("--point", action="append", metavar="ARCH=MS",
+                   help="an Arch file or zoo name and its latency on your device in ms (repeat; about 10)")
+    p.add_argument("--points", metavar="FILE", help="a CSV (arch,latency_ms) or YAML mapping of such points")
+    p.add_argument("--prior", default="iphone13", help="the shipped device whose fit is the prior (default "
+                                                       "iphone13; none for no prior)")
     p.add_argument("--description", default="", help="what the device is (hardware, runtime, batch)")
     p.add_argument("--source", default="", help="where the points come from")
-    p.add_argument("--fit", choices=["auto", "proportional", "power", "affine"], default="auto")
-    p.add_argument("--runtime", choices=["onnxruntime", "torch"], default="onnxruntime",
-                   help="local runtime the profile maps from")
-    p.add_argument("--threads", type=int, default=1, help="local threads the profile maps from")
     p.add_argument("--out", help="where to write the profile (default results/devices/NAME.yaml)")
     p.add_argument("--force", action="store_true", help="replace an existing profile file")
     json_arg(p)
     p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("fit-devices", help="refit the shipped device profiles from the data files (reproducible)")
+    p.add_argument("name", nargs="*", help="profiles to refit (default all)")
+    p.add_argument("--exclude", action="append", metavar="GROUP",
+                   help="hold a point group out (iformer_table7, zoo, ...); needs --out or --dry-run")
+    p.add_argument("--out", help="write into this folder instead of the shipped devices/")
+    p.add_argument("--dry-run", action="store_true", help="fit and report; write nothing")
+    json_arg(p)
+    p.set_defaults(func=_fit_devices)

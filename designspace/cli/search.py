@@ -73,6 +73,12 @@ def _search_text(report: Any, s: dict[str, Any]) -> str:
                  if k not in objectives]
         cols = [("number", "trial"), *[(o, o) for o in objectives], *extra, ("zoo", "zoo")]
         rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in s["best"]]
+        if any(r.get("latency_low_ms") is not None for r in s["best"]):  # a device prediction carries its interval
+            cols.append(("latency_interval", "predicted interval ms"))
+            for r in rows:
+                if r.get("latency_low_ms") is not None:
+                    r["latency_interval"] = (f"{r['latency_low_ms']:.3f}-{r['latency_high_ms']:.3f}"
+                                             + (" EXTRAPOLATED" if r.get("latency_extrapolated") else ""))
         lines += ["", table(rows, cols)]
     for reason in s["failed"][:3]:
         lines.append(f"  failed: {reason}")

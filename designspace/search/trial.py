@@ -39,10 +39,11 @@ class TrialEvaluator:
                                    for o in cfg.objectives)
         self.needs_latency = any(o.kind == "latency" for o in cfg.objectives) or any(
             b.metric == "latency_ms" for b in cfg.budgets)
+        self.profile: Any = None  # the device's cost model, when latency refers to a device
         if self.needs_latency and cfg.device not in (None, "", "local"):
             from designspace.evaluate.devices import load_device
 
-            load_device(str(cfg.device))  # an unknown device is the caller's error, before any trial
+            self.profile = load_device(str(cfg.device))  # an unknown device is the caller's error, before any trial
         self.trainer: Any = None  # --objective trained: each feasible candidate trains (search/trained.py)
         if cfg.trained is not None:
             from designspace.search.trained import TrialTrainer
@@ -110,6 +111,13 @@ class TrialEvaluator:
             metrics.update(latency_ms=tab.ms, latency_table_ms=tab.ms, latency_source="table",
                            latency_entries_measured=tab.measured_now)
             ds["context"] = dataclasses.asdict(self.table_context(arch))
+        elif cheap_ok and self.needs_latency and self.profile is not None:
+            # a device's cost model predicts from the Arch alone: nothing is measured here (microseconds a trial)
+            pr = self.profile.predict(arch)
+            measured["latency_ms"] = pr.ms
+            metrics.update(latency_ms=pr.ms, latency_low_ms=pr.low, latency_high_ms=pr.high,
+                           latency_extrapolated=pr.extrapolated, latency_predicted=True,
+                           latency_loo_error=pr.fit.loo_mean, latency_source=f"predicted: {cfg.device}")
         elif cheap_ok and self.needs_latency:
             ev = evaluate(arch, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
                           protocol=cfg.protocol, cache=self.cache)
