@@ -41,7 +41,8 @@ SPACES = ["mobile", "mbconv", "efficientmod", "emo", "iformer", "smt"]
 
 
 def _load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def _eval_process(name: str, old: bool) -> tuple[float, float, list[str], float | None]:
@@ -167,7 +168,8 @@ def part3(n_archs: int, cache_dir: Path) -> None:
     print(f"   within +-10%: {in10:.0%} (goal >= 90%: {'met' if in10 >= 0.9 else 'NOT met'}); within +-5%: {in5:.0%} "
           f"(goal >= 70%: {'met' if in5 >= 0.7 else 'NOT met'}); Kendall tau {tau:.3f} (goal >= 0.9: "
           f"{'met' if tau >= 0.9 else 'NOT met'})")
-    print(f"   table figures {built_s:.0f} s (entries measured on demand), whole-network measurements {measured_s:.0f} s")
+    print(f"   table figures {built_s:.0f} s (entries measured on demand), whole-network measurements "
+          f"{measured_s:.0f} s")
 
 
 def part4(trials: int, cache_dir: Path) -> None:
