@@ -237,7 +237,7 @@ def _kill_mid_trial_then_rerun(results: Path, argv: list[str], done_first: int) 
         trials = _db_trials(folder)
         complete = sum(s == "COMPLETE" for _, s in trials)
         return complete >= done_first and any(s == "RUNNING" for _, s in trials) and any(
-            0 < len(rows) < epochs for rows in _checkpointed(folder).values())
+            0 < len(rows) < epochs - 1 for rows in _checkpointed(folder).values())  # 2 epochs to go
 
     _wait_for(mid_trial, proc)
     proc.send_signal(signal.SIGKILL)
@@ -259,6 +259,24 @@ def test_kill_9_mid_trial_then_rerun_loses_nothing(results: Path, data: Path) ->
     argv = ["search", "tiny", "--objective", "trained", "--data", str(data), "--trials", "3", "--pruner", "none",
             *SMALL[2:], "--epochs", "4"]
     _kill_mid_trial_then_rerun(results, argv, done_first=0)
+
+
+def test_ctrl_c_mid_trial_requeues_it_and_the_rerun_resumes_its_epochs(results: Path, data: Path) -> None:
+    argv = ["search", "tiny", "--objective", "trained", "--data", str(data), "--trials", "3", "--pruner", "none",
+            *SMALL[2:], "--epochs", "4"]
+    folder = results / "tiny"
+    proc = _cli(results, *argv, wait=False)
+    _wait_for(lambda: any(0 < len(rows) < 3 for rows in _checkpointed(folder).values()), proc)  # 2 epochs to go
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "stopped: interrupted" in out and "Traceback" not in err, err
+    saved = _checkpointed(folder)
+    assert "WAITING" in dict(_db_trials(folder)).values()  # the interrupted trial is queued again
+    again = _cli(results, *argv)
+    assert again.returncode == 0, again.stderr
+    for fp, rows in saved.items():  # resumed after its checkpointed epochs, not trained from scratch
+        assert _rows(folder / "train" / fp / "metrics.csv")[:len(rows)] == rows
+    assert "trained " in again.stdout and "epochs in all (cap 4 a trial)" in again.stdout
 
 
 # ------------------------------------------------------------------------------------------------ slow: the full one

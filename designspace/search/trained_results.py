@@ -117,8 +117,13 @@ def trained_summary(folder: Path) -> str | None:
     ran = [r for r in rows if r.get("epochs_trained") not in (None, "")]
     pruned = [r for r in ran if r.get("state") == "PRUNED"]
     done = [r for r in ran if r.get("state") == "COMPLETE" and r.get("trained_top1") not in (None, "")]
-    epochs = sum(int(float(r["epochs_trained"])) for r in ran)
-    line = (f"  trained {len(ran)} trials, {epochs} epochs in all (cap {trained['epochs']} a trial); pruned by "
+    # epochs trained, once per run folder: a retried or repeated Arch resumes (replays) its run's epochs
+    runs: dict[str, int] = {}
+    for r in ran:
+        fp = str(r.get("fingerprint"))
+        runs[fp] = max(runs.get(fp, 0), int(float(r["epochs_trained"])))
+    line = (f"  trained {len(pruned) + len(done)} trials, {sum(runs.values())} epochs in all (cap {trained['epochs']} "
+            "a trial); pruned by "
             f"{trained['pruner']} {len(pruned)}; completed {len(done)}")
     if done:
         best = max(done, key=lambda r: float(r["trained_top1"]))
