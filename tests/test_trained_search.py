@@ -210,6 +210,16 @@ def test_a_pruned_trial_keeps_its_last_figure_and_checkpoint_and_its_arch_resume
     assert not (tmp_path / "train" / ds.load_arch("emo_6m").fingerprint).exists()
 
 
+def test_a_diverging_training_fails_its_trial_with_the_reason(results: Path, data: Path) -> None:
+    argv = ["search", "tiny", "--objective", "trained", "--data", str(data), "--trials", "2", "--seed", "0", *SMALL,
+            "--lr", "1e12"]
+    main(argv)  # exit 2: no feasible point
+    rows = _rows(results / "tiny" / "trials.csv")
+    failed = [r for r in rows if r["state"] == "FAIL"]
+    assert failed and all(r["reason"].startswith("training failed: the loss became ") for r in failed), rows
+    assert json.loads((results / "tiny" / "summary.json").read_text())["failed_evaluations"] == len(failed)
+
+
 def _wait_for(cond: Any, proc: Any, timeout: float = 300.0) -> None:
     end = time.time() + timeout
     while time.time() < end:

@@ -321,6 +321,17 @@ class TrialTrainer:
             ds.update(reason=f"training failed: {err}", counted=True)
             trial.set_user_attr("ds", ds)
             raise self.failed(ds["reason"]) from None
+        except (MemoryError, RuntimeError) as err:  # torch's out-of-memory errors are RuntimeErrors
+            if not isinstance(err, MemoryError) and "out of memory" not in str(err):
+                raise  # anything else is a bug: the search's crash report
+            if self.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()  # for the next trial
+            ds.update(reason=f"training ran out of memory on {self.device} at batch {s.batch_size} (fix: a smaller "
+                             "--train-batch or --resolution, or a tighter --budget)", counted=True)
+            trial.set_user_attr("ds", ds)
+            raise self.failed(ds["reason"]) from None
         finally:
             if bar is not None:
                 bar.close()
