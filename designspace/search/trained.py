@@ -86,12 +86,15 @@ class TrainedSettings:
     split: Any = field(default=None, compare=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
-        """What a study stores and a resumed or joined study must match (everything that changes the figures;
-        not the device or the loader's workers)."""
-        return {"data": str(self.data), "epochs": self.epochs, "resolution": self.resolution, "pruner": self.pruner,
-                "recipe": self.recipe, "batch_size": self.batch_size, "lr": self.lr,
-                "val_fraction": self.val_fraction,
-                "classes": list(self.split.classes) if self.split is not None else None}
+        """What a study stores and a resumed or joined study must match: everything that changes the figures,
+        the dataset by its classes and image counts (workers on other machines hold it under other paths); not
+        the device or the loader's workers."""
+        split = self.split
+        return {"epochs": self.epochs, "resolution": self.resolution, "pruner": self.pruner, "recipe": self.recipe,
+                "batch_size": self.batch_size, "lr": self.lr, "val_fraction": self.val_fraction,
+                "classes": list(split.classes) if split is not None else None,
+                "train_images": len(split.train) if split is not None else None,
+                "val_images": len(split.val) if split is not None else None}
 
 
 def check_train_device(spec: str) -> str:
