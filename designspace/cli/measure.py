@@ -72,7 +72,8 @@ def _proxies(args: argparse.Namespace) -> int:
     arch = load_arch(args.arch)
     data = proxy_report(arch, proxies=tuple(args.proxy) if args.proxy else None, seed=args.seed, batch=args.batch)
     text = (f"{arch.name or args.arch}  fingerprint {arch.fingerprint}  seed {args.seed}, {args.batch} images\n"
-            + table(data["rows"], [("proxy", "proxy"), ("value", "value (higher = more accurate)"), ("seconds", "s")])
+            + table(data["rows"], [("proxy", "proxy"), ("value", "value (higher = more accurate)"), ("seconds", "s"),
+                          ("collapsed", "collapsed because")])
             + f"\n\nThe search's default accuracy estimate is {data['default_estimate']!r}: the best-ranking estimate "
               "on the published models (docs/proxies.md).")
     emit(args, data, text)

@@ -151,7 +151,14 @@ class TrialEvaluator:
             elif o.kind == "latency":
                 out.append(measured.get("latency_ms", math.inf))
             elif o.kind == "estimate":
-                metrics[o.name] = self._estimate(arch, o.arg)
+                from designspace.evaluate.proxies import ProxyCollapsed
+
+                try:
+                    metrics[o.name] = self._estimate(arch, o.arg)
+                except ProxyCollapsed as err:  # this candidate's estimate is undefined: its trial fails, not the search
+                    ds.update(reason=f"estimate {o.arg}: {err}", counted=True)
+                    trial.set_user_attr("ds", ds)
+                    raise Failed(ds["reason"]) from err
                 out.append(metrics[o.name])
             elif o.kind == "trained":  # after the budgets: only a feasible candidate trains
                 out.append(self.trainer(trial, arch, ds, bool(ds["feasible"])))
