@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import designspace
 from designspace.app import analysis, data, figures
+from designspace.evaluate.estimate import DEFAULT
 from designspace.exceptions import DesignspaceError
 from designspace.results import hypervolume, read_results
 
@@ -221,7 +222,9 @@ def test_tradeoffs_page(app: AppTest, app_results: Path) -> None:
     pareto = at.dataframe[0].value
     assert sorted(pareto["number"]) == sorted(int(r["number"]) for r in read_results(app_results / "mob").pareto())
     first = int(pareto["number"].iloc[0])
-    assert [s.value for s in at.subheader][:2] == ["Pareto front", f"Trial {first}"]
+    zoo_name = study.trials.set_index("number").loc[first].get("zoo")
+    title = f"Trial {first}" + (f" ({zoo_name})" if isinstance(zoo_name, str) and zoo_name else "")
+    assert [s.value for s in at.subheader][:2] == ["Pareto front", title]
     assert len(at.tabs) == 5 and at.get("graphviz_chart")
     assert {d.label for d in at.get("download_button")} == {"Arch YAML", "trials.csv"}
     stages = at.table[0].value  # per-stage table, then the measurement context
@@ -232,7 +235,7 @@ def test_tradeoffs_page(app: AppTest, app_results: Path) -> None:
 def test_tiny_defaults_to_latency_against_the_estimate(app: AppTest) -> None:
     at = _choose(app.run(), "tiny")
     _ok(at)
-    assert at.selectbox(key="x:tiny").value == "latency_ms" and at.selectbox(key="y:tiny").value == "log10_macs"
+    assert at.selectbox(key="x:tiny").value == "latency_ms" and at.selectbox(key="y:tiny").value == DEFAULT
     assert "latency (ms) on local" in json.dumps(_figure(at)["layout"]["xaxis"]["title"])
 
 
