@@ -2,10 +2,10 @@
 
 Run: python benchmarks/bench_search.py [--seeds 3] [--full]
 
-1. A counts-only search (budgets 5M and 0.6G; objectives accuracy (the default estimate, analytic) and
+1. A counts-only search (budgets 5M and 0.6G; objectives log10_macs (analytic) and
    parameters) of 1,000 trials with the default sampler and an SQLite study: wall time (goal <= 2 minutes).
 2. Default sampler (multivariate TPE) vs random search: hypervolume of the feasible Pareto front after 300
-   counts-only trials, for ``--seeds`` seeds, with one fixed reference point (accuracy 8.0 = log10 of 0.1
+   counts-only trials, for ``--seeds`` seeds, with one fixed reference point (log10_macs 8.0 = log10 of 0.1
    GMACs, parameters 5 M = the budget).
 3. With ``--full``: ``search mobile --budget 20ms --trials 200`` measuring latency on this CPU (ONNX Runtime,
    1 thread): wall time (goal <= 15 minutes).
@@ -24,12 +24,12 @@ from designspace.results import _minimization, hypervolume, pareto_front, study_
 from designspace.search import SearchConfig, parse_objective, run_search
 from designspace.space import load_space, parse_budget
 
-REFERENCE = [-8.0, 5.0]  # minimization form: (-accuracy, params_m)
+REFERENCE = [-8.0, 5.0]  # minimization form: (-log10_macs, params_m)
 
 
 def counts_only(sampler: str, trials: int, seed: int, root: Path) -> tuple[float, float, int]:
     space = load_space("mobile")
-    cfg = SearchConfig(space=space, objectives=(parse_objective("accuracy"), parse_objective("params")),
+    cfg = SearchConfig(space=space, objectives=(parse_objective("log10_macs"), parse_objective("params")),
                        budgets=(parse_budget("5M"), parse_budget("0.6G")), trials=trials, sampler=sampler,
                        study=f"{sampler}_{seed}", seed=seed, results=root, progress=False)
     start = time.perf_counter()
@@ -68,7 +68,7 @@ def main() -> None:
               f"{args.seeds} seeds: {'beats random' if wins > args.seeds / 2 else 'does NOT beat random'}")
         if args.full:
             space = load_space("mobile")
-            cfg = SearchConfig(space=space, objectives=(parse_objective("accuracy"), parse_objective("latency")),
+            cfg = SearchConfig(space=space, objectives=(parse_objective("log10_macs"), parse_objective("latency")),
                                budgets=(parse_budget("20ms"),), trials=200, results=root / "full", progress=False)
             start = time.perf_counter()
             report = run_search(cfg)

@@ -13,8 +13,8 @@ import pytest
 def make_app_results(root: Path) -> Path:
     """A results directory made by real searches, plus the broken studies the app must survive.
 
-    * ``tiny``: ``designspace search tiny --trials 4`` (accuracy and latency objectives, latency measured here).
-    * ``mob``: a counts-only ``mobile`` search (accuracy and params, budgets 5M and 0.6G), 6 trials; its first
+    * ``tiny``: ``designspace search tiny --trials 4`` (the default estimate and latency, latency measured here).
+    * ``mob``: a counts-only ``mobile`` search (log10_macs and params, budgets 5M and 0.6G), 6 trials; its first
       trial is the zoo model iformer_t.
     * ``corrupt``: ``mob``'s summary with a ``trials.csv`` that is not a trials table.
     * ``evil``: ``mob`` with its first Arch path rewritten to ``../../outside.yaml`` (path traversal).
@@ -27,7 +27,7 @@ def make_app_results(root: Path) -> Path:
     os.environ["DESIGNSPACE_RESULTS"] = str(root)
     try:
         assert main(["search", "tiny", "--trials", "4", "--seed", "0", "--no-progress"]) == 0
-        assert main(["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "accuracy",
+        assert main(["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "log10_macs",
                      "--objective", "params", "--trials", "6", "--study", "mob", "--seed", "1", "--no-progress"]) == 0
     finally:
         if old is None:

@@ -50,7 +50,7 @@ def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         shutil.copytree(app_results / name, root / name)
     if os.environ.get("DESIGNSPACE_SCREENSHOTS"):  # screenshots for docs/: a study with more to look at
         _extend(root, ["search", "tiny", "--trials", "40", "--seed", "0", "--no-progress"])
-        _extend(root, ["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "accuracy",
+        _extend(root, ["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "log10_macs",
                        "--objective", "params", "--trials", "150", "--study", "mob", "--seed", "1", "--no-progress"])
     port = _free_port()
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(root)}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from designspace.evaluate.estimate import DEFAULT, ESTIMATES
+import designspace as ds
+from designspace.evaluate.estimate import DEFAULT, ESTIMATES, estimate
 
 
 def test_readme_command_1_prints_true_names(tmp_path: Path) -> None:
@@ -35,7 +36,11 @@ def test_readme_command_1_prints_true_names(tmp_path: Path) -> None:
     for r in rows:
         if DEFAULT == "log10_macs":
             assert float(r["log10_macs"]) == pytest.approx(math.log10(float(r["macs_g"]) * 1e9), abs=1e-3)
-        else:
+        elif DEFAULT == "top1":
             assert 0 < float(r[DEFAULT]) < 100
         if r["feasible"] == "True":  # infeasible ones are cut by a count budget before latency is measured
             assert 0 < float(r["latency_ms"]) < 1000
+    # the printed estimate is the estimate of that network: recompute it from the trial's Arch file
+    done = [r for r in rows if r[DEFAULT]]
+    arch = ds.load_arch(tmp_path / "results" / "tiny" / done[-1]["arch"])
+    assert float(done[-1][DEFAULT]) == pytest.approx(estimate(arch, DEFAULT), rel=1e-4)
