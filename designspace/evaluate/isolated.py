@@ -58,19 +58,20 @@ class IsolatedProtocol:
         agree: the processes' estimates must agree within this fraction.
         slow: a process whose reference minimum exceeds the long-run reference by more than this was slow.
         run_timeout_s: one run slower than this fails the measurement.
-        pin: pin each worker to one CPU (the last one allowed) where the host allows it.
+        pin: pin each worker to one CPU (the last one allowed) where the host allows it. Off by default: on a
+            host where another process keeps that CPU busy, a pinned worker cannot move to the idle one.
     """
 
-    processes: int = 2
+    processes: int = 3
     extra_processes: int = 2
-    rounds: int = 4
+    rounds: int = 5
     round_s: float = 0.1
-    min_runs: int = 2
+    min_runs: int = 3
     warmup_s: float = 0.1
     agree: float = 0.03
     slow: float = 0.08
     run_timeout_s: float = 10.0
-    pin: bool = True
+    pin: bool = False
 
 
 @dataclass(frozen=True)
