@@ -29,7 +29,7 @@ from typing import Any
 
 from designspace._yaml import Ctx, dump_yaml, load_yaml, read_document
 from designspace.arch import Arch
-from designspace.exceptions import DocumentError, closest, did_you_mean
+from designspace.exceptions import DocumentError, did_you_mean
 
 __all__ = ["FAMILY_OF_BLOCK", "Recipe", "family_of", "load_recipe", "recipe_for", "recipe_names"]
 
@@ -115,9 +115,8 @@ def _parse(data: Any, ctx: Ctx, name: str) -> Recipe:
         raise ctx.error((), "a recipe is a mapping of settings", "see designspace/data/recipes.yaml")
     for key in data:
         if key not in _FIELDS:
-            near = closest(str(key), list(_FIELDS))
             raise ctx.error((str(key),), "unknown recipe key",
-                            f"did you mean {near!r}?" if near else f"known keys: {', '.join(_FIELDS)}")
+                            did_you_mean(str(key), list(_FIELDS)) + f"known keys: {', '.join(_FIELDS)}")
     values: dict[str, Any] = {"name": str(data.get("name", name)), "source": str(data.get("source", ""))}
     ints = {"epochs": True, "batch_size": True}
     floats = {"lr": (True, 0.0, None), "min_lr": (False, 0.0, None), "warmup_epochs": (False, 0.0, None),

@@ -4,8 +4,19 @@ Importing this package registers every family (one module each); :func:`get` and
 :func:`components` read the registry.
 """
 
-from designspace.blocks import common, efficientmod, irmb, mbconv, msa, roadmap, sam, shma  # noqa: F401  (registers)
-from designspace.blocks import mobilenetv3, mobilenetv4  # noqa: F401  (registers; after mbconv, whose init they use)
+# importing a family registers it (mobilenetv3/v4 use mbconv's initialization, imported first in this order)
+from designspace.blocks import (  # noqa: F401
+    common,
+    efficientmod,
+    irmb,
+    mbconv,
+    mobilenetv3,
+    mobilenetv4,
+    msa,
+    roadmap,
+    sam,
+    shma,
+)
 from designspace.blocks.registry import KINDS, Component, Issue, ParamSpec, Site, components, get, register
 from designspace.blocks.tally import MAC_CATEGORIES, Tally
 

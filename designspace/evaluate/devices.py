@@ -24,14 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import Ctx, dump_yaml, load_yaml
+from designspace._yaml import Ctx, dump_yaml, load_yaml, read_document
 from designspace.arch import Arch
-from designspace.blocks.registry import closest
 from designspace.evaluate.cache import results_dir
 from designspace.evaluate.costmodel import FitError, fit_cost_model
 from designspace.evaluate.features import FEATURES, network_features
 from designspace.evaluate.profile import DeviceProfile, Prediction, ProfilePoint, parse_device, profile_doc
-from designspace.exceptions import DocumentError
+from designspace.exceptions import DocumentError, did_you_mean
 
 __all__ = ["DeviceProfile", "Prediction", "ProfilePoint", "calibrate", "fit_devices", "fit_profile", "list_devices",
            "load_device", "parse_device", "save_device"]
@@ -199,17 +198,14 @@ def load_device(name: str) -> DeviceProfile:
     else:
         files = _all_files()
         if name not in files:
-            near = closest(name, list(files))
             raise DocumentError(f"unknown device {name!r}", file=name,
-                                fix=(f"did you mean {near!r}? " if near else "")
+                                fix=did_you_mean(name, list(files))
                                 + f"devices: local, {', '.join(sorted(files))} (designspace devices lists them)")
         source = files[name]
         label = str(source) if isinstance(source, Path) else f"devices/{name}.yaml"
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as err:
-        raise DocumentError(f"cannot read the file: {err.strerror}", file=label, fix="check the path") from None
-    return _parse_text(text, label)
+    if isinstance(source, Path):  # a user's file: the safe loader's limits
+        return _parse_text(read_document(source, "device profile"), label)
+    return _parse_text(source.read_text(encoding="utf-8"), label)
 
 
 def list_devices() -> list[DeviceProfile]:

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from designspace._yaml import load_yaml
+from designspace._yaml import load_yaml, read_document
 from designspace.evaluate.cache import Cache, results_dir
 from designspace.evaluate.devices import calibrate, fit_devices, list_devices, load_device, save_device
 from designspace.evaluate.profile import DeviceProfile
@@ -49,11 +49,7 @@ def _read_points(points: list[str], points_file: str | None) -> tuple[list[tuple
     if points_file:
         where = points_file
         path = Path(points_file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise DocumentError(f"cannot read the file: {err.strerror}", file=points_file,
-                                fix="check the path") from None
+        text = read_document(path, "points file")
         if path.suffix in (".yaml", ".yml"):
             data, _ = load_yaml(text, points_file)
             if not isinstance(data, dict):

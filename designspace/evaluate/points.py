@@ -23,6 +23,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from designspace._yaml import read_document
 from designspace.arch import Arch
 from designspace.exceptions import DocumentError
 
@@ -208,11 +209,7 @@ def load_points(groups: Iterable[str] | None = None, *, extra: Iterable[Path] = 
     out = list(_package_points())
     for path in extra:
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise DocumentError(f"cannot read points file: {err.strerror}", file=str(path),
-                                fix="give an existing CSV with the points columns") from None
+        text = read_document(path, "points file")
         out.extend(_read_csv(text, file=str(path), base=path.parent / "archs"))
     seen: dict[str, Point] = {}
     for p in out:

@@ -10,11 +10,10 @@ from typing import Any
 
 from designspace._yaml import Ctx
 from designspace.arch import Arch
-from designspace.blocks.registry import closest
 from designspace.evaluate.costmodel import CostModel
 from designspace.evaluate.features import FEATURES, component_features, network_features
 from designspace.evaluate.local_map import Fit
-from designspace.exceptions import DocumentError
+from designspace.exceptions import DocumentError, did_you_mean
 
 __all__ = ["COLUMNS", "DeviceProfile", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
 
@@ -47,9 +46,8 @@ class ProfilePoint:
 
             found = {p.id: p for p in load_points()}
             if self.ref not in found:
-                near = closest(self.ref, list(found))
                 raise DocumentError(f"unknown point {self.ref!r}", path="points",
-                                    fix=(f"did you mean {near!r}? " if near else "") + "see designspace/data/points")
+                                    fix=did_you_mean(self.ref, list(found)) + "see designspace/data/points")
             return found[self.ref].arch
         from designspace.network import load_arch
 
@@ -205,9 +203,8 @@ def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
         raise ctx.error((), "a device profile must be a mapping", f"write its fields: {', '.join(_KEYS)}")
     for key in data:
         if key not in _KEYS:
-            near = closest(str(key), _KEYS)
             raise ctx.error((key,), f"unknown field {key!r} in a device profile",
-                            (f"did you mean {near!r}? " if near else "") + f"fields: {', '.join(_KEYS)}")
+                            did_you_mean(str(key), _KEYS) + f"fields: {', '.join(_KEYS)}")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ctx.error(("name",), "missing `name`", "add name: my-device")
@@ -217,9 +214,8 @@ def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
     features = _str_list(ctx, data, "features") or FEATURES
     for i, f in enumerate(features):
         if f not in FEATURES:
-            near = closest(f, FEATURES)
             raise ctx.error(("features", i), f"unknown feature {f!r}",
-                            (f"did you mean {near!r}? " if near else "") + f"features: {', '.join(FEATURES)}")
+                            did_you_mean(f, FEATURES) + f"features: {', '.join(FEATURES)}")
     groups_raw = data.get("groups", "all")
     groups = None if groups_raw == "all" else _str_list(ctx, data, "groups")
     prior = data.get("prior")

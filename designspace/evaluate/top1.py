@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from designspace._yaml import MAX_JSON_BYTES, read_document
 from designspace.arch import Arch
 from designspace.exceptions import DocumentError
 
@@ -368,12 +369,7 @@ def load_model(path: Path | str | None = None) -> Top1Model:
     """
     if path is None:
         return _shipped()
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise DocumentError(f"cannot read the top-1 model: {err.strerror}", file=str(path),
-                            fix="regenerate it with designspace.evaluate.top1.write_model(path)") from None
-    return _parse(text, str(path))
+    return _parse(read_document(path, "top-1 model", MAX_JSON_BYTES), str(path))
 
 
 @functools.cache

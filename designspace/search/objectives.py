@@ -29,9 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from designspace.blocks.registry import closest
 from designspace.evaluate.estimate import DEFAULT, ESTIMATES, canonical
-from designspace.exceptions import DesignspaceError
+from designspace.exceptions import DesignspaceError, did_you_mean
 
 __all__ = ["LEGACY_COLUMNS", "Objective", "legacy_column", "load_user_function", "parse_objective",
            "upgrade_objective"]
@@ -90,8 +89,7 @@ def parse_objective(text: str) -> Objective:
     if ":" in t and all(part for part in t.split(":", 1)):
         return Objective(t, direction or "maximize", "user", t)
     known = ["top1", "estimate", "latency", "params", "macs", "trained", *[e for e in ESTIMATES if e != "top1"]]
-    near = closest(t, [*known, "accuracy"])
-    raise DesignspaceError(f"unknown objective {text!r} (fix: " + (f"did you mean {near!r}? " if near else "")
+    raise DesignspaceError(f"unknown objective {text!r} (fix: " + did_you_mean(t, [*known, "accuracy"])
                            + f"use one of {', '.join(known)}, or module:function)")
 
 

@@ -342,7 +342,8 @@ class Space:
             "log10_size": None if math.isinf(size) else round(size, 2),
             "parameters": [{"name": p.name, "values": p.dist.describe()} for p in self.params],
             "device": self.doc.device, "budgets": [str(b) for b in self.doc.budgets], "search": dict(self.doc.search),
-            "example": {"seed": seed, "fingerprint": example.fingerprint, "params_m": round(c.params_m, 3),
+            "example": {"seed": seed, "fingerprint": example.fingerprint, "params": c.params, "macs": c.macs,
+                        "params_m": round(c.params_m, 3),
                         "macs_g": round(c.macs_g, 4), "arch": example.to_dict()},
         }
 
