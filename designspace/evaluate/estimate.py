@@ -37,7 +37,7 @@ COMBINATIONS: dict[str, tuple[str, ...]] = {
 }
 
 #: The default accuracy estimate (see the module docstring).
-DEFAULT = "zico"
+DEFAULT = "log10_macs"
 
 #: Estimate name -> the proxy that computes it, where the two differ.
 _PROXY_OF = {"log10_params": "params", "log10_macs": "macs"}
