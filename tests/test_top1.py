@@ -151,7 +151,7 @@ def _timed(arch: ds.Arch) -> float:
 
 
 @pytest.mark.parametrize(("text", "needle"), [
-    (None, "cannot read the top-1 model"),
+    (None, "cannot read the top-1 model: No such file"),
     ("{not json", "not valid JSON"),
     ('{"format": 2}', "unknown format 2"),
     ('{"format": 1, "features": ["a"]}', "malformed top-1 model"),

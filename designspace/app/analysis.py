@@ -30,7 +30,8 @@ __all__ = ["axis_metrics", "block_mix_labels", "block_table", "budget_limits", "
            "slider_range", "stage_table", "study_front", "zoo_reference_points", "zoo_table"]
 
 _LABELS = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "latency_ms": "latency (ms)",
-           "latency_measured_ms": "measured latency here (ms)", "accuracy": "accuracy estimate",
+           "latency_measured_ms": "measured latency here (ms)", "accuracy": "log10 of the MACs (old name: accuracy)",
+           "top1": "predicted ImageNet-1K top-1 (%)", "trained_top1": "validation top-1 after training (%)",
            "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error",
            "latency_table_ms": "latency from the per-block table (ms)",
            "latency_remeasured_ms": "latency re-measured whole (ms)",
@@ -42,13 +43,15 @@ _NOT_METRICS = ("number", "feasible", "latency_predicted")
 
 def metric_label(metric: str, study: Study | None = None) -> str:
     """An axis label with the unit (``"latency (ms) on iphone13"``, ``"parameters (M)"``)."""
-    label = _LABELS.get(metric, metric)
+    from designspace.evaluate.estimate import ESTIMATES, description
+
+    label = _LABELS.get(metric) or (description(metric) if metric in ESTIMATES else metric)
     if study is not None and metric in ("latency_ms",):
         label += f" on {study.device}"
     if study is not None:
         for o in study.objectives:
-            if o["name"] == metric and o.get("kind") == "estimate" and o.get("arg"):
-                label = f"{metric} (estimate: {o['arg']}, higher is better)"
+            if o["name"] == metric and o.get("kind") == "estimate" and o.get("arg") and metric not in _LABELS:
+                label = f"{description(str(o['arg']))}, higher is better"
     return label
 
 
@@ -69,7 +72,10 @@ def direction(study: Study, metric: str) -> str:
     for o in study.objectives:
         if o["name"] == metric:
             return str(o["direction"])
-    return "maximize" if metric.startswith("accuracy") else "minimize"
+    from designspace.evaluate.estimate import ESTIMATES
+
+    return "maximize" if metric.startswith("accuracy") or metric in ESTIMATES or metric.startswith(
+        ("top1", "trained_top1")) else "minimize"
 
 
 def default_axes(study: Study) -> tuple[str, str]:
@@ -79,8 +85,8 @@ def default_axes(study: Study) -> tuple[str, str]:
     if not metrics:
         return ("params_m", "accuracy")
     maxed = [o["name"] for o in study.objectives if o["direction"] == "maximize" and o["name"] in metrics]
-    y = "accuracy" if "accuracy" in metrics else (maxed[0] if maxed else ("macs_g" if "macs_g" in metrics
-                                                                            else metrics[-1]))
+    preferred = next((m for m in ("trained_top1", "top1", "accuracy") if m in metrics), None)
+    y = preferred or (maxed[0] if maxed else ("macs_g" if "macs_g" in metrics else metrics[-1]))
     mins = [o["name"] for o in study.objectives if o["direction"] == "minimize" and o["name"] in metrics]
     candidates = (["latency_ms"] if "latency_ms" in metrics else []) + mins + ["params_m", "macs_g"] + metrics
     x = next(m for m in candidates if m in metrics and m != y) if len(metrics) > 1 else metrics[0]

@@ -80,6 +80,21 @@ def _proxies(args: argparse.Namespace) -> int:
     return 0
 
 
+def _top1(args: argparse.Namespace) -> int:
+    from designspace.evaluate.top1 import predict_top1
+    from designspace.network import load_arch
+
+    arch = load_arch(args.arch)
+    t = predict_top1(arch)
+    data = {"name": arch.name, "fingerprint": arch.fingerprint, **t.to_dict()}
+    text = (f"{arch.name or args.arch}: predicted ImageNet-1K top-1 {t} (95% interval {t.lo:.1f}-{t.hi:.1f} %)"
+            + (f"  EXTRAPOLATED: {t.reason}" if t.extrapolated else "")
+            + "\n(a bootstrap ensemble of ridge fits on the seed papers' published (Arch, top-1) points; "
+              "docs/proxies.md gives its validation)")
+    emit(args, data, text)
+    return 0
+
+
 def _devices(args: argparse.Namespace) -> int:
     from designspace.evaluate.devices_report import device_rows, profile_rows
 
@@ -145,6 +160,11 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=16, help="images (default 16)")
     json_arg(p)
     p.set_defaults(func=_proxies)
+
+    p = sub.add_parser("top1", help="predicted ImageNet-1K top-1 of an Arch, with its interval")
+    p.add_argument("arch", help="an Arch YAML file or a zoo name")
+    json_arg(p)
+    p.set_defaults(func=_top1)
 
     p = sub.add_parser("devices", help="device profiles (cost models fitted on published latencies) and their errors")
     p.add_argument("name", nargs="?", help="one profile: its points and leave-one-out predictions")

@@ -112,8 +112,9 @@ def register(sub: Any) -> None:
     p.add_argument("--trials", help="the study's total number of trials (N) or more from this process (+N)")
     p.add_argument("--timeout", help="stop starting trials after this long (600, 10m, 1h)")
     p.add_argument("--objective", action="append",
-                   help="accuracy[:ESTIMATE], latency, params, macs, a proxy, or module:function; max:/min: prefix "
-                        "sets the direction; repeat (default: the space's, else accuracy and latency)")
+                   help="top1 (predicted ImageNet-1K top-1 %%), log10_macs, log10_params, a proxy (zico, ...), "
+                        "estimate (the default estimate), latency, params, macs, trained (with --data), or "
+                        "module:function; max:/min: prefix sets the direction; repeat (default: the space's)")
     p.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], help="default: the space's, else tpe")
     p.add_argument("--study", help="study name (default: the space's name): letters, digits, . _ -; a folder "
                                    "under the results folder")

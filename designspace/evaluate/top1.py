@@ -215,6 +215,8 @@ class Top1Model:
         if not reasons and leverage > self.max_leverage * (1 + 1e-9):
             reasons.append(f"feature combination farther from the data than any data point (leverage {leverage:.3g}"
                            f" > {self.max_leverage:.3g})")
+        # a linear model far outside its data can leave [0, 100]: a top-1 is a percentage (the flag says why)
+        mu = min(100.0, max(0.0, mu))
         return Top1(mu, std, max(0.0, mu - _Z95 * std), min(100.0, mu + _Z95 * std), bool(reasons), "; ".join(reasons))
 
     @functools.cached_property

@@ -55,6 +55,12 @@ def _check_settings(study: Any, settings: dict[str, Any], name: str) -> None:
     if stored is None:
         study.set_user_attr("designspace", settings)
         return
+    from designspace.search.objectives import upgrade_objective
+
+    if stored.get("objectives") != settings["objectives"] and [upgrade_objective(o) for o in
+                                                               stored.get("objectives", [])] == settings["objectives"]:
+        # a study written before the objectives were renamed (accuracy -> log10_macs): the same objectives
+        settings["objectives"] = stored["objectives"]
     for key in ("space_params", "objectives", "budgets", "device", "context", "invalid", "trained"):
         if stored.get(key) != settings.get(key):
             raise DesignspaceError(f"study {name!r} exists with other settings ({key}: {stored.get(key)!r}, now "

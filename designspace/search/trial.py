@@ -20,7 +20,9 @@ from designspace.space import Budget
 __all__ = ["Failed", "TrialEvaluator"]
 
 REJECTED = 1e9  # the constraint value of a rejected (invalid) point
-ANALYTIC = ("params", "macs")  # estimates computed from the analytic counts
+#: estimates computed from the Arch alone in microseconds to a millisecond (counts, the top-1 predictor): never
+#: cached (a lookup costs more, and the predictor's cached values would outlive a regenerated model)
+ANALYTIC = ("params", "macs", "log10_params", "log10_macs", "top1")
 
 
 class Failed(Exception):
@@ -155,6 +157,12 @@ class TrialEvaluator:
 
                 try:
                     metrics[o.name] = self._estimate(arch, o.arg)
+                    if o.arg == "top1":  # the prediction's interval and extrapolation flag go with it
+                        from designspace.evaluate.top1 import predict_top1
+
+                        t1 = predict_top1(arch)
+                        metrics.update(top1_std=t1.std, top1_lo=t1.lo, top1_hi=t1.hi,
+                                       top1_extrapolated=t1.extrapolated)
                 except ProxyCollapsed as err:  # this candidate's estimate is undefined: its trial fails, not the search
                     ds.update(reason=f"estimate {o.arg}: {err}", counted=True)
                     trial.set_user_attr("ds", ds)
