@@ -371,6 +371,9 @@ def load_model(path: Path | str | None = None) -> Top1Model:
     """
     if path is None:
         return _shipped()
+    if not Path(path).is_file():
+        raise DocumentError("cannot read the top-1 model: No such file", file=str(path),
+                            fix="regenerate it with designspace.evaluate.top1.write_model(path)")
     return _parse(read_document(path, "top-1 model", MAX_JSON_BYTES), str(path))
 
 
