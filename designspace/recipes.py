@@ -116,7 +116,7 @@ def _parse(data: Any, ctx: Ctx, name: str) -> Recipe:
     for key in data:
         if key not in _FIELDS:
             raise ctx.error((str(key),), "unknown recipe key",
-                            did_you_mean(str(key), list(_FIELDS)) + f"known keys: {', '.join(_FIELDS)}")
+                            did_you_mean(str(key), list(_FIELDS)).strip() or f"known keys: {', '.join(_FIELDS)}")
     values: dict[str, Any] = {"name": str(data.get("name", name)), "source": str(data.get("source", ""))}
     ints = {"epochs": True, "batch_size": True}
     floats = {"lr": (True, 0.0, None), "min_lr": (False, 0.0, None), "warmup_epochs": (False, 0.0, None),
