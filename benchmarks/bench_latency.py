@@ -210,11 +210,11 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=100)
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="3 processes, 24 Archs, 40 trials, 20 s (CI)")
+    parser.add_argument("--quick", action="store_true", help="3 processes, 12 Archs, 16 trials, 20 s (CI)")
     parser.add_argument("--parts", default="1234")
     args = parser.parse_args()
     if args.quick:
-        args.processes, args.archs, args.trials, args.seconds = 3, 24, 40, 20.0
+        args.processes, args.archs, args.trials, args.seconds = 3, 12, 16, 20.0
     warnings.simplefilter("ignore")
     from designspace.evaluate.latency import Context
 
