@@ -176,9 +176,13 @@ def test_finite_on_random_archs(index: int) -> None:
 def test_finite_on_100_random_archs_covering_every_family() -> None:
     archs = _archs(100)
     assert {b.type for a in archs for _, _, b in a.blocks()} == {c.name for c in ds.blocks.components("block")}
+    collapsed = 0
     for arch in archs:
-        values = compute_proxies(arch, batch=4).values
-        assert all(math.isfinite(v) for v in values.values()), (arch.to_yaml(), values)
+        scores = compute_proxies(arch, batch=4, on_collapse="record")
+        for name, v in scores.values.items():  # a value, or a collapse said aloud with its reason
+            assert math.isfinite(v) or scores.collapsed.get(name), (arch.to_yaml(), name)
+        collapsed += bool(scores.collapsed)
+    assert collapsed <= 5, f"{collapsed} of 100 random networks collapsed a proxy"
 
 
 def test_naswot_codes_gelu_and_silu_blocks() -> None:
