@@ -140,7 +140,7 @@ def part3(n_archs: int, cache_dir: Path) -> None:
     calib = []
     for name in SPACES:
         space = load_space(name)
-        calib += [a for a in (zoo.load(z) for z in zoo.names()) if match(space, a).ok and a.resolution == 224]
+        calib += [a for a in (zoo.load(z) for z in zoo.names()) if match(space, a).ok]
         calib += [space.sample(random.Random(1000 + i)) for i in range(3)]
     ctx = Context.local(resolution=224)
     fit = calibrate_term(calib, ctx, cache)

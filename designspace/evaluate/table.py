@@ -284,13 +284,14 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     if measure_whole is None:
         from designspace.evaluate.evaluation import measure_latency
 
-        def measure_whole(a: Arch) -> Latency:
-            return measure_latency(a, context, protocol=protocol, cache=cache)
+        def measure_whole(a: Arch) -> Latency:  # each network at its own resolution
+            return measure_latency(a, dataclasses.replace(context, resolution=a.resolution), protocol=protocol,
+                                   cache=cache)
 
     points = []
     for a in archs:
         whole = measure_whole(a)
-        tab = table_latency(a, context, cache, protocol)
+        tab = table_latency(a, dataclasses.replace(context, resolution=a.resolution), cache, protocol)
         points.append((a.fingerprint, whole.ms, tab.entries_ms, permutes(a)))
     return fit_term(points, context, cache)
 
@@ -343,19 +344,13 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
 
     measure_entries(todo, context, cache, protocol, progress=step)
     calib = list(zoo_archs) + [space.sample(random.Random(seed + 1 + i)) for i in range(calibrate)]
-    fit = calibrate_term(calib, dataclasses.replace(context, resolution=space_resolution(calib)), cache,
-                         protocol) if len(calib) >= 2 else None
+    fit = calibrate_term(calib, context, cache, protocol) if len(calib) >= 2 else None
     return {"entries": len(found), "measured": total, "cached": len(found) - total, "drawn": drawn,
             "saturated": new_last == 0, "new_in_last_batch": new_last,
             "fit": None if fit is None else {"intercept": fit.intercept, "per_permute": fit.per_permute,
                                              "points": len(fit.points), "loo_mean": fit.loo_mean,
                                              "loo_max": fit.loo_max},
             "seconds": round(time.perf_counter() - began, 1)}
-
-
-def space_resolution(archs: Sequence[Arch]) -> int:
-    """The resolution of the calibration networks (the whole-network context's)."""
-    return archs[0].resolution if archs else 224
 
 
 def table_latency_of(arch: Arch, *, runtime: str = "onnxruntime", threads: int = 1, batch: int = 1,
