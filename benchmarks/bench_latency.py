@@ -9,7 +9,8 @@ Run: python benchmarks/bench_latency.py [--processes 5] [--archs 100] [--trials 
 2. Faithfulness: ``eval`` ratios of iFormer-T, iFormer-M, EMO-5M, EfficientMod-s and SMT-T to MobileNetV2-1.0
    against a 60 s interleaved measurement of the six in one worker (rounds of 0.3 s). Goal: within 5%.
 3. Table: ``--archs`` seeded random Archs from ``mobile`` and the five family spaces, table latency (entries
-   measured on demand; the per-network term fitted on each space's zoo models and 3 other seeded points) against
+   measured on demand; the per-network term fitted on each space's zoo models and 3 other seeded points, 1 with
+   ``--quick``) against
    the whole network measured by the same protocol. Goal: >= 90% within +-10%, >= 70% within +-5%, Kendall
    tau >= 0.9. The table's build time is reported apart.
 4. Search: ``--trials`` trials of ``mobile --budget 20ms`` with ``--latency table`` (entries already built by
@@ -124,7 +125,7 @@ def _kendall(a: list[float], b: list[float]) -> float:
     return s / (n * (n - 1) / 2) if n > 1 else float("nan")
 
 
-def part3(n_archs: int, cache_dir: Path) -> None:
+def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.evaluation import measure_latency
@@ -141,7 +142,7 @@ def part3(n_archs: int, cache_dir: Path) -> None:
     for name in SPACES:
         space = load_space(name)
         calib += [a for a in (zoo.load(z) for z in zoo.names()) if match(space, a).ok]
-        calib += [space.sample(random.Random(1000 + i)) for i in range(3)]
+        calib += [space.sample(random.Random(1000 + i)) for i in range(1 if quick else 3)]
     ctx = Context.local(resolution=224)
     fit = calibrate_term(calib, ctx, cache)
     print(f"   per-network term fitted on {len(fit.points)} networks: {fit.intercept:+.3f} ms + "
@@ -210,11 +211,12 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=100)
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--quick", action="store_true", help="3 processes, 12 Archs, 16 trials, 20 s (CI)")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 processes, 6 Archs, 8 trials, 20 s, 1 calibration point a space (CI)")
     parser.add_argument("--parts", default="1234")
     args = parser.parse_args()
     if args.quick:
-        args.processes, args.archs, args.trials, args.seconds = 3, 12, 16, 20.0
+        args.processes, args.archs, args.trials, args.seconds = 3, 6, 8, 20.0
     warnings.simplefilter("ignore")
     from designspace.evaluate.latency import Context
 
@@ -226,7 +228,7 @@ def main() -> None:
         if "2" in args.parts:
             part2(args.seconds)
         if "3" in args.parts:
-            part3(args.archs, Path(tmp))
+            part3(args.archs, Path(tmp), args.quick)
         if "4" in args.parts:
             part4(args.trials, Path(tmp))
 

@@ -29,6 +29,7 @@ import torch
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
+from designspace.evaluate.isolated import IsolatedProtocol
 from designspace.evaluate.latency import Context, Latency, Protocol, ReferenceStore, measure_onnx
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
@@ -38,7 +39,11 @@ __all__ = ["Entry", "TableFit", "TableLatency", "build_table", "calibrate_term",
 
 log = logging.getLogger(__name__)
 KIND, FIT_KIND = "lut", "lut-fit"
-_DEFAULT = Protocol()
+#: the entries' protocol: a component runs for microseconds to a few milliseconds, so 2 processes of 3 short
+#: rounds reach its minimum (a whole network keeps :class:`Protocol`'s default)
+ENTRY_PROTOCOL = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=1, rounds=3, round_s=0.05,
+                                                    min_runs=3, warmup_s=0.05))
+_DEFAULT = ENTRY_PROTOCOL
 
 
 @dataclass(frozen=True)
@@ -284,9 +289,8 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     if measure_whole is None:
         from designspace.evaluate.evaluation import measure_latency
 
-        def measure_whole(a: Arch) -> Latency:  # each network at its own resolution
-            return measure_latency(a, dataclasses.replace(context, resolution=a.resolution), protocol=protocol,
-                                   cache=cache)
+        def measure_whole(a: Arch) -> Latency:  # each network at its own resolution, by the default protocol
+            return measure_latency(a, dataclasses.replace(context, resolution=a.resolution), cache=cache)
 
     points = []
     for a in archs:
