@@ -3,6 +3,8 @@ protocol (a fraction of a second per measurement; the figures are not the point 
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +15,17 @@ from designspace.cli import main
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.isolated import IsolatedProtocol
 from designspace.evaluate.latency import Context, MeasurementError, Protocol, ReferenceStore, measure_onnx
-from designspace.evaluate.table import KIND, entry_of, fit_term, load_fit, missing_entries, permutes, table_latency
+from designspace.evaluate.table import (
+    KIND,
+    calibrate_term,
+    entry_of,
+    entry_protocol,
+    fit_term,
+    load_fit,
+    missing_entries,
+    permutes,
+    table_latency,
+)
 from designspace.plan import plan
 
 FAST = Protocol(isolated=IsolatedProtocol(processes=1, extra_processes=0, rounds=2, round_s=0.02, warmup_s=0.02))
@@ -68,12 +80,17 @@ def test_table_sum_is_entries_plus_the_fitted_term(toy: ds.Arch, cache: Cache) -
     assert first.measured_now == len(distinct) < len(plan(toy))  # the repeated block is one entry
     assert first.fit is None and first.term_ms == 0.0 and first.ms == pytest.approx(first.entries_ms)
     assert first.entries_ms == pytest.approx(sum(ms for _, ms in first.components))
-    # a fit stored for the context is applied: term = intercept + per_permute x permutes
-    fit = fit_term([("a", 2.0, 1.5, 0), ("b", 3.1, 2.5, 1), ("c", 5.2, 4.5, 2)], ctx, cache)
-    assert fit.intercept == pytest.approx(0.5) and fit.per_permute == pytest.approx(0.1)
+    # a fit stored for the context is applied: ms = scale x entries + intercept + per_permute x permutes
+    truth = (1.1, 0.2, 0.15)
+    points = [(f"n{i}", truth[0] * s + truth[1] + truth[2] * n, s, n)
+              for i, (s, n) in enumerate([(1.5, 0), (2.5, 1), (4.5, 2), (3.0, 0), (6.0, 3), (2.0, 2)])]
+    fit = fit_term(points, ctx, cache)
+    assert fit.form == "scale+permutes" and fit.loo_max == pytest.approx(0.0, abs=1e-9)
+    assert (fit.scale, fit.intercept, fit.per_permute) == pytest.approx(truth)
     again = table_latency(toy, ctx, cache, FAST)
     assert again.measured_now == 0  # every entry from the table now
-    assert again.ms == pytest.approx(again.entries_ms + 0.5 + 0.1 * permutes(toy))
+    assert again.ms == pytest.approx(1.1 * again.entries_ms + 0.2 + 0.15 * permutes(toy))
+    assert again.term_ms == pytest.approx(again.ms - again.entries_ms)
     assert load_fit(ctx, cache) == fit
 
 
@@ -95,9 +112,50 @@ def test_fit_needs_two_networks_and_reports_its_error(cache: Cache) -> None:
     ctx = Context.local()
     with pytest.raises(ds.DesignspaceError, match="at least 2 networks"):
         fit_term([("a", 2.0, 1.0, 0)], ctx, cache)
-    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0)], ctx, cache)  # intercept only: 1.0 and 1.5 -> 1.25
-    assert fit.intercept == pytest.approx(1.25) and fit.per_permute == 0.0
+    # two points: the intercept alone, least squares on relative errors: ((1/2)(1/2) + (1.5/4)(1/4)) / (1/4 + 1/16)
+    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0)], ctx, cache)
+    assert fit.form == "intercept" and fit.scale == 1.0 and fit.per_permute == 0.0
+    assert fit.intercept == pytest.approx(1.1)
+    # leave-one-out: each point predicted from the other alone
     assert fit.loo_mean == pytest.approx((abs(1 + 1.5 - 2) / 2 + abs(2.5 + 1.0 - 4) / 4) / 2)
+
+
+def test_fit_keeps_the_form_its_leave_one_out_error_prefers(cache: Cache) -> None:
+    ctx = Context.local()
+    # whole networks 15% slower than their entries: a scale, which no intercept can carry over 2-20 ms
+    scaled = [(f"n{i}", 1.15 * s, s, 0) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
+    fit = fit_term(scaled, ctx, cache)
+    assert fit.form == "scale" and fit.scale == pytest.approx(1.15) and fit.intercept == pytest.approx(0, abs=1e-9)
+    # a constant offset and noise around it: the intercept's two-coefficient rivals do no better out of sample
+    offset = [(f"m{i}", s + 0.5 + e, s, 0) for i, (s, e) in enumerate([(2.0, 0.02), (5.0, -0.03), (9.0, 0.01),
+                                                                         (14.0, -0.01)])]
+    assert fit_term(offset, ctx, cache).form in ("intercept", "scale")
+    # 3 points: too few to leave one out of a two-coefficient fit, so the intercept alone
+    assert fit_term(scaled[:3], ctx, cache).form == "intercept"
+
+
+def test_an_old_fit_without_a_scale_reads_as_scale_one(cache: Cache) -> None:
+    ctx = Context.local()
+    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0)], ctx, cache)
+    old = {k: v for k, v in dataclasses.asdict(fit).items() if k not in ("scale", "form")}
+    cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(), old)
+    assert load_fit(ctx, cache) == fit  # the same fit: scale 1, the intercept form
+    cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(), {**old, "scale": -1.0})
+    assert load_fit(ctx, cache) is None  # a corrupt fit is dropped, never applied
+
+
+def test_calibration_adds_to_the_points_already_fitted(toy: ds.Arch, cache: Cache) -> None:
+    from designspace.evaluate.evaluation import measure_latency
+
+    ctx = Context.local(resolution=toy.resolution)
+    fit_term([("elsewhere", 2.0, 1.0, 0), ("other", 4.0, 2.5, 1)], ctx, cache)
+    wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
+    fit = calibrate_term([toy, wider], ctx, cache, FAST,
+                         measure_whole=lambda a: measure_latency(a, ctx, protocol=FAST, cache=None))
+    assert [p[0] for p in fit.points] == ["elsewhere", "other", toy.fingerprint, wider.fingerprint]
+    again = calibrate_term([toy], ctx, cache, FAST,
+                           measure_whole=lambda a: measure_latency(a, ctx, protocol=FAST, cache=None))
+    assert sorted(p[0] for p in again.points) == sorted(p[0] for p in fit.points)  # measured again: replaced
 
 
 HYBRID = """
@@ -133,3 +191,84 @@ def test_bad_latency_values(capsys: pytest.CaptureFixture[str], argv: list[str])
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_entries_get_their_own_light_protocol() -> None:
+    from designspace.evaluate.table import ENTRY_PROTOCOL
+
+    assert entry_protocol(FAST) is FAST  # already lighter than the entries' own
+    for whole in (Protocol(run_timeout_s=3.0), Protocol(isolated=None, run_timeout_s=3.0)):
+        light = entry_protocol(whole)
+        assert light.isolated == ENTRY_PROTOCOL.isolated and light.run_timeout_s == 3.0
+
+
+def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
+    import csv
+
+    from designspace.search import objectives
+    from designspace.search.config import SearchConfig
+    from designspace.search.runner import run_search
+    from designspace.space import load_space
+
+    cfg = SearchConfig(load_space("tiny"), (objectives.parse_objective("log10_macs"),
+                                            objectives.parse_objective("latency")),
+                       trials=3, latency="table", protocol=FAST, results=tmp_path, progress=False)
+    report = run_search(cfg)
+    with open(report.folder / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(float(r["latency_table_ms"]) > 0 for r in rows)
+    front = [r for r in rows if r.get("latency_remeasured_ms")]
+    assert front  # the front measured whole, both figures side by side with their difference
+    for r in front:
+        table, whole = float(r["latency_table_ms"]), float(r["latency_remeasured_ms"])
+        assert float(r["latency_table_error"]) == pytest.approx(table / whole - 1, rel=1e-3, abs=1e-4)
+
+
+def test_a_second_pass_keeps_the_smaller_ratio(toy: ds.Arch, cache: Cache) -> None:
+    from designspace.evaluate.table import measure_entries
+
+    ctx = Context.local(resolution=toy.resolution)
+    key = dataclasses.replace(ctx, resolution=0).key()
+    distinct = {entry_of(p).key: p for p in plan(toy)}
+    assert measure_entries(plan(toy), ctx, cache, FAST) == len(distinct)
+    first = {k: cache.get(k, KIND, key) for k in distinct}
+    assert all(r is not None and r["passes"] == 1 and r["ratio"] > 0 for r in first.values())
+    assert measure_entries(plan(toy), ctx, cache, FAST) == 0  # all there: nothing measured
+    assert measure_entries(plan(toy), ctx, cache, FAST, again=True) == len(distinct)
+    ref = ReferenceStore(cache).best(ctx, [])
+    for k, old in first.items():
+        row = cache.get(k, KIND, key)
+        assert row is not None and row["passes"] == 2 and row["ratio"] <= old["ratio"]  # type: ignore[index]
+        assert row["ms"] == pytest.approx(row["ratio"] * ref)
+    assert measure_entries(plan(toy), ctx, cache, FAST, again=True) == 0  # two passes each: done
+
+
+SMALL_SPACE = """
+name: small
+resolution: 32
+stem: {type: mbv2_stem, width: 8}
+stages:
+  - width: [8, 16]
+    depth: {low: 1, high: 2}
+    block: [{type: mbconv, exp_ratio: [1, 4]}]
+head: {type: mbv2_head, width: 32}
+"""
+
+
+def test_lut_build_measures_each_entry_in_two_passes_and_resumes(tmp_path: Path, cache: Cache) -> None:
+    from designspace.evaluate.table import build_table
+    from designspace.space import load_space
+
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_SPACE)
+    space = load_space(path)
+    ctx = Context.local()
+    report = build_table(space, ctx, cache, samples=400, calibrate=3, protocol=FAST, whole_protocol=FAST)
+    assert report["saturated"] and report["entries"] == report["measured"] == report["second_pass"] > 0
+    assert report["cached"] == 0 and report["fit"]["points"] == 3 and report["fit"]["form"] == "intercept"
+    keys = {entry_of(p).key for i in range(20) for p in plan(space.sample(random.Random(i)))}
+    rows = [cache.get(k, KIND, dataclasses.replace(ctx, resolution=0).key()) for k in keys]
+    assert rows and all(r is not None and r["passes"] == 2 for r in rows)
+    again = build_table(space, ctx, cache, samples=400, calibrate=3, protocol=FAST, whole_protocol=FAST)
+    assert again["measured"] == again["second_pass"] == 0 and again["cached"] == report["entries"]
+    assert again["fit"]["points"] == 3  # the same networks measured again replace their points

@@ -47,9 +47,10 @@ def _build(args: argparse.Namespace) -> int:
           f"({coverage}); measured {report['measured']} now, {report['cached']} already in the table; "
           f"{report['seconds']} s")
     if fit is not None:
-        print(f"per-network term: {fit['intercept']:+.3f} ms + {fit['per_permute']:+.3f} ms per layout change, fitted "
-              f"on {fit['points']} networks measured whole; leave-one-out error {fit['loo_mean']:.1%} mean, "
-              f"{fit['loo_max']:.1%} max")
+        perm = f" {fit['per_permute']:+.3f} ms per layout change" if fit["form"] == "scale+permutes" else ""
+        print(f"per-network term: {fit['scale']:.3f} x entries {fit['intercept']:+.3f} ms{perm}, fitted on "
+              f"{fit['points']} networks measured whole (this space's and those of tables built before); "
+              f"leave-one-out error {fit['loo_mean']:.1%} mean, {fit['loo_max']:.1%} max")
     print("use it: designspace eval ARCH --latency both; designspace search SPACE --latency table")
     return 0
 

@@ -19,7 +19,7 @@ def _eval(args: argparse.Namespace) -> int:
                   cache=not args.no_cache, latency=args.latency != "table")
     table = None
     if args.latency in ("table", "both"):
-        from designspace.evaluate.table import table_latency_of
+        from designspace.evaluate.table import describe_fit, table_latency_of
 
         table = table_latency_of(arch, runtime=args.runtime, threads=args.threads, batch=args.batch)
     if args.json:
@@ -29,8 +29,7 @@ def _eval(args: argparse.Namespace) -> int:
     lines = [f"{arch.name or args.arch}  fingerprint {ev.fingerprint}  {arch.resolution}x{arch.resolution}",
              f"params {ev.params:,} ({ev.params / 1e6:.3f} M)  MACs {ev.macs:,} ({ev.macs / 1e9:.4f} G)"]
     if table is not None:
-        fit = (f"fitted term {table.term_ms:+.3f} ms (leave-one-out error {table.fit.loo_mean:.1%} mean on "
-               f"{len(table.fit.points)} networks)" if table.fit is not None
+        fit = (f"fitted term {table.term_ms:+.3f} ms: {describe_fit(table.fit)}" if table.fit is not None
                else "no fitted term yet: designspace lut build SPACE fits it")
         lines.append(f"latency {table.ms:.3f} ms from the per-block table: {len(table.components)} entries "
                      f"{table.entries_ms:.3f} ms, {fit}" + (f"; {table.measured_now} entries measured now"
