@@ -272,3 +272,19 @@ def test_lut_build_measures_each_entry_in_two_passes_and_resumes(tmp_path: Path,
     again = build_table(space, ctx, cache, samples=400, calibrate=3, protocol=FAST, whole_protocol=FAST)
     assert again["measured"] == again["second_pass"] == 0 and again["cached"] == report["entries"]
     assert again["fit"]["points"] == 3  # the same networks measured again replace their points
+
+
+def test_networks_measured_together_are_measured_and_cached_each(toy: ds.Arch, cache: Cache) -> None:
+    from designspace.evaluate.evaluation import measure_latencies, measure_latency
+
+    wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
+    bigger = ds.Arch.from_yaml(TOY.replace("resolution: 32", "resolution: 48"))
+    ctx = Context.local(resolution=32)
+    cached = measure_latency(toy, ctx, protocol=FAST, cache=cache)
+    archs = [toy, wider, bigger]
+    lats = measure_latencies(archs, [ctx, ctx, Context.local(resolution=48)], protocol=FAST, cache=cache)
+    assert lats[0] == cached  # from the cache, not measured again
+    for arch, lat in zip(archs[1:], lats[1:], strict=True):
+        assert not isinstance(lat, MeasurementError) and lat.ms > 0 and lat.context.resolution == arch.resolution
+        assert lat.ratio is not None and lat.ms == pytest.approx(lat.ratio * lat.reference_ms)
+        assert measure_latency(arch, lat.context, protocol=FAST, cache=cache) == lat  # cached as one at a time

@@ -8,6 +8,7 @@ machine lacks) is the caller's error and raises.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from designspace.evaluate.counts import count
 from designspace.evaluate.devices import Prediction, load_device
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_model
 
-__all__ = ["Evaluation", "evaluate", "measure_latency"]
+__all__ = ["Evaluation", "evaluate", "measure_latencies", "measure_latency"]
 
 log = logging.getLogger("designspace")
 _KIND = "latency"
@@ -90,14 +91,9 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
         MeasurementError: export failed, out of memory, timeout, no GPU.
     """
     key = context.key()
-    if cache is not None:
-        hit = cache.get(arch, _KIND, key)
-        if hit is not None:
-            try:
-                return Latency.from_dict(hit)
-            except (KeyError, TypeError, ValueError) as err:  # a corrupt entry: measured again, never trusted
-                log.warning("cached latency of %s is unusable (%s); measuring again", arch.fingerprint, err)
-                cache.drop(arch, _KIND, key)
+    hit = _cached(arch, context, cache)
+    if hit is not None:
+        return hit
     from designspace.network import Network
 
     try:
@@ -109,6 +105,80 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
     if cache is not None:
         cache.put(arch, _KIND, key, lat.to_dict())
     return lat
+
+
+def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, protocol: Protocol | None = None,
+                      cache: Cache | None = None, group: int = 8) -> list[Latency | MeasurementError]:
+    """The latencies of ``archs``, each in its context, as :func:`measure_latency` gives them one at a time: from
+    the cache, or measured by the same protocol (and cached), but ONNX Runtime's isolated protocol times up to
+    ``group`` networks of one context in each worker process (each round: the reference, then every network,
+    ``round_s`` each), so that the processes' start-up and the reference's rounds are paid once per group, not
+    once per network. A group whose workers fail is measured again one network at a time, so that one network's
+    failure stays its own.
+
+    Returns:
+        Per Arch, in order: its :class:`Latency`, or the :class:`MeasurementError` that failed it.
+    """
+    from designspace.evaluate.latency import export_for_measurement, measure_onnx
+    from designspace.network import Network
+
+    proto = protocol or Protocol()
+    out: list[Latency | MeasurementError | None] = [None] * len(archs)
+    pending: dict[str, list[int]] = {}
+    for i, (arch, ctx) in enumerate(zip(archs, contexts, strict=True)):
+        hit = _cached(arch, ctx, cache)
+        if hit is not None:
+            out[i] = hit
+        elif ctx.runtime == "onnxruntime" and proto.isolated is not None:
+            pending.setdefault(ctx.key(), []).append(i)
+        else:
+            out[i] = _one(arch, ctx, proto, cache)
+    for indices in pending.values():
+        ctx = contexts[indices[0]]
+        for start in range(0, len(indices), group):
+            chunk, models = [], []
+            for i in indices[start:start + group]:
+                try:
+                    models.append(export_for_measurement(Network(archs[i]), ctx, archs[i].in_chans))
+                    chunk.append(i)
+                except MeasurementError as err:
+                    out[i] = err
+                except MemoryError:
+                    out[i] = MeasurementError("out of memory while building the model")
+            if not chunk:
+                continue
+            try:
+                lats = measure_onnx(models, ctx, proto, ReferenceStore(cache))
+            except MeasurementError:  # which network failed the group: each alone
+                for i in chunk:
+                    out[i] = _one(archs[i], ctx, proto, cache)
+                continue
+            for i, lat in zip(chunk, lats, strict=True):
+                if cache is not None:
+                    cache.put(archs[i], _KIND, ctx.key(), lat.to_dict())
+                out[i] = lat
+    return [o if o is not None else MeasurementError("not measured") for o in out]
+
+
+def _cached(arch: Arch, context: Context, cache: Cache | None) -> Latency | None:
+    if cache is None:
+        return None
+    hit = cache.get(arch, _KIND, context.key())
+    if hit is None:
+        return None
+    try:
+        return Latency.from_dict(hit)
+    except (KeyError, TypeError, ValueError) as err:  # a corrupt entry: measured again, never trusted
+        log.warning("cached latency of %s is unusable (%s); measuring again", arch.fingerprint, err)
+        cache.drop(arch, _KIND, context.key())
+        return None
+
+
+def _one(arch: Arch, context: Context, protocol: Protocol, cache: Cache | None) -> Latency | MeasurementError:
+    try:
+        return measure_latency(arch, context, protocol=protocol, cache=cache)
+    except MeasurementError as err:
+        return err
 
 
 def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str = "onnxruntime", threads: int = 1,

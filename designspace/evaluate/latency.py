@@ -41,8 +41,8 @@ from designspace.exceptions import DesignspaceError
 if TYPE_CHECKING:
     from designspace.evaluate.isolated import Timing
 
-__all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "ReferenceStore", "machine", "measure",
-           "measure_model", "measure_onnx"]
+__all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "ReferenceStore", "export_for_measurement",
+           "machine", "measure", "measure_model", "measure_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -378,14 +378,8 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
     r = context.resolution
     example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
     if context.runtime == "onnxruntime" and protocol.isolated is not None:
-        from designspace.evaluate.onnx import export_onnx
-
-        try:
-            data = export_onnx(model, example)
-        except DesignspaceError as err:  # an export failure is this model's failed measurement
-            raise MeasurementError(str(err)) from err
-        return measure_onnx([(data, tuple(example.shape))], context, protocol, reference or ReferenceStore(),
-                            start=start)[0]
+        return measure_onnx([export_for_measurement(model, context, in_chans)], context, protocol,
+                            reference or ReferenceStore(), start=start)[0]
     threads = torch.get_num_threads()
     try:
         if context.runtime == "onnxruntime":
@@ -409,6 +403,24 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = Proto
         torch.set_num_threads(threads)
     extra = ("no-host-probe",) if probe is None and context.runtime != "cuda" else ()
     return summarize(rounds, protocol, context, time.perf_counter() - start, slow, extra)
+
+
+def export_for_measurement(model: nn.Module, context: Context, in_chans: int = 3) -> tuple[bytes, tuple[int, ...]]:
+    """``model`` (put in eval mode) exported to ONNX for the isolated protocol, with the input shape it is timed
+    with: ``(batch, in_chans, resolution, resolution)`` of ``context``.
+
+    Raises:
+        MeasurementError: the export failed (this model's failed measurement).
+    """
+    from designspace.evaluate.onnx import export_onnx
+
+    model.eval()
+    r = context.resolution
+    example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
+    try:
+        return export_onnx(model, example), tuple(example.shape)
+    except DesignspaceError as err:
+        raise MeasurementError(str(err)) from err
 
 
 class ReferenceStore:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import time
 import warnings
@@ -33,6 +34,8 @@ from designspace.search.trial import Failed, TrialEvaluator
 from designspace.space import Space, match
 
 __all__ = ["SearchConfig", "SearchReport", "check_study_name", "run_search"]  # the first three: search.config
+
+log = logging.getLogger(__name__)
 
 _WRITE_EVERY_S = 5.0
 
@@ -234,17 +237,27 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     """Measures the feasible Pareto front's networks whole (the full protocol) in a ``--latency table`` study;
     returns trial number (text) -> milliseconds, also kept in the study's user attribute ``remeasured``."""
     from designspace.arch import Arch
-    from designspace.evaluate.evaluation import measure_latency
+    from designspace.evaluate.evaluation import measure_latencies
+    from designspace.evaluate.latency import MeasurementError
     from designspace.results import pareto_front, study_rows
 
     done: dict[str, float] = dict(study.user_attrs.get("remeasured", {}))
     folder = (cfg.results or results_dir()) / cfg.name
+    keys, archs = [], []
     for row in pareto_front(study_rows(study.get_trials(deepcopy=False), settings), settings["objectives"]):
         key = str(row["number"])
         if key in done or not row.get("arch"):
             continue
-        arch = Arch.from_file(folder / str(row["arch"]))
-        lat = measure_latency(arch, evaluate.table_context(arch), protocol=cfg.protocol, cache=evaluate.cache)
+        keys.append(key)
+        archs.append(Arch.from_file(folder / str(row["arch"])))
+    # the full protocol, several networks to a worker process: a front of 60 networks measured one at a time
+    # cost more than the 300 table trials before it
+    lats = measure_latencies(archs, [evaluate.table_context(a) for a in archs], protocol=cfg.protocol,
+                             cache=evaluate.cache)
+    for key, lat in zip(keys, lats, strict=True):
+        if isinstance(lat, MeasurementError):
+            log.warning("trial %s of the Pareto front could not be measured whole: %s", key, lat)
+            continue
         done[key] = lat.ms
     study.set_user_attr("remeasured", done)
     return done
