@@ -122,16 +122,22 @@ def test_fit_needs_two_networks_and_reports_its_error(cache: Cache) -> None:
 
 def test_fit_keeps_the_form_its_leave_one_out_error_prefers(cache: Cache) -> None:
     ctx = Context.local()
-    # whole networks 15% slower than their entries: a scale, which no intercept can carry over 2-20 ms
+    # whole networks 15% slower than their entries: a ratio, which no intercept can carry over 2-20 ms (of forms
+    # that fit equally well out of sample, the simpler one is kept)
     scaled = [(f"n{i}", 1.15 * s, s, 0) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
     fit = fit_term(scaled, ctx, cache)
-    assert fit.form == "scale" and fit.scale == pytest.approx(1.15) and fit.intercept == pytest.approx(0, abs=1e-9)
+    assert fit.form == "ratio" and fit.scale == pytest.approx(1.15) and fit.intercept == 0.0
+    both = [(f"b{i}", 1.1 * s + 0.5, s, 0) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
+    fit = fit_term(both, ctx, cache)
+    assert fit.form == "scale" and (fit.scale, fit.intercept) == pytest.approx((1.1, 0.5))
     # a constant offset and noise around it: the intercept's two-coefficient rivals do no better out of sample
     offset = [(f"m{i}", s + 0.5 + e, s, 0) for i, (s, e) in enumerate([(2.0, 0.02), (5.0, -0.03), (9.0, 0.01),
                                                                          (14.0, -0.01)])]
     assert fit_term(offset, ctx, cache).form in ("intercept", "scale")
-    # 3 points: too few to leave one out of a two-coefficient fit, so the intercept alone
-    assert fit_term(scaled[:3], ctx, cache).form == "intercept"
+    # 3 points: too few to leave one out of a two-coefficient fit; of the one-coefficient forms the ratio alone
+    few = fit_term(scaled[:3], ctx, cache)
+    assert few.form == "ratio" and few.scale == pytest.approx(1.15) and few.intercept == 0.0
+    assert few.latency(10.0, 3) == pytest.approx(11.5)
 
 
 def test_an_old_fit_without_a_scale_reads_as_scale_one(cache: Cache) -> None:

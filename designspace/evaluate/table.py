@@ -207,8 +207,8 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
 
 #: the forms the per-network term can take, simplest first: the fit keeps the one whose leave-one-out error is
 #: lowest on its points (a form is tried only with enough points to leave one out)
-FORMS = ("intercept", "scale", "scale+permutes")
-_COEFFICIENTS = {"intercept": 1, "scale": 2, "scale+permutes": 3}
+FORMS = ("intercept", "ratio", "scale", "scale+permutes")
+_COEFFICIENTS = {"intercept": 1, "ratio": 1, "scale": 2, "scale+permutes": 3}
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,8 @@ class TableFit:
         per_permute: milliseconds per layout change.
         points: (network fingerprint, measured ms, sum of entries ms, permutes) the fit used.
         loo_mean, loo_max: leave-one-out relative error of the table latency on those networks.
-        scale: the factor on the sum of the entries (1 for the ``intercept`` form).
+        scale: the factor on the sum of the entries (1 for the ``intercept`` form; the ``ratio`` form is the
+            scale alone, without intercept).
         form: which of :data:`FORMS` was fitted.
     """
 
@@ -259,16 +260,20 @@ def _solve(points: Sequence[tuple[str, float, float, int]], form: str) -> tuple[
     if form == "intercept":
         y = (measured - summed) * w
         return 1.0, float(np.sum(y * w) / np.sum(w * w)), 0.0
-    cols = [summed, np.ones(len(points))] + ([perms] if form == "scale+permutes" else [])
+    cols = [summed] + ([np.ones(len(points))] if form != "ratio" else []) + \
+        ([perms] if form == "scale+permutes" else [])
     a = np.column_stack(cols) * w[:, None]
     coef, *_ = np.linalg.lstsq(a, measured * w, rcond=None)
+    if form == "ratio":
+        return float(coef[0]), 0.0, 0.0
     return float(coef[0]), float(coef[1]), float(coef[2]) if form == "scale+permutes" else 0.0
 
 
 def _usable(points: Sequence[tuple[str, float, float, int]], form: str) -> bool:
-    # two more points than coefficients, so that every leave-one-out fit is still over-determined; the permute
-    # cost needs at least two networks away from the commonest permute count (else leaving one out loses it)
-    if len(points) < _COEFFICIENTS[form] + 2:
+    # two more points than coefficients, so that every leave-one-out fit is still over-determined (a
+    # one-coefficient form: one more, so that 2 networks fit it); the permute cost needs at least two networks
+    # away from the commonest permute count (else leaving one out loses it)
+    if len(points) < _COEFFICIENTS[form] + (1 if _COEFFICIENTS[form] == 1 else 2):
         return False
     if form != "scale+permutes":
         return True
@@ -286,8 +291,9 @@ def _loo(points: Sequence[tuple[str, float, float, int]], form: str) -> list[flo
 
 def fit_term(points: Sequence[tuple[str, float, float, int]], context: Context, cache: Cache | None = None) -> TableFit:
     """Fits the per-network term on ``points`` (fingerprint, measured ms, sum of entries ms, permutes): each form
-    of :data:`FORMS` that the points allow (two more points than its coefficients), the one with the lowest
-    leave-one-out error kept (2 or 3 points: the intercept alone), and stores it in ``cache`` for ``context``.
+    of :data:`FORMS` that the points allow (two more points than its coefficients; one more for the
+    one-coefficient forms, ``intercept`` and ``ratio``), the one with the lowest leave-one-out error kept, and
+    stores it in ``cache`` for ``context``.
 
     Raises:
         DesignspaceError: fewer than two points.
@@ -297,7 +303,7 @@ def fit_term(points: Sequence[tuple[str, float, float, int]], context: Context, 
                                "(fix: designspace lut build SPACE measures them)")
     best: tuple[float, str, list[float]] | None = None
     for form in FORMS:
-        if form != "intercept" and not _usable(points, form):
+        if not _usable(points, form):
             continue
         errors = _loo(points, form)
         score = sum(errors) / len(errors)
