@@ -260,6 +260,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="3 processes, 6 Archs, 8 trials, 20 s, 1 calibration point a space (CI)")
     parser.add_argument("--parts", default="1234")
+    parser.add_argument("--cache", type=Path, help="start from this results cache: its table entries are kept, its "
+                                                   "whole-network latencies and per-network term dropped (so "
+                                                   "those are measured again); the build times then say little")
     args = parser.parse_args()
     if args.quick:
         args.processes, args.archs, args.trials, args.measure_trials, args.seconds = 3, 6, 8, 4, 20.0
@@ -269,6 +272,16 @@ def main() -> None:
     print(f"context: {Context.local().describe()}; {_load()}")
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DESIGNSPACE_RESULTS"] = tmp
+        if args.cache is not None:
+            import sqlite3
+
+            db = sqlite3.connect(Path(tmp) / "cache.sqlite")
+            sqlite3.connect(args.cache).backup(db)
+            db.execute("DELETE FROM results WHERE kind IN ('latency', 'lut-fit')")
+            db.commit()
+            n = db.execute("SELECT COUNT(*) FROM results WHERE kind = 'lut'").fetchone()[0]
+            db.close()
+            print(f"   started from {args.cache}: {n} table entries kept, whole-network latencies and the fit dropped")
         if "1" in args.parts:
             part1(args.processes)
         if "2" in args.parts:

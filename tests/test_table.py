@@ -228,6 +228,12 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
     for r in front:
         table, whole = float(r["latency_table_ms"]), float(r["latency_remeasured_ms"])
         assert float(r["latency_table_error"]) == pytest.approx(table / whole - 1, rel=1e-3, abs=1e-4)
+    # the front measured whole became the term's points, for the next search (no term before: it had none)
+    fit = load_fit(Context.local(), Cache(tmp_path / "cache.sqlite"))
+    if len(front) >= 2:
+        assert fit is not None and {p[0] for p in fit.points} == {r["fingerprint"] for r in front}
+    else:
+        assert fit is None  # one network cannot fit a term
 
 
 def test_a_second_pass_keeps_the_smaller_ratio(toy: ds.Arch, cache: Cache) -> None:

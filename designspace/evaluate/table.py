@@ -35,9 +35,9 @@ from designspace.evaluate.latency import Context, Latency, Protocol, ReferenceSt
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
-__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "TableFit", "TableLatency", "build_table", "calibrate_term",
-           "describe_fit", "entry_of", "entry_protocol", "fit_term", "load_fit", "measure_entries", "missing_entries",
-           "permutes", "table_latency", "table_latency_of"]
+__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "TableFit", "TableLatency", "add_points", "build_table",
+           "calibrate_term", "describe_fit", "entry_of", "entry_protocol", "fit_term", "load_fit", "measure_entries",
+           "missing_entries", "permutes", "table_latency", "table_latency_of"]
 
 log = logging.getLogger(__name__)
 KIND, FIT_KIND = "lut", "lut-fit"
@@ -431,10 +431,21 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
         whole = measure_whole(a)
         tab = table_latency(a, dataclasses.replace(context, resolution=a.resolution), cache, protocol)
         points.append((a.fingerprint, whole.ms, tab.entries_ms, permutes(a)))
+    if len(points) < 2 and load_fit(context, cache) is None:
+        return fit_term(points, context, cache)  # raises: one network cannot fit a term
+    fit = add_points(points, context, cache)
+    assert fit is not None
+    return fit
+
+
+def add_points(points: Sequence[tuple[str, float, float, int]], context: Context, cache: Cache) -> TableFit | None:
+    """Adds ``points`` (fingerprint, measured ms, sum of entries ms, permutes) to those of the term stored for
+    ``context`` (a network's new point replaces its old one), fits the term again and stores it; ``None``, and
+    nothing stored, while there are fewer than two points in all."""
     old = load_fit(context, cache)
     new = {p[0] for p in points}
-    kept = [p for p in old.points if p[0] not in new] if old is not None else []
-    return fit_term(kept + points, context, cache)
+    merged = ([p for p in old.points if p[0] not in new] if old is not None else []) + list(points)
+    return fit_term(merged, context, cache) if len(merged) >= 2 else None
 
 
 def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 2000, batch: int = 200,
