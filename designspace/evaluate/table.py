@@ -11,8 +11,8 @@ measured again, never trusted.
 A network's **table latency** = ``scale x (sum of its entries) + intercept + per_permute x permutes``, where
 ``permutes`` counts the layout changes between neighbouring components (the network's own ``permute`` ops)
 and the coefficients are fitted by least squares on networks measured whole (:func:`fit_term`, which keeps
-the simplest form that its leave-one-out error does not reject); the fit, its points and its leave-one-out
-error are stored in the cache (kind ``lut-fit``).
+the form with the lowest leave-one-out error, the simpler of two that tie); the fit, its points and its
+leave-one-out error are stored in the cache (kind ``lut-fit``).
 """
 
 from __future__ import annotations
@@ -217,9 +217,10 @@ class TableFit:
     per_permute x permutes`` milliseconds.
 
     ``scale`` carries what timing a component alone cannot see: alone, its weights and activations stay in the
-    caches between runs; inside a network they stream in after the previous component's (measured here: whole
-    networks 9-18% slower than the sum of their entries, the same within a family). ``intercept`` is the
-    network's fixed cost (input, output, the session); ``per_permute`` a layout change between families.
+    caches between runs; inside a network they stream in after the previous component's (measured on the
+    ``emo`` space: whole networks 9-18% slower than the sum of their entries, alike in two repeats).
+    ``intercept`` is the network's fixed cost (input, output, the session); ``per_permute`` a layout change
+    between families.
 
     Attributes:
         intercept: milliseconds per network.
@@ -303,7 +304,7 @@ def fit_term(points: Sequence[tuple[str, float, float, int]], context: Context, 
                                "(fix: designspace lut build SPACE measures them)")
     best: tuple[float, str, list[float]] | None = None
     for form in FORMS:
-        if not _usable(points, form):
+        if not _usable(points, form) or _solve(points, form)[0] <= 0:  # a scale <= 0: more work would cost less
             continue
         errors = _loo(points, form)
         score = sum(errors) / len(errors)
