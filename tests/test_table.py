@@ -277,7 +277,8 @@ def test_lut_build_measures_each_entry_in_two_passes_and_resumes(tmp_path: Path,
     ctx = Context.local()
     report = build_table(space, ctx, cache, samples=400, calibrate=3, protocol=FAST, whole_protocol=FAST)
     assert report["saturated"] and report["entries"] == report["measured"] == report["second_pass"] > 0
-    assert report["cached"] == 0 and report["fit"]["points"] == 3 and report["fit"]["form"] == "intercept"
+    # 3 networks: only the one-coefficient forms can be left one out of (which one depends on the timings)
+    assert report["cached"] == 0 and report["fit"]["points"] == 3 and report["fit"]["form"] in ("intercept", "ratio")
     keys = {entry_of(p).key for i in range(20) for p in plan(space.sample(random.Random(i)))}
     rows = [cache.get(k, KIND, dataclasses.replace(ctx, resolution=0).key()) for k in keys]
     assert rows and all(r is not None and r["passes"] == 2 for r in rows)

@@ -128,14 +128,22 @@ def _export(p: Placement, batch: int) -> tuple[bytes, tuple[int, ...]]:
     return export_onnx(module, torch.randn(*shape, generator=torch.Generator().manual_seed(0))), shape
 
 
-def _get(cache: Cache, entry: Entry, context: Context) -> float | None:
+def _row(cache: Cache, entry: Entry, context: Context) -> dict[str, Any] | None:
+    """The entry's stored row, or ``None``: not there, or corrupt (then dropped, to be measured again)."""
     hit = cache.get(entry.key, KIND, _context_key(context))
-    ms = hit.get("ms") if hit is not None else None
-    if hit is not None and not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
+    if hit is None:
+        return None
+    ms = hit.get("ms")
+    if not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
         log.warning("latency table: a corrupt entry for %s is measured again", entry.describe())
         cache.drop(entry.key, KIND, _context_key(context))
         return None
-    return float(ms) if ms is not None else None
+    return hit
+
+
+def _get(cache: Cache, entry: Entry, context: Context) -> float | None:
+    row = _row(cache, entry, context)
+    return float(row["ms"]) if row is not None else None
 
 
 def missing_entries(placements: Iterable[Placement], context: Context, cache: Cache) -> list[Placement]:
@@ -174,7 +182,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             e = entry_of(p)
             if e.key in rows:
                 continue
-            row = cache.get(e.key, KIND, _context_key(context)) if _get(cache, e, context) is not None else None
+            row = _row(cache, e, context)
             if row is not None and int(row.get("passes", 1)) < 2:
                 rows[e.key] = row
                 todo.append(p)
