@@ -301,3 +301,40 @@ def test_networks_measured_together_are_measured_and_cached_each(toy: ds.Arch, c
         assert not isinstance(lat, MeasurementError) and lat.ms > 0 and lat.context.resolution == arch.resolution
         assert lat.ratio is not None and lat.ms == pytest.approx(lat.ratio * lat.reference_ms)
         assert measure_latency(arch, lat.context, protocol=FAST, cache=cache) == lat  # cached as one at a time
+
+
+def test_a_network_given_twice_is_measured_once(toy: ds.Arch, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    import designspace.evaluate.latency as latency
+    from designspace.evaluate.evaluation import measure_latencies
+
+    sizes = []
+    real = latency.measure_onnx
+
+    def counting(models, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(models))
+        return real(models, *args, **kwargs)
+
+    monkeypatch.setattr(latency, "measure_onnx", counting)
+    ctx = Context.local(resolution=32)
+    lats = measure_latencies([toy, toy], [ctx, ctx], protocol=FAST, cache=cache)
+    assert sizes == [1] and lats[0] is lats[1] and not isinstance(lats[0], MeasurementError)
+
+
+def test_only_the_models_that_disagree_get_more_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import designspace.evaluate.isolated as isolated
+
+    calls: list[tuple[int, int | None]] = []
+
+    def fake(models, threads=1, protocol=None, processes=None):  # type: ignore[no-untyped-def]
+        calls.append((len(models), processes))
+        # the second model's two processes disagree by 20%, the first's agree
+        first = [isolated.Timing((2.0, 2.01), (2.0, 2.01), (2.1, 2.1), (1.0, 1.0), 10),
+                 isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10)]
+        return first if processes is None else [isolated.Timing((3.1,), (3.1,), (3.2,), (1.0,), 5)] * len(models)
+
+    monkeypatch.setattr(isolated, "time_onnx", fake)
+    proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=1))
+    a, b = measure_onnx([(b"a", (1, 3, 8, 8)), (b"b", (1, 3, 8, 8))], Context.local(resolution=8), proto,
+                        ReferenceStore())
+    assert calls == [(2, None), (1, 1)]  # the extra process timed the second model alone
+    assert a.processes == 2 and b.processes == 3 and b.ratio == pytest.approx(3.1)

@@ -114,7 +114,7 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
     ``group`` networks of one context in each worker process (each round: the reference, then every network,
     ``round_s`` each), so that the processes' start-up and the reference's rounds are paid once per group, not
     once per network. A group whose workers fail is measured again one network at a time, so that one network's
-    failure stays its own.
+    failure stays its own. A network given twice in one context is measured once.
 
     Returns:
         Per Arch, in order: its :class:`Latency`, or the :class:`MeasurementError` that failed it.
@@ -125,7 +125,13 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
     proto = protocol or Protocol()
     out: list[Latency | MeasurementError | None] = [None] * len(archs)
     pending: dict[str, list[int]] = {}
+    first: dict[tuple[str, str], int] = {}  # (context, network) -> the index measured for it
+    same: list[tuple[int, int]] = []  # (index, the index whose figure it takes): a front may hold one network twice
     for i, (arch, ctx) in enumerate(zip(archs, contexts, strict=True)):
+        twin = first.setdefault((ctx.key(), arch.fingerprint), i)
+        if twin != i:
+            same.append((i, twin))
+            continue
         hit = _cached(arch, ctx, cache)
         if hit is not None:
             out[i] = hit
@@ -157,6 +163,8 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
                 if cache is not None:
                     cache.put(archs[i], _KIND, ctx.key(), lat.to_dict())
                 out[i] = lat
+    for i, twin in same:
+        out[i] = out[twin]
     return [o if o is not None else MeasurementError("not measured") for o in out]
 
 
