@@ -49,23 +49,26 @@ def _load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def _eval_process(name: str, old: bool) -> tuple[float, float, list[str], float | None]:
-    """One ``designspace eval`` in a fresh process and results folder: (ms, wall seconds, flags)."""
+def _eval_process(name: str, old: bool) -> tuple[float, float, list[str], float | None, str]:
+    """One ``designspace eval`` in a fresh process and results folder: (ms, wall seconds, flags, the fastest
+    process's own minimum, the figure's parts: ratio x reference in processes)."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "DESIGNSPACE_RESULTS": tmp}
         code = ("import json, sys, time; from designspace.evaluate.evaluation import evaluate; "
                 "from designspace.evaluate.latency import Protocol; t = time.perf_counter(); "
                 f"ev = evaluate({name!r}, cache=True, protocol=Protocol(isolated=None) if {old} else None); "
                 "print(json.dumps({'ms': ev.latency.ms, 'wall': time.perf_counter() - t, "
-                "'flags': list(ev.latency.flags), 'direct': ev.latency.direct_ms}))")
+                "'flags': list(ev.latency.flags), 'direct': ev.latency.direct_ms, 'ratio': ev.latency.ratio, "
+                "'ref': ev.latency.reference_ms, 'processes': ev.latency.processes}))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         data = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(data["ms"]), float(data["wall"]), list(data["flags"]), data["direct"]
+    parts = (f"{data['ratio']:.3f}x{data['ref']:.3f}/{data['processes']}" if data["ratio"] is not None else "")
+    return float(data["ms"]), float(data["wall"]), list(data["flags"]), data["direct"], parts
 
 
 def part1(processes: int) -> dict[str, float]:
     print(f"\n1. repeatability: {processes} separate processes per model, fresh cache each ({_load()})")
-    figures: dict[tuple[str, bool], list[tuple[float, float, list[str], float | None]]] = {}
+    figures: dict[tuple[str, bool], list[tuple[float, float, list[str], float | None, str]]] = {}
     for _ in range(processes):
         for old in (False, True):
             for name in REPEAT:
@@ -89,6 +92,8 @@ def part1(processes: int) -> dict[str, float]:
             if direct:  # the same measurements without the reference: the fastest process's own minimum
                 print(f"     {'  same, direct':16s} " + " ".join(f"{m:7.3f}" for m in direct)
                       + f"  (max-min)/min {max(direct) / min(direct) - 1:6.2%}")
+                # why a figure differs: the median ratio, the reference it was scaled by, and the processes
+                print(f"     {'  ratio x ref/n':16s} " + " ".join(f[4] for f in figures[(name, old)]))
     wall = max(f[1] for (n, old), v in figures.items() if not old for f in v)
     print(f"   goal (max-min)/min <= 5%: {'met' if worst <= 0.05 else 'NOT met'} (worst {worst:.2%}); "
           f"goal <= 10 s per measurement: {'met' if wall <= 10 else 'NOT met'} (worst {wall:.1f} s)")
@@ -213,6 +218,14 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
         print(f"   per-network term fitted first on mobile's {len(calib)} zoo and seeded networks: "
               f"{describe_fit(fit)} ({time.perf_counter() - t:.0f} s)")
     walls = {"fit": time.perf_counter() - t}
+
+    def entries() -> int:  # the table's entries in the cache
+        db = sqlite3.connect(cache_dir / "cache.sqlite")
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM results WHERE kind = 'lut'").fetchone()[0])
+        finally:
+            db.close()
+
     for study, mode, n in (("bench_table_cold", "table", trials), ("bench_table", "table", trials),
                            ("bench_measure", "measure", measure_trials)):
         if study != "bench_table_cold":  # measured again, not read from an earlier run's whole-network rows
@@ -220,11 +233,20 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
             db.execute("DELETE FROM results WHERE kind = 'latency'")
             db.commit()
             db.close()
+        before = entries()
         t = time.perf_counter()
         rc = cli(["search", "mobile", "--device", "local", "--budget", "20ms", "--trials", str(n), "--latency", mode,
                   "--study", study, "--no-progress", "--json"])
         walls[study] = time.perf_counter() - t
         assert rc in (0, 2), rc
+        # where the time went: the trials' own evaluations (on-demand entries included) and the rest (the
+        # front measured whole, the results written)
+        rows = csvrows(cache_dir / study / "trials.csv")
+        in_trials = sum(float(r["duration_s"]) for r in rows if r.get("duration_s"))
+        front = len(csvrows(cache_dir / study / "pareto.csv"))
+        print(f"   {study}: {walls[study]:.0f} s: the {n} trials' evaluations {in_trials:.0f} s "
+              f"({entries() - before} entries measured on demand), the rest {walls[study] - in_trials:.0f} s "
+              + (f"(its front of {front} measured whole)" if mode == "table" else ""))
     rows = list(csvrows(cache_dir / "bench_table" / "pareto.csv"))
     errs = [float(r["latency_table_ms"]) / float(r["latency_remeasured_ms"]) - 1 for r in rows
             if r.get("latency_remeasured_ms") and r.get("latency_table_ms")]

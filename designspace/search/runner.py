@@ -255,18 +255,19 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     # cost more than the 300 table trials before it
     lats = measure_latencies(archs, [evaluate.table_context(a) for a in archs], protocol=cfg.protocol,
                              cache=evaluate.cache)
-    points = []
+    points = {}  # by network: two trials of one network are one point
     for key, arch, lat in zip(keys, archs, lats, strict=True):
         if isinstance(lat, MeasurementError):
             log.warning("trial %s of the Pareto front could not be measured whole: %s", key, lat)
             continue
         done[key] = lat.ms
-        tab = table_latency(arch, evaluate.table_context(arch), evaluate.cache)  # its entries are all there
-        points.append((arch.fingerprint, lat.ms, tab.entries_ms, permutes(arch)))
+        if arch.fingerprint not in points:
+            tab = table_latency(arch, evaluate.table_context(arch), evaluate.cache)  # its entries are all there
+            points[arch.fingerprint] = (arch.fingerprint, lat.ms, tab.entries_ms, permutes(arch))
     study.set_user_attr("remeasured", done)
     if points:  # the front measured whole refines the table's term for the next search (this one's figures and
         # their errors stay as the trials saw them)
-        add_points(points, evaluate.table_context(archs[0]), evaluate.cache)
+        add_points(list(points.values()), evaluate.table_context(archs[0]), evaluate.cache)
     return done
 
 
