@@ -338,3 +338,18 @@ def test_only_the_models_that_disagree_get_more_processes(monkeypatch: pytest.Mo
                         ReferenceStore())
     assert calls == [(2, None), (1, 1)]  # the extra process timed the second model alone
     assert a.processes == 2 and b.processes == 3 and b.ratio == pytest.approx(3.1)
+
+
+def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    import designspace.evaluate.isolated as isolated
+
+    calls: list[int | None] = []
+
+    def fake(models, threads=1, protocol=None, processes=None):  # type: ignore[no-untyped-def]
+        calls.append(processes)
+        return [isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10)] * len(models)
+
+    monkeypatch.setattr(isolated, "time_onnx", fake)
+    proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=2, budget_s=0.0))
+    (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
+    assert calls == [None] and lat.processes == 2 and "unconfirmed" in lat.flags

@@ -460,8 +460,8 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
                  reference: ReferenceStore, start: float | None = None) -> list[Latency]:
     """Latencies of exported ONNX models in ``context`` by the isolated, interleaved protocol (see
     :mod:`designspace.evaluate.isolated`): the median ratio to the reference across worker processes, times
-    the reference's long-run figure; more processes for a model whose processes disagree (that model alone);
-    flags as :class:`Latency` says.
+    the reference's long-run figure; more processes for a model whose processes disagree (that model alone, and
+    only within ``IsolatedProtocol.budget_s``); flags as :class:`Latency` says.
 
     Raises:
         MeasurementError: a worker failed (the reason is in the message).
@@ -474,11 +474,15 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
         iso = dataclasses.replace(iso, run_timeout_s=protocol.run_timeout_s)
     began = time.perf_counter() if start is None else start
     try:
+        timed = time.perf_counter()
         timings = time_onnx(models, context.threads, iso)
         # more processes for the models whose processes disagree, not for the whole group: a front of 8
         # networks to a worker nearly always holds one that disagrees
         apart = [i for i, t in enumerate(timings) if t.spread > iso.agree]
-        if apart and iso.extra_processes:
+        now = time.perf_counter()
+        pace = (now - timed) / iso.processes / len(models)  # seconds per model per process
+        within = now - began + pace * len(apart) * iso.extra_processes <= iso.budget_s * len(models)
+        if apart and iso.extra_processes and within:
             more = time_onnx([models[i] for i in apart], context.threads, iso, processes=iso.extra_processes)
             for i, extra in zip(apart, more, strict=True):
                 timings[i] = _merge(timings[i], extra)
