@@ -29,6 +29,7 @@ figures say more about the host than about the protocol.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -52,21 +53,31 @@ def _load() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
+def _rows(path: Path, drop: tuple[str, ...] = ()) -> int:
+    """Drops the results cache's rows of the ``drop`` kinds (so that they are measured again) and returns how
+    many table entries it holds."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        if drop:
+            db.execute(f"DELETE FROM results WHERE kind IN ({', '.join('?' * len(drop))})", drop)
+            db.commit()
+        return int(db.execute("SELECT COUNT(*) FROM results WHERE kind = 'lut'").fetchone()[0])
+    finally:
+        db.close()
+
+
 def _eval_process(name: str, mode: str, shared: Path) -> tuple[float, float, list[str], float | None, str]:
     """One ``designspace eval`` in a fresh process: (ms, wall seconds, flags, the fastest process's own minimum,
     the figure's parts: ratio x reference / processes). ``mode``: ``"fresh"`` (a fresh results folder, the
     protocol), ``"old"`` (the same, the protocol before issue 11), ``"known-reference"`` (the results folder
     ``shared``, whose whole-network latencies are dropped first: only the reference's long-run figure
     carries over from the earlier processes)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = shared if mode == "known-reference" else Path(tmp)
-        if mode == "known-reference" and (folder / "cache.sqlite").exists():
-            import sqlite3
-
-            db = sqlite3.connect(folder / "cache.sqlite")
-            db.execute("DELETE FROM results WHERE kind = 'latency'")
-            db.commit()
-            db.close()
+    with contextlib.ExitStack() as stack:
+        folder = shared if mode == "known-reference" else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if (folder / "cache.sqlite").exists():
+            _rows(folder / "cache.sqlite", drop=("latency",))
         env = {**os.environ, "DESIGNSPACE_RESULTS": str(folder)}
         code = ("import json, sys, time; from designspace.evaluate.evaluation import evaluate; "
                 "from designspace.evaluate.latency import Protocol; t = time.perf_counter(); "
@@ -214,8 +225,6 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
 
 
 def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
-    import sqlite3
-
     from designspace.cli import main as cli
 
     print(f"\n4. search mobile --budget 20ms: {trials} trials with --latency table (a first run builds the entries it "
@@ -239,21 +248,10 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
               f"{describe_fit(fit)} ({time.perf_counter() - t:.0f} s)")
     walls = {"fit": time.perf_counter() - t}
 
-    def entries() -> int:  # the table's entries in the cache
-        db = sqlite3.connect(cache_dir / "cache.sqlite")
-        try:
-            return int(db.execute("SELECT COUNT(*) FROM results WHERE kind = 'lut'").fetchone()[0])
-        finally:
-            db.close()
-
     for study, mode, n in (("bench_table_cold", "table", trials), ("bench_table", "table", trials),
                            ("bench_measure", "measure", measure_trials)):
-        if study != "bench_table_cold":  # measured again, not read from an earlier run's whole-network rows
-            db = sqlite3.connect(cache_dir / "cache.sqlite")
-            db.execute("DELETE FROM results WHERE kind = 'latency'")
-            db.commit()
-            db.close()
-        before = entries()
+        # after the first run, whole networks are measured again, not read from an earlier run's rows
+        before = _rows(cache_dir / "cache.sqlite", drop=("latency",) if study != "bench_table_cold" else ())
         t = time.perf_counter()
         rc = cli(["search", "mobile", "--device", "local", "--budget", "20ms", "--trials", str(n), "--latency", mode,
                   "--study", study, "--no-progress", "--json"])
@@ -264,8 +262,9 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
         rows = csvrows(cache_dir / study / "trials.csv")
         in_trials = sum(float(r["duration_s"]) for r in rows if r.get("duration_s"))
         front = len(csvrows(cache_dir / study / "pareto.csv"))
+        measured = _rows(cache_dir / "cache.sqlite") - before
         print(f"   {study}: {walls[study]:.0f} s: the {n} trials' evaluations {in_trials:.0f} s "
-              f"({entries() - before} entries measured on demand), the rest {walls[study] - in_trials:.0f} s "
+              f"({measured} entries measured on demand), the rest {walls[study] - in_trials:.0f} s "
               + (f"(its front of {front} measured whole)" if mode == "table" else ""))
     rows = list(csvrows(cache_dir / "bench_table" / "pareto.csv"))
     errs = [float(r["latency_table_ms"]) / float(r["latency_remeasured_ms"]) - 1 for r in rows
@@ -319,10 +318,8 @@ def main() -> None:
 
             db = sqlite3.connect(Path(tmp) / "cache.sqlite")
             sqlite3.connect(args.cache).backup(db)
-            db.execute("DELETE FROM results WHERE kind IN ('latency', 'lut-fit')")
-            db.commit()
-            n = db.execute("SELECT COUNT(*) FROM results WHERE kind = 'lut'").fetchone()[0]
             db.close()
+            n = _rows(Path(tmp) / "cache.sqlite", drop=("latency", "lut-fit"))
             print(f"   started from {args.cache}: {n} table entries kept, whole-network latencies and the fit dropped")
         if "1" in args.parts:
             part1(args.processes)
