@@ -15,8 +15,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -25,6 +26,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 pytestmark = pytest.mark.browser
+T = TypeVar("T")
 
 
 def _free_port() -> int:
@@ -101,6 +103,19 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+def _stale_safe(action: Callable[[], T], tries: int = 20) -> T:
+    """Runs ``action`` again while Streamlit redraws under it: an element found a moment ago can be replaced
+    before its text is read or it is clicked (selenium's ``StaleElementReferenceException``)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(tries - 1):
+        try:
+            return action()
+        except StaleElementReferenceException:
+            time.sleep(0.3)
+    return action()
+
+
 def _body(driver: object) -> str:
     from selenium.webdriver.common.by import By
 
@@ -111,11 +126,14 @@ def _wait(driver: object, *texts: str, timeout: float = 60.0) -> str:
     """Waits until the page shows every text and Streamlit is no longer running the script; returns the text."""
     from selenium.webdriver.common.by import By
 
+    def busy() -> bool:
+        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')  # type: ignore[attr-defined]
+        return any("Running" in e.text for e in running)
+
     deadline = time.monotonic() + timeout
     while True:
-        body = _body(driver)
-        running = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')  # type: ignore[attr-defined]
-        if all(t in body for t in texts) and not any("Running" in e.text for e in running):
+        body = _stale_safe(lambda: _body(driver))
+        if all(t in body for t in texts) and not _stale_safe(busy):
             time.sleep(0.8)  # let plotly and graphviz finish drawing
             return body
         if time.monotonic() > deadline:
@@ -129,24 +147,30 @@ def _select(driver: object, label: str, option: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]'):  # type: ignore[attr-defined]
-        if box.text.splitlines()[0].strip() == label:
-            box.find_element(By.CSS_SELECTOR, "input").click()
-            box.find_element(By.CSS_SELECTOR, "input").send_keys(option)
-            time.sleep(0.3)
-            box.find_element(By.CSS_SELECTOR, "input").send_keys(Keys.ENTER)
-            return
-    raise AssertionError(f"no selectbox labelled {label!r}")
+    def pick() -> None:
+        for box in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSelectbox"]'):  # type: ignore[attr-defined]
+            if box.text.splitlines()[0].strip() == label:
+                box.find_element(By.CSS_SELECTOR, "input").click()
+                box.find_element(By.CSS_SELECTOR, "input").send_keys(option)
+                time.sleep(0.3)
+                box.find_element(By.CSS_SELECTOR, "input").send_keys(Keys.ENTER)
+                return
+        raise AssertionError(f"no selectbox labelled {label!r}")
+
+    _stale_safe(pick)
 
 
 def _page(driver: object, name: str) -> None:
     from selenium.webdriver.common.by import By
 
-    for el in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] label'):  # type: ignore[attr-defined]
-        if el.text.strip() == name:
-            el.click()
-            return
-    raise AssertionError(f"no page {name!r} in the sidebar")
+    def click() -> None:
+        for el in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] label'):  # type: ignore[attr-defined]
+            if el.text.strip() == name:
+                el.click()
+                return
+        raise AssertionError(f"no page {name!r} in the sidebar")
+
+    _stale_safe(click)
 
 
 def _shot(driver: object, folder: Path, name: str) -> Path:
@@ -170,23 +194,32 @@ def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object
     _wait(driver, "designspace: trade-offs", "Study", "Pareto front")
     _select(driver, "Study", "tiny")
     _wait(driver, "latency (ms) on local", "Trial ")
-    charts = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')  # type: ignore
-    assert charts, "the trade-off chart is not drawn"
-    assert "Pareto front" in charts[0].text  # the chart's legend
+    def legend() -> str:
+        charts = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')  # type: ignore
+        assert charts, "the trade-off chart is not drawn"
+        return str(charts[0].text)
+
+    assert "Pareto front" in _stale_safe(legend)  # the chart's legend
     shots = [_shot(driver, tmp_path, "tradeoffs")]
     number = read_results(root / "tiny").pareto()[-1]["number"]  # open the last trial of the front
     _select(driver, "Open a trial", f"trial {number}")
     body = _wait(driver, f"Trial {number}", "Stages", "Measurement context", "stage 1")
     assert "params_m" in body and "width" in body and "downsample" in body  # the per-stage table
-    trial = driver.find_elements(By.XPATH, f"//*[text()='Trial {number}']")  # type: ignore[attr-defined]
-    driver.execute_script("arguments[0].scrollIntoView();", trial[0])  # type: ignore[attr-defined]
+    def scroll() -> None:
+        trial = driver.find_elements(By.XPATH, f"//*[text()='Trial {number}']")  # type: ignore[attr-defined]
+        driver.execute_script("arguments[0].scrollIntoView();", trial[0])  # type: ignore[attr-defined]
+
+    _stale_safe(scroll)
     time.sleep(0.5)
     shots.append(_shot(driver, tmp_path, "trial"))
     for tab in ("Diagram", "Blocks"):
-        tabs = [t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]')  # type: ignore[attr-defined]
-                if t.text.strip() == tab]
-        assert tabs, f"no tab {tab!r}"
-        tabs[0].click()
+        def open_tab(tab: str = tab) -> None:
+            tabs = [t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]')  # type: ignore[attr-defined]
+                    if t.text.strip() == tab]
+            assert tabs, f"no tab {tab!r}"
+            tabs[0].click()
+
+        _stale_safe(open_tab)
         time.sleep(1.0)
     assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')  # type: ignore[attr-defined]
     _page(driver, "Compare")
