@@ -111,6 +111,40 @@ class Cache:
         except sqlite3.Error as err:
             log.warning("evaluation cache write failed (%s)", err)
 
+    def count(self, kind: str, context: str) -> int:
+        """How many rows of ``kind`` are stored in ``context`` (0 where the cache is unavailable)."""
+        db = self._connect()
+        if db is None:
+            return 0
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM results WHERE kind=? AND context=?", (kind, context)
+                                  ).fetchone()[0])
+        except sqlite3.Error as err:
+            log.warning("evaluation cache read failed (%s)", err)
+            return 0
+
+    def rows(self, kind: str, context: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored (key, value) of ``kind`` in ``context``, in key order; rows that are not JSON objects are
+        left out (:meth:`get` drops them when asked for one)."""
+        db = self._connect()
+        if db is None:
+            return []
+        try:
+            found = db.execute("SELECT fingerprint, data FROM results WHERE kind=? AND context=? ORDER BY fingerprint",
+                               (kind, context)).fetchall()
+        except sqlite3.Error as err:
+            log.warning("evaluation cache read failed (%s)", err)
+            return []
+        out = []
+        for key, text in found:
+            try:
+                data = json.loads(text)
+            except (TypeError, ValueError):
+                continue
+            if isinstance(data, dict):
+                out.append((str(key), data))
+        return out
+
     def close(self) -> None:
         """Closes the connection."""
         if self._db is not None:

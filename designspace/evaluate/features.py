@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from designspace.arch import Arch
 
-__all__ = ["FEATURES", "component_features", "network_features"]
+if TYPE_CHECKING:
+    from designspace.plan import Placement
+
+__all__ = ["FEATURES", "component_features", "network_features", "placement_features"]
 
 FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
             "norm_melems", "softmax_melems", "heads", "ops", "const")
@@ -128,12 +131,11 @@ class _Recorder:
             self.add("heads", _numel(x) / max(n, 1))
 
 
-def _trace(arch: Arch) -> dict[str, dict[str, float]]:
+def _record(model: Any, x: Any, parts: dict[str, Any]) -> _Recorder:
+    """Runs ``model`` on ``x`` (meta tensors) under the recording mode; each ATen op is charged to the part of
+    ``parts`` (name -> submodule) whose forward last began, else to ``"network"``."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-
-    from designspace.network import Network
-    from designspace.plan import plan
 
     rec = _Recorder()
 
@@ -143,14 +145,8 @@ def _trace(arch: Arch) -> dict[str, dict[str, float]]:
             rec.record(func.overloadpacket.__name__, tuple(args), out)
             return out
 
-    with torch.device("meta"):
-        model = Network(arch).eval()
-        x = torch.empty(1, arch.in_chans, arch.resolution, arch.resolution)
-    names = [p.name for p in plan(arch)]
     handles = []
-    for name in names:
-        module = model.get_submodule(name)
-
+    for name, module in parts.items():
         def pre(_m: Any, _a: Any, name: str = name) -> None:
             rec.current = name
 
@@ -161,10 +157,39 @@ def _trace(arch: Arch) -> dict[str, dict[str, float]]:
     finally:
         for h in handles:
             h.remove()
+    return rec
+
+
+def _trace(arch: Arch) -> dict[str, dict[str, float]]:
+    import torch
+
+    from designspace.network import Network
+    from designspace.plan import plan
+
+    with torch.device("meta"):
+        model = Network(arch).eval()
+        x = torch.empty(1, arch.in_chans, arch.resolution, arch.resolution)
+    names = [p.name for p in plan(arch)]
+    rec = _record(model, x, {name: model.get_submodule(name) for name in names})
     out = {name: dict(rec.by[name]) for name in names if name in rec.by}
     glue = rec.by.get("network")
     out["network"] = {**dict.fromkeys(FEATURES, 0.0), **(glue or {}), "const": 1.0}
     return out
+
+
+def placement_features(p: Placement) -> dict[str, float]:
+    """Features of one placed component run alone, as the latency table times it (its own input layout, no
+    layout change before it), with ``const`` = 1 for the run's fixed cost. The units are :data:`FEATURES`'."""
+    import torch
+
+    kwargs = p.layer.kwargs()
+    layout, _ = p.component.layouts(kwargs)
+    h, w = p.site.hw
+    with torch.device("meta"):
+        module = p.component.build(p.site, kwargs, 0.0).eval()
+        x = torch.empty(1, p.site.in_chs, h, w) if layout == "nchw" else torch.empty(1, h, w, p.site.in_chs)
+    rec = _record(module, x, {})
+    return {**dict.fromkeys(FEATURES, 0.0), **rec.by.get("network", {}), "const": 1.0}
 
 
 @functools.lru_cache(maxsize=4096)

@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+from typing import Protocol as Interface
 
 import torch
 
@@ -35,9 +36,10 @@ from designspace.evaluate.latency import Context, Latency, Protocol, ReferenceSt
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
-__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "TableFit", "TableLatency", "add_points", "build_table",
-           "calibrate_term", "describe_fit", "entry_of", "entry_protocol", "fit_term", "load_fit", "measure_entries",
-           "missing_entries", "permutes", "table_latency", "table_latency_of"]
+__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "EntryGuess", "TableFit", "TableLatency", "add_points", "build_table",
+           "calibrate_term", "describe_fit", "entry_features", "entry_of", "entry_protocol", "fit_term", "load_fit",
+           "measure_entries", "missing_entries", "permutes", "placement_of", "table_context_key", "table_latency",
+           "table_latency_of"]
 
 log = logging.getLogger(__name__)
 KIND, FIT_KIND = "lut", "lut-fit"
@@ -113,9 +115,25 @@ def permutes(arch: Arch) -> int:
     return n
 
 
-def _context_key(context: Context) -> str:
-    # entries carry their own shapes: the network resolution in the context does not apply to them
+def table_context_key(context: Context) -> str:
+    """The cache context of entries measured in ``context``: its key without the network's resolution (entries
+    carry their own shapes)."""
     return dataclasses.replace(context, resolution=0).key()
+
+
+def placement_of(entry: dict[str, Any]) -> Placement:
+    """A placement of the component an entry row describes (``asdict(Entry)``), alone at its site: what
+    :func:`designspace.evaluate.features.placement_features` needs to trace it again.
+
+    Raises:
+        KeyError, TypeError, ValueError, DocumentError: a row that does not describe a component.
+    """
+    from designspace.arch import Layer
+    from designspace.blocks import Site
+
+    hw = (int(entry["hw"][0]), int(entry["hw"][1]))
+    site = Site(int(entry["in_chs"]), int(entry["out_chs"]), int(entry["stride"]), hw)
+    return Placement(str(entry["type"]), (), "entry", Layer(str(entry["type"]), json.loads(entry["params"])), site, hw)
 
 
 def _export(p: Placement, batch: int) -> tuple[bytes, tuple[int, ...]]:
@@ -130,13 +148,13 @@ def _export(p: Placement, batch: int) -> tuple[bytes, tuple[int, ...]]:
 
 def _row(cache: Cache, entry: Entry, context: Context) -> dict[str, Any] | None:
     """The entry's stored row, or ``None``: not there, or corrupt (then dropped, to be measured again)."""
-    hit = cache.get(entry.key, KIND, _context_key(context))
+    hit = cache.get(entry.key, KIND, table_context_key(context))
     if hit is None:
         return None
     ms = hit.get("ms")
     if not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
         log.warning("latency table: a corrupt entry for %s is measured again", entry.describe())
-        cache.drop(entry.key, KIND, _context_key(context))
+        cache.drop(entry.key, KIND, table_context_key(context))
         return None
     return hit
 
@@ -205,12 +223,34 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
                     ms = ratio * lat.reference_ms  # both passes scaled by the long-run reference as it is now
                 else:
                     ms = min(float(old["ms"]), ms)
-            cache.put(e.key, KIND, _context_key(context),
-                      {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e), "flags": list(lat.flags)})
+            row = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e), "flags": list(lat.flags)}
+            feats = old.get("features") if old is not None else None
+            row["features"] = feats if isinstance(feats, list) else _features_or_none(p)
+            cache.put(e.key, KIND, table_context_key(context), row)
         done += len(group)
         if progress is not None:
             progress(len(group))
     return done
+
+
+def entry_features(p: Placement) -> list[float]:
+    """The cost features of ``p`` run alone (:func:`designspace.evaluate.features.placement_features`), in
+    :data:`designspace.evaluate.features.FEATURES` order: what an entry's row stores for the entry models of
+    :mod:`designspace.evaluate.entry_model`."""
+    from designspace.evaluate.features import FEATURES, placement_features
+
+    f = placement_features(p)
+    return [float(f[k]) for k in FEATURES]
+
+
+def _features_or_none(p: Placement) -> list[float] | None:
+    """:func:`entry_features`, or ``None`` where the component cannot be traced on the meta device (the entry is
+    kept; it only fits no model)."""
+    try:
+        return entry_features(p)
+    except Exception as err:
+        log.debug("latency table: no features for %s (%s)", entry_of(p).describe(), err)
+        return None
 
 
 #: the forms the per-network term can take, simplest first: the fit keeps the one whose leave-one-out error is
@@ -324,14 +364,14 @@ def fit_term(points: Sequence[tuple[str, float, float, int]], context: Context, 
     fit = TableFit(intercept, per_permute, tuple(points), float(sum(errors) / len(errors)), float(max(errors)),
                    scale, form)
     if cache is not None:
-        cache.put("table-fit", FIT_KIND, _context_key(context), asdict(fit))
+        cache.put("table-fit", FIT_KIND, table_context_key(context), asdict(fit))
     return fit
 
 
 def load_fit(context: Context, cache: Cache) -> TableFit | None:
     """The stored per-network term of ``context``, or ``None`` (none yet, or a corrupt one). A fit stored before
     the ``scale`` form existed reads with scale 1."""
-    hit = cache.get("table-fit", FIT_KIND, _context_key(context))
+    hit = cache.get("table-fit", FIT_KIND, table_context_key(context))
     if hit is None:
         return None
     try:
@@ -345,7 +385,7 @@ def load_fit(context: Context, cache: Cache) -> TableFit | None:
         return fit
     except (KeyError, TypeError, ValueError):
         log.warning("latency table: a corrupt per-network term is dropped (lut build fits it again)")
-        cache.drop("table-fit", FIT_KIND, _context_key(context))
+        cache.drop("table-fit", FIT_KIND, table_context_key(context))
         return None
 
 
@@ -359,8 +399,10 @@ class TableLatency:
         entries_ms: the sum of the entries.
         term_ms: what the fitted per-network term adds to the sum, ``ms - entries_ms`` (0 without a fit).
         components: (component name, entry ms) in forward order.
-        measured_now: entries that were missing and measured for this figure.
+        measured_now: distinct entries that were missing and measured for this figure.
         fit: the fit used, or ``None``.
+        predicted: distinct entries that were missing and predicted for this figure (not measured; see
+            :mod:`designspace.evaluate.entry_model`).
     """
 
     ms: float
@@ -369,18 +411,31 @@ class TableLatency:
     components: tuple[tuple[str, float], ...]
     measured_now: int
     fit: TableFit | None
+    predicted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the fit as its coefficients and leave-one-out error)."""
         out: dict[str, Any] = {"ms": self.ms, "entries_ms": self.entries_ms, "term_ms": self.term_ms,
-                               "components": [list(c) for c in self.components], "measured_now": self.measured_now}
+                               "components": [list(c) for c in self.components], "measured_now": self.measured_now,
+                               "predicted": self.predicted}
         if self.fit is not None:
             out["fit"] = _fit_summary(self.fit)
         return out
 
 
-def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol = _DEFAULT) -> TableLatency:
-    """The table latency of ``arch`` in ``context``; missing entries are measured on demand (and stored).
+class EntryGuess(Interface):
+    """What :func:`table_latency` asks of a predictor of missing entries
+    (:class:`designspace.evaluate.entry_model.EntryPredictor`)."""
+
+    def predict(self, p: Placement) -> float | None:
+        """Milliseconds for ``p``'s entry, or ``None`` where it must be measured."""
+
+
+def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol = _DEFAULT,
+                  predictor: EntryGuess | None = None) -> TableLatency:
+    """The table latency of ``arch`` in ``context``. A missing entry is predicted by ``predictor`` where its
+    type's model holds (:class:`designspace.evaluate.entry_model.EntryPredictor`; not stored), else measured on
+    demand (and stored).
 
     Raises:
         MeasurementError: a missing entry could not be measured.
@@ -392,13 +447,20 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
     for _, e in keyed:
         if e.key not in found:
             found[e.key] = _get(cache, e, context)
-    missing = [p for p, e in keyed if found[e.key] is None]
+    predicted: dict[str, float] = {}
+    if predictor is not None:
+        for p, e in keyed:
+            if found[e.key] is None and e.key not in predicted:
+                guess = predictor.predict(p)
+                if guess is not None:
+                    predicted[e.key] = guess
+    missing = [p for p, e in keyed if found[e.key] is None and e.key not in predicted]
     measured = measure_entries(missing, context, cache, protocol) if missing else 0
     comps = []
     for p, e in keyed:
-        if found[e.key] is None:
+        if found[e.key] is None and e.key not in predicted:
             found[e.key] = _get(cache, e, context)
-        ms = found[e.key]
+        ms = predicted[e.key] if e.key in predicted else found[e.key]
         if ms is None:  # measured a moment ago but unreadable: the cache is not writable
             raise DesignspaceError(f"the latency table in {cache.path} cannot store entries (fix: check that the "
                                    "results folder is writable)")
@@ -406,7 +468,7 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
     fit = load_fit(context, cache)
     entries = sum(ms for _, ms in comps)
     ms = fit.latency(entries, permutes(arch)) if fit is not None else entries
-    return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit)
+    return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit, len(predicted))
 
 
 def describe_fit(fit: TableFit) -> str:
@@ -503,7 +565,7 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     # second pass comes minutes after the first, so that a slow stretch of the host inflates one at most
     one = protocol if iso is None else dataclasses.replace(
         protocol, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
-    once = sum(1 for e in found if (row := cache.get(e, KIND, _context_key(context))) is not None
+    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context))) is not None
                and int(row.get("passes", 1)) < 2)  # measured on demand before, by a search: one pass
     total = 2 * len(todo) + once
     done = [0]

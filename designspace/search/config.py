@@ -35,8 +35,11 @@ class SearchConfig:
         invalid: ``repair`` or ``reject`` invalid combinations.
         runtime, threads, batch: the local latency context (a device profile fixes its own).
         protocol: the latency protocol.
-        latency: ``"measure"`` (each trial's network measured whole) or ``"table"`` (the per-block latency
-            table, :mod:`designspace.evaluate.table`; the final Pareto front is re-measured whole).
+        latency: ``"measure"`` (each trial's network measured whole), ``"table"`` (the per-block latency table,
+            :mod:`designspace.evaluate.table`, a missing entry predicted from its type's measured entries where
+            that model holds, :mod:`designspace.evaluate.entry_model`, else measured) or ``"table-measured"``
+            (the table, every missing entry measured); with either table the final Pareto front is re-measured
+            whole.
         results: the results folder (default ``results/``).
         progress: show a progress bar.
         trained: how ``--objective trained`` trains each candidate (:mod:`designspace.search.trained`).
@@ -73,11 +76,13 @@ class SearchConfig:
         if self.latency not in LATENCY_MODES:
             raise DesignspaceError(f"--latency {str(self.latency)[:40]!r} is not one of {', '.join(LATENCY_MODES)} "
                                    "(fix: --latency table for the per-block table, --latency measure to measure "
-                                   "every trial)")
+                                   "every trial, --latency table-measured for the table with no entry predicted)")
 
 
 #: how a search gets each trial's local latency
-LATENCY_MODES = ("measure", "table")
+LATENCY_MODES = ("measure", "table", "table-measured")
+#: the modes that take each trial's latency from the per-block table (and re-measure the front whole)
+TABLE_MODES = ("table", "table-measured")
 
 
 #: a study name is one folder name under the results folder: no separators, no '..', no hidden names

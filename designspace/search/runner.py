@@ -28,7 +28,7 @@ from typing import Any
 from designspace.evaluate.cache import results_dir
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
-from designspace.search.config import SearchConfig, SearchReport, check_study_name
+from designspace.search.config import TABLE_MODES, SearchConfig, SearchReport, check_study_name
 from designspace.search.storage import StudyStorage, open_storage
 from designspace.search.trial import Failed, TrialEvaluator
 from designspace.space import Space, match
@@ -49,7 +49,7 @@ def _settings(cfg: SearchConfig) -> dict[str, Any]:
         "device": cfg.device or None, "invalid": cfg.invalid,
         "context": {"runtime": cfg.runtime, "threads": cfg.threads, "batch": cfg.batch},
         "trained": cfg.trained.describe() if cfg.trained is not None else None,  # --objective trained
-        "latency": cfg.latency,  # "measure" (every trial) or "table" (per-block table, the front re-measured)
+        "latency": cfg.latency,  # "measure" (every trial), "table" or "table-measured" (the front re-measured)
     }
 
 
@@ -223,7 +223,7 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
         if bar is not None:
             bar.close()
     remeasured = None
-    if cfg.latency == "table" and evaluate.needs_latency and stopped != "interrupted":
+    if cfg.latency in TABLE_MODES and evaluate.needs_latency and stopped != "interrupted":
         remeasured = _remeasure_front(cfg, study, settings, evaluate)
     summary = write_results(study.get_trials(deepcopy=False), settings, folder, remeasured)
     report = SearchReport(cfg.name, folder, summary, ran, stopped)
@@ -239,7 +239,8 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     from designspace.arch import Arch
     from designspace.evaluate.evaluation import measure_latencies
     from designspace.evaluate.latency import MeasurementError
-    from designspace.evaluate.table import add_points, permutes, table_latency
+    from designspace.evaluate.table import add_points, missing_entries, permutes, table_latency
+    from designspace.plan import plan
     from designspace.results import pareto_front, study_rows
 
     done: dict[str, float] = dict(study.user_attrs.get("remeasured", {}))
@@ -261,8 +262,11 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
             log.warning("trial %s of the Pareto front could not be measured whole: %s", key, lat)
             continue
         done[key] = lat.ms
-        if arch.fingerprint not in points:
-            tab = table_latency(arch, evaluate.table_context(arch), evaluate.cache)  # its entries are all there
+        context = evaluate.table_context(arch)
+        # a point of the term needs every entry measured: a network with predicted entries is left out, so that
+        # the term does not absorb the predictions' errors (and nothing is measured for it here)
+        if arch.fingerprint not in points and not missing_entries(plan(arch), context, evaluate.cache):
+            tab = table_latency(arch, context, evaluate.cache)
             points[arch.fingerprint] = (arch.fingerprint, lat.ms, tab.entries_ms, permutes(arch))
     study.set_user_attr("remeasured", done)
     if points:  # the front measured whole refines the table's term for the next search (this one's figures and

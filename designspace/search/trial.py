@@ -13,7 +13,7 @@ from typing import Any
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, results_dir
 from designspace.results import ARCHS
-from designspace.search.config import SearchConfig
+from designspace.search.config import TABLE_MODES, SearchConfig
 from designspace.search.objectives import Objective, load_user_function
 from designspace.space import Budget
 
@@ -41,6 +41,7 @@ class TrialEvaluator:
                                    for o in cfg.objectives)
         self.needs_latency = any(o.kind == "latency" for o in cfg.objectives) or any(
             b.metric == "latency_ms" for b in cfg.budgets)
+        self.predictors: dict[str, Any] = {}  # --latency table: entry predictors by table context
         self.profile: Any = None  # the device's cost model, when latency refers to a device
         if self.needs_latency and cfg.device not in (None, "", "local"):
             from designspace.evaluate.devices import load_device
@@ -76,6 +77,18 @@ class TrialEvaluator:
 
         return Context.local(self.cfg.runtime, self.cfg.threads, self.cfg.batch, resolution=arch.resolution)
 
+    def _predictor(self, arch: Arch) -> Any:
+        """The entry predictor of ``arch``'s table context (one per context, kept for the search: its models
+        are fitted once and refitted as the table grows)."""
+        from designspace.evaluate.entry_model import EntryPredictor
+        from designspace.evaluate.table import table_context_key
+
+        context = self.table_context(arch)
+        key = table_context_key(context)
+        if key not in self.predictors:
+            self.predictors[key] = EntryPredictor(context, self.cache)
+        return self.predictors[key]
+
     def __call__(self, trial: Any) -> list[float]:
         import optuna
 
@@ -105,15 +118,16 @@ class TrialEvaluator:
         ds.update(fingerprint=arch.fingerprint, arch=str(path.relative_to(self.folder)), metrics=metrics)
         measured = {"params_m": counts.params_m, "macs_g": counts.macs_g}
         cheap_ok = all(measured[b.metric] <= b.limit for b in cfg.budgets if b.metric in measured)
-        if cheap_ok and self.needs_latency and cfg.latency == "table" and cfg.device in (None, "", "local"):
+        if cheap_ok and self.needs_latency and cfg.latency in TABLE_MODES and cfg.device in (None, "", "local"):
             from designspace.evaluate.table import entry_protocol, table_latency
 
             # a missing entry is a component, timed by the entries' light protocol (the whole network's protocol
             # is for the front's re-measurement): 3 processes of 0.5 s for one component made a cold table slow
-            tab = table_latency(arch, self.table_context(arch), self.cache, entry_protocol(cfg.protocol))
+            tab = table_latency(arch, self.table_context(arch), self.cache, entry_protocol(cfg.protocol),
+                                self._predictor(arch) if cfg.latency == "table" else None)
             measured["latency_ms"] = tab.ms
             metrics.update(latency_ms=tab.ms, latency_table_ms=tab.ms, latency_source="table",
-                           latency_entries_measured=tab.measured_now)
+                           latency_entries_measured=tab.measured_now, latency_entries_predicted=tab.predicted)
             ds["context"] = dataclasses.asdict(self.table_context(arch))
         elif cheap_ok and self.needs_latency and self.profile is not None:
             # a device's cost model predicts from the Arch alone: nothing is measured here (microseconds a trial)

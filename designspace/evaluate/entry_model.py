@@ -1,0 +1,198 @@
+"""Predicted latency-table entries: a component's entry estimated from the measured entries of its type, as
+nn-Meter predicts a kernel from kernels it measured, where measuring it would cost seconds.
+
+Some spaces have no finite set of entries in practice (``mobile``: 4,837 distinct entries after 2,000 draws,
+still 164 new in the last 200), so a search on a table keeps meeting entries the table lacks and paying an
+ONNX export and a worker process (1-3 s) for each. :class:`EntryPredictor` fits, per component type, the cost
+model of :mod:`designspace.evaluate.costmodel` (non-negative least squares on relative errors over the
+component's cost features, :func:`designspace.evaluate.features.placement_features`) to the measured entries of
+that type in the table, and predicts a missing entry only where:
+
+* the type has at least :data:`MIN_POINTS` measured entries (of the component's current code),
+* the model's cross-validated error (10-fold, or leave-one-out under 40 points) is at most :data:`MAX_ERROR`
+  mean, and
+* the entry's features lie inside the range of the fitted entries' (with the cost model's 10% margin) and use
+  no feature none of them used.
+
+Anything else is measured, as before. A predicted entry is never stored as an entry: the table holds measured
+figures only, and each figure says how many of its entries were predicted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from designspace.evaluate.cache import Cache
+from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
+from designspace.evaluate.features import FEATURES
+from designspace.evaluate.table import KIND, entry_features, entry_of, placement_of, table_context_key
+
+if TYPE_CHECKING:
+    from designspace.evaluate.latency import Context
+    from designspace.plan import Placement
+
+__all__ = ["COLUMNS", "MAX_ERROR", "MIN_POINTS", "EntryModel", "EntryPredictor", "entry_features", "fit_entry_model"]
+
+log = logging.getLogger(__name__)
+
+#: an entry's features: the device cost model's (:data:`designspace.evaluate.features.FEATURES`), of the
+#: component alone
+COLUMNS = FEATURES
+
+#: measured entries of a type needed before its entries are predicted
+MIN_POINTS = 12
+#: the largest cross-validated mean relative error at which a type's model is used
+MAX_ERROR = 0.10
+#: refit a type's model once its measured entries have grown by this fraction since the last fit
+REFIT_GROWTH = 0.25
+
+
+@dataclass(frozen=True)
+class EntryModel:
+    """One component type's entry model.
+
+    Attributes:
+        type: the component type.
+        model: the fitted cost model (milliseconds per feature unit).
+        points: measured entries it was fitted on.
+        cv_mean, cv_max: its cross-validated relative errors ``|pred - y| / y``, mean and largest.
+        usable: whether it predicts (at least :data:`MIN_POINTS` points and ``cv_mean <= MAX_ERROR``).
+    """
+
+    type: str
+    model: CostModel
+    points: int
+    cv_mean: float
+    cv_max: float
+
+    @property
+    def usable(self) -> bool:
+        """True where the model is trusted to predict (see the module's rules)."""
+        return self.points >= MIN_POINTS and self.cv_mean <= MAX_ERROR
+
+
+def fit_entry_model(type_name: str, x: Sequence[Sequence[float]], y: Sequence[float]) -> EntryModel:
+    """Fits one type's model to its measured entries' features ``x`` and milliseconds ``y``.
+
+    Raises:
+        FitError: too few points for the features they use.
+    """
+    folds = None if len(y) < 40 else 10  # leave-one-out costs a fit per point: thousands of entries need folds
+    model = fit_cost_model(x, y, COLUMNS, folds=folds)
+    errors = model.loo_errors
+    return EntryModel(type_name, model, len(y), float(sum(errors) / len(errors)), float(max(errors)))
+
+
+class EntryPredictor:
+    """Predicts missing table entries in one measurement context from the entries measured there.
+
+    Models are fitted per component type on first need and refitted once the type's measured entries have grown
+    by :data:`REFIT_GROWTH`. The features of a measured entry are stored in its table row on first use, so
+    that they are computed once.
+
+    Args:
+        context: the entries' measurement context.
+        cache: the results cache holding the table.
+    """
+
+    def __init__(self, context: Context, cache: Cache) -> None:
+        self.context, self.cache = context, cache
+        self._models: dict[str, EntryModel | None] = {}
+        self._fitted_on: dict[str, int] = {}
+        self._rows: dict[str, list[tuple[str, dict[str, Any]]]] | None = None
+        self._seen = -1
+        self._guesses: dict[str, float | None] = {}  # entry key -> prediction, by the models as they are now
+
+    def _by_type(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """The context's measured entries of current code, by type (reread when entries were added)."""
+        from designspace.evaluate.identity import component_identity
+
+        n = self.cache.count(KIND, table_context_key(self.context))
+        if self._rows is not None and n == self._seen:
+            return self._rows
+        rows = self.cache.rows(KIND, table_context_key(self.context))
+        by: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for key, row in rows:
+            entry, ms = row.get("entry"), row.get("ms")
+            if not isinstance(entry, dict) or not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
+                continue
+            t = str(entry.get("type"))
+            try:
+                current = key.endswith("@" + component_identity(t))
+            except Exception:  # a type no longer registered
+                current = False
+            if current:
+                by.setdefault(t, []).append((key, row))
+        self._rows, self._seen = by, n
+        return by
+
+    def _features(self, key: str, row: dict[str, Any]) -> list[float] | None:
+        """A measured entry's features: stored in its row, else computed from the entry and stored."""
+        stored = row.get("features")
+        if isinstance(stored, list) and len(stored) == len(COLUMNS):
+            return [float(v) for v in stored]
+        try:
+            feats = entry_features(placement_of(row["entry"]))
+        except Exception as err:  # an entry whose component cannot be rebuilt from its row: not a fitting point
+            log.debug("latency table: no features for %s (%s)", key, err)
+            return None
+        self.cache.put(key, KIND, table_context_key(self.context), {**row, "features": feats})
+        return feats
+
+    def model(self, type_name: str) -> EntryModel | None:
+        """The type's model (fitted or refitted as needed), or ``None`` where there are too few entries."""
+        rows = self._by_type().get(type_name, [])
+        last = self._fitted_on.get(type_name)
+        first_possible = self._models.get(type_name) is None and last is not None and last < MIN_POINTS <= len(rows)
+        if last is not None and len(rows) < last * (1 + REFIT_GROWTH) and not first_possible:
+            return self._models[type_name]
+        self._fitted_on[type_name] = max(len(rows), 1)
+        model = None
+        if len(rows) >= MIN_POINTS:
+            x, y = [], []
+            for key, row in rows:
+                feats = self._features(key, row)
+                if feats is not None:
+                    x.append(feats)
+                    y.append(float(row["ms"]))
+            try:
+                model = fit_entry_model(type_name, x, y) if len(y) >= MIN_POINTS else None
+            except FitError as err:
+                log.debug("latency table: no entry model for %s (%s)", type_name, err)
+        if model is not None:
+            log.info("latency table: %s entries predicted from %d measured ones (cross-validated error %.1f%% "
+                     "mean, %.1f%% max)%s", type_name, model.points, 100 * model.cv_mean, 100 * model.cv_max,
+                     "" if model.usable else "; not used: above the limit")
+        self._models[type_name] = model
+        self._guesses = {k: v for k, v in self._guesses.items() if not k.startswith(type_name + ":")}
+        return model
+
+    def predict(self, p: Placement) -> float | None:
+        """Milliseconds predicted for ``p``'s entry, or ``None`` where it must be measured (no usable model for
+        its type, or features outside what the model was fitted on)."""
+        model = self.model(p.layer.type)
+        if model is None or not model.usable:
+            return None
+        key = entry_of(p).key  # "type:hash@code": a search meets one entry in many trials
+        if key in self._guesses:
+            return self._guesses[key]
+        guess = None
+        try:
+            feats = dict(zip(COLUMNS, entry_features(p), strict=True))
+        except Exception as err:  # a component that cannot trace on the meta device: measured instead
+            log.debug("latency table: %s not predicted (%s)", p.name, err)
+            feats = None
+        if feats is not None and not model.model.outside(feats):
+            ms = model.model.predict(feats)
+            guess = ms if ms > 0 and math.isfinite(ms) else None
+        self._guesses[key] = guess
+        return guess
+
+    def summary(self) -> dict[str, Any]:
+        """The models fitted so far, by type: points, cross-validated errors and whether each is used."""
+        return {t: {"points": m.points, "cv_mean": m.cv_mean, "cv_max": m.cv_max, "usable": m.usable}
+                for t, m in sorted(self._models.items()) if m is not None}
