@@ -283,6 +283,14 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
         worst = max(abs(e) for e in errs)
         print(f"   front re-measured: {len(errs)} trials, table vs measured: mean {statistics.mean(errs):+.1%}, "
               f"worst {worst:.1%} (goal within 10%: {'met' if worst <= 0.10 else 'NOT met'})")
+        # the predictions' share of the error: the front's trials with every entry measured against the others
+        for label, pick in (("no entry predicted", lambda r: not float(r.get("latency_entries_predicted") or 0)),
+                            ("some entries predicted", lambda r: float(r.get("latency_entries_predicted") or 0) > 0)):
+            sub = [float(r["latency_table_ms"]) / float(r["latency_remeasured_ms"]) - 1 for r in rows
+                   if r.get("latency_remeasured_ms") and r.get("latency_table_ms") and pick(r)]
+            if sub:
+                print(f"     {label}: {len(sub)} trials, mean {statistics.mean(sub):+.1%}, "
+                      f"worst {max(abs(e) for e in sub):.1%}")
 
 
 def csvrows(path: Path) -> list[dict[str, str]]:
@@ -306,14 +314,23 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="start from this results cache: its table entries are kept, its "
                                                    "whole-network latencies and per-network term dropped (so "
                                                    "those are measured again); the build times then say little")
+    parser.add_argument("--keep", type=Path, help="use this new folder as the results folder and keep it (the cache, "
+                                                  "the studies), to look into the figures afterwards")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        parser.error(f"--keep {args.keep}: the folder is not empty (fix: give a new folder)")
     if args.quick:
         args.processes, args.archs, args.trials, args.measure_trials, args.seconds = 3, 6, 8, 4, 20.0
     warnings.simplefilter("ignore")
     from designspace.evaluate.latency import Context
 
     print(f"context: {Context.local().describe()}; {_load()}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.keep)
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
         os.environ["DESIGNSPACE_RESULTS"] = tmp
         if args.cache is not None:
             import sqlite3

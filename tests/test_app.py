@@ -355,3 +355,11 @@ def test_refresh_reads_a_new_snapshot(app_results: Path, tmp_path: Path, monkeyp
     _ok(at)
     assert _metric(at, "trials") == "6"
     assert not at.sidebar.warning
+
+
+def test_a_table_trials_context_says_how_many_entries_were_predicted() -> None:
+    row = {"latency_source": "table", "latency_table_ms": 12.5, "latency_entries_measured": 1.0,
+           "latency_entries_predicted": 3.0, "latency_remeasured_ms": 12.0, "ctx_runtime": "onnxruntime"}
+    got = dict(zip(*analysis.context_table(None, row).to_dict("list").values(), strict=True))  # type: ignore[arg-type]
+    assert got["table entries predicted for it (not measured)"] == "3"
+    assert got["table entries measured for it"] == "1"

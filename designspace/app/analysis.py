@@ -294,6 +294,8 @@ def context_table(study: Study, row: pd.Series | dict[str, Any]) -> pd.DataFrame
               ("latency_measured_ms", "latency measured here (ms)"), ("latency_predicted", "predicted from a profile"),
               ("latency_loo_error", "profile leave-one-out error"), ("latency_flags", "measurement flags"),
               ("latency_source", "latency from"), ("latency_table_ms", "per-block table latency (ms)"),
+              ("latency_entries_measured", "table entries measured for it"),
+              ("latency_entries_predicted", "table entries predicted for it (not measured)"),
               ("latency_remeasured_ms", "re-measured whole (ms)"), ("latency_table_error", "table vs re-measured"),
               ("ctx_exporter", "ONNX exporter"),
               ("ctx_runtime", "runtime"), ("ctx_runtime_version", "runtime version"), ("ctx_machine", "machine"),
@@ -304,7 +306,7 @@ def context_table(study: Study, row: pd.Series | dict[str, Any]) -> pd.DataFrame
         value = row.get(key, None)
         if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
             continue
-        if isinstance(value, float) and value.is_integer() and key.startswith("ctx_"):
+        if isinstance(value, float) and value.is_integer() and key.startswith(("ctx_", "latency_entries")):
             value = int(value)
         if isinstance(value, float) and key == "latency_predicted":
             value = bool(value)

@@ -164,9 +164,10 @@ class EntryPredictor:
             except FitError as err:
                 log.debug("latency table: no entry model for %s (%s)", type_name, err)
         if model is not None:
-            log.info("latency table: %s entries predicted from %d measured ones (cross-validated error %.1f%% "
-                     "mean, %.1f%% max)%s", type_name, model.points, 100 * model.cv_mean, 100 * model.cv_max,
-                     "" if model.usable else "; not used: above the limit")
+            log.log(logging.INFO if last is None or first_possible else logging.DEBUG,  # refits: quietly
+                    "latency table: %s entries predicted from %d measured ones (cross-validated error %.1f%% "
+                    "mean, %.1f%% max)%s", type_name, model.points, 100 * model.cv_mean, 100 * model.cv_max,
+                    "" if model.usable else "; not used: above the limit")
         self._models[type_name] = model
         self._guesses = {k: v for k, v in self._guesses.items() if not k.startswith(type_name + ":")}
         return model
