@@ -94,6 +94,20 @@ def test_a_model_that_does_not_hold_is_not_used(cache: Cache) -> None:
     assert pred.summary()["mbconv"]["usable"] is False
 
 
+@pytest.mark.parametrize("junk", [["x"] * len(COLUMNS), [1.0] * 3, "features", [float("nan")] * len(COLUMNS)])
+def test_corrupt_stored_features_are_computed_again(cache: Cache, junk: object) -> None:
+    sites = _sites(30)
+    for p in sites:
+        e = entry_of(p)
+        cache.put(e.key, KIND, table_context_key(CTX), {"ms": _ms(p), "passes": 2, "entry": asdict(e),
+                                                        "features": junk})
+    pred = EntryPredictor(CTX, cache)
+    guess = pred.predict(_mbconv(40, 20, 4, 5))
+    assert guess is not None and guess == pytest.approx(_ms(_mbconv(40, 20, 4, 5)), rel=0.02)
+    row = cache.get(entry_of(sites[0]).key, KIND, table_context_key(CTX))
+    assert row is not None and row["features"] == entry_features(sites[0])
+
+
 def test_a_row_of_older_code_fits_no_model(cache: Cache) -> None:
     for p in _sites(30):
         e = entry_of(p)

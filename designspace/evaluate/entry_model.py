@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
 from designspace.evaluate.features import FEATURES
-from designspace.evaluate.table import KIND, entry_features, entry_of, placement_of, table_context_key
+from designspace.evaluate.table import (
+    KIND,
+    entry_features,
+    entry_of,
+    placement_of,
+    stored_features,
+    table_context_key,
+)
 
 if TYPE_CHECKING:
     from designspace.evaluate.latency import Context
@@ -132,9 +139,9 @@ class EntryPredictor:
 
     def _features(self, key: str, row: dict[str, Any]) -> list[float] | None:
         """A measured entry's features: stored in its row, else computed from the entry and stored."""
-        stored = row.get("features")
-        if isinstance(stored, list) and len(stored) == len(COLUMNS):
-            return [float(v) for v in stored]
+        stored = stored_features(row)
+        if stored is not None:
+            return stored
         try:
             feats = entry_features(placement_of(row["entry"]))
         except Exception as err:  # an entry whose component cannot be rebuilt from its row: not a fitting point
@@ -147,7 +154,8 @@ class EntryPredictor:
         """The type's model (fitted or refitted as needed), or ``None`` where there are too few entries."""
         rows = self._by_type().get(type_name, [])
         last = self._fitted_on.get(type_name)
-        first_possible = self._models.get(type_name) is None and last is not None and last < MIN_POINTS <= len(rows)
+        # fitted on first need, again once the entries grew by a quarter, and as soon as there are enough
+        first_possible = last is not None and last < MIN_POINTS <= len(rows)
         if last is not None and len(rows) < last * (1 + REFIT_GROWTH) and not first_possible:
             return self._models[type_name]
         self._fitted_on[type_name] = max(len(rows), 1)

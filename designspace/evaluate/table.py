@@ -38,8 +38,8 @@ from designspace.plan import Placement, plan
 
 __all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "EntryGuess", "TableFit", "TableLatency", "add_points", "build_table",
            "calibrate_term", "describe_fit", "entry_features", "entry_of", "entry_protocol", "fit_term", "load_fit",
-           "measure_entries", "missing_entries", "permutes", "placement_of", "table_context_key", "table_latency",
-           "table_latency_of"]
+           "measure_entries", "missing_entries", "permutes", "placement_of", "stored_features", "table_context_key",
+           "table_latency", "table_latency_of"]
 
 log = logging.getLogger(__name__)
 KIND, FIT_KIND = "lut", "lut-fit"
@@ -224,8 +224,8 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
                 else:
                     ms = min(float(old["ms"]), ms)
             row = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e), "flags": list(lat.flags)}
-            feats = old.get("features") if old is not None else None
-            row["features"] = feats if isinstance(feats, list) else _features_or_none(p)
+            feats = stored_features(old) if old is not None else None
+            row["features"] = feats if feats is not None else _features_or_none(p)
             cache.put(e.key, KIND, table_context_key(context), row)
         done += len(group)
         if progress is not None:
@@ -241,6 +241,19 @@ def entry_features(p: Placement) -> list[float]:
 
     f = placement_features(p)
     return [float(f[k]) for k in FEATURES]
+
+
+def stored_features(row: dict[str, Any]) -> list[float] | None:
+    """The features an entry's row stores, or ``None`` where it has none or they are not one finite number per
+    feature (a corrupt row's features are computed again, never trusted)."""
+    from designspace.evaluate.features import FEATURES
+
+    stored = row.get("features")
+    if not isinstance(stored, list) or len(stored) != len(FEATURES):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in stored):
+        return None
+    return [float(v) for v in stored]
 
 
 def _features_or_none(p: Placement) -> list[float] | None:
