@@ -14,7 +14,8 @@ Run: python benchmarks/bench_latency.py [--processes 5] [--archs 100] [--trials 
 3. Table: ``--archs`` seeded random Archs from ``mobile`` and the five family spaces, table latency against the
    whole network measured by the network protocol. The entries of these and of the calibration networks are
    measured first as ``lut build`` does (two passes, minutes apart); the per-network term is fitted on each
-   space's zoo models and 3 other seeded points (1 with ``--quick``). Goal: >= 90% within +-10%, >= 70% within
+   space's zoo models and 3 seeded points spanning the space's sizes (``table.calibration_archs``; 1 with
+   ``--quick``). Goal: >= 90% within +-10%, >= 70% within
    +-5%, Kendall tau >= 0.9. The table's build time is reported apart.
 4. Search: ``--trials`` trials of ``mobile --budget 20ms`` with ``--latency table`` on part 3's table (its build
    reported apart): a missing entry is predicted from its type's measured entries where that model holds, else
@@ -170,7 +171,14 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.evaluation import measure_latency
     from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import ENTRY_PROTOCOL, calibrate_term, describe_fit, measure_entries, table_latency
+    from designspace.evaluate.table import (
+        ENTRY_PROTOCOL,
+        calibrate_term,
+        calibration_archs,
+        describe_fit,
+        measure_entries,
+        table_latency,
+    )
     from designspace.plan import plan
     from designspace.space import load_space, match
 
@@ -182,7 +190,7 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     for name, k in zip(SPACES, per, strict=True):
         space = load_space(name)
         calib += [a for a in (zoo.load(z) for z in zoo.names()) if match(space, a).ok and a not in calib]
-        calib += [space.sample(random.Random(1000 + i)) for i in range(1 if quick else 3)]
+        calib += [a for a in calibration_archs(space, 1 if quick else 3, seed=1000) if a not in calib]
         tests += [space.sample(rng) for _ in range(k)]
     # the entries of every network, as `lut build` measures them: two passes of one worker process, minutes apart
     iso = ENTRY_PROTOCOL.isolated
@@ -235,7 +243,7 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import calibrate_term, describe_fit, load_fit
+    from designspace.evaluate.table import calibrate_term, calibration_archs, describe_fit, load_fit
     from designspace.space import load_space, match
 
     cache, ctx = Cache(cache_dir / "cache.sqlite"), Context.local(resolution=224)
@@ -243,7 +251,7 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
     if load_fit(ctx, cache) is None:  # as `lut build mobile` fits it: the space's zoo models and seeded points
         space = load_space("mobile")
         calib = [a for a in (zoo.load(z) for z in zoo.names()) if match(space, a).ok]
-        calib += [space.sample(random.Random(1000 + i)) for i in range(6)]  # lut build's default --calibrate
+        calib += [a for a in calibration_archs(space, 6, seed=1) if a not in calib]  # as lut build (--calibrate 6)
         fit = calibrate_term(calib, ctx, cache)
         print(f"   per-network term fitted first on mobile's {len(calib)} zoo and seeded networks: "
               f"{describe_fit(fit)} ({time.perf_counter() - t:.0f} s)")

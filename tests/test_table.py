@@ -353,3 +353,33 @@ def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch)
     proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=2, budget_s=0.0))
     (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
     assert calls == [None] and lat.processes == 2 and "unconfirmed" in lat.flags
+
+
+def test_calibration_networks_span_the_space_from_its_smallest_to_its_largest() -> None:
+    from designspace.evaluate.counts import count
+    from designspace.evaluate.table import calibration_archs
+    from designspace.space import load_space
+
+    space = load_space("mobile")
+    picked = calibration_archs(space, 4, seed=3, pool=300)
+    macs = [count(a).macs for a in picked]
+    rng = random.Random(3)
+    pool = [count(space.sample(rng)).macs for _ in range(300)]  # the same seeded draws
+    assert len(picked) == 4 == len({a.fingerprint for a in picked})
+    assert macs == sorted(macs) and macs[0] == min(pool) and macs[-1] == max(pool)
+    assert [a.fingerprint for a in calibration_archs(space, 4, seed=3, pool=300)] == [a.fingerprint for a in picked]
+    assert [count(a).macs for a in calibration_archs(space, 1, seed=3, pool=300)] == [min(pool)]
+    assert calibration_archs(space, 0, seed=3, pool=300) == []
+
+
+def test_calibration_networks_are_distinct_even_where_the_space_has_fewer(tmp_path: Path) -> None:
+    from designspace.evaluate.table import calibration_archs
+    from designspace.space import load_space
+
+    path = tmp_path / "small.yaml"
+    path.write_text(SMALL_SPACE)
+    space = load_space(path)
+    picked = calibration_archs(space, 50, seed=0, pool=400)
+    rng = random.Random(0)
+    distinct = {space.sample(rng).fingerprint for _ in range(400)}  # the same seeded draws: a handful of points
+    assert len(distinct) < 50 and {a.fingerprint for a in picked} == distinct and len(picked) == len(distinct)

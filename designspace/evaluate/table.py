@@ -37,9 +37,9 @@ from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
 __all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "EntryGuess", "TableFit", "TableLatency", "add_points", "build_table",
-           "calibrate_term", "describe_fit", "entry_features", "entry_of", "entry_protocol", "fit_term", "load_fit",
-           "measure_entries", "missing_entries", "permutes", "placement_of", "stored_features", "table_context_key",
-           "table_latency", "table_latency_of"]
+           "calibrate_term", "calibration_archs", "describe_fit", "entry_features", "entry_of", "entry_protocol",
+           "fit_term", "load_fit", "measure_entries", "missing_entries", "permutes", "placement_of",
+           "stored_features", "table_context_key", "table_latency", "table_latency_of"]
 
 log = logging.getLogger(__name__)
 KIND, FIT_KIND = "lut", "lut-fit"
@@ -532,6 +532,40 @@ def add_points(points: Sequence[tuple[str, float, float, int]], context: Context
     return fit_term(merged, context, cache) if len(merged) >= 2 else None
 
 
+def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) -> list[Arch]:
+    """``k`` seeded points of ``space`` that span its range of sizes, for the per-network term: ``pool`` points
+    are drawn (seeded by ``seed``), and for ``k`` targets spaced evenly in log MACs from the pool's smallest
+    network to its largest the nearest point not yet chosen is taken (the smallest and largest always; ``k = 1``:
+    the smallest). Fewer than ``k`` when the pool has fewer distinct networks.
+
+    Why not ``k`` uniform draws: a search under a latency budget spends its front on a space's small networks,
+    and uniform draws sit in the middle of a space (``mobile``: the smallest of 200 draws has 226 MMACs, a
+    300-trial front reaches 106). The term's intercept and permute cost weigh most on small networks, so a
+    term fitted on middle-sized ones alone extrapolated to the front with errors up to 19% (docs/latency.md).
+    """
+    import random
+
+    from designspace.evaluate.counts import count
+
+    rng = random.Random(seed)
+    drawn: dict[str, tuple[float, Arch]] = {}
+    for _ in range(pool):
+        a = space.sample(rng)
+        if a.fingerprint not in drawn:
+            drawn[a.fingerprint] = (math.log(max(count(a).macs, 1)), a)
+    ranked = sorted(drawn.values(), key=lambda t: (t[0], t[1].fingerprint))
+    if k <= 0 or not ranked:
+        return []
+    lo, hi = ranked[0][0], ranked[-1][0]
+    chosen: list[Arch] = []
+    left = list(ranked)
+    for i in range(min(k, len(ranked))):
+        target = lo if k == 1 else lo + (hi - lo) * i / (k - 1)
+        j = min(range(len(left)), key=lambda n: (abs(left[n][0] - target), n))
+        chosen.append(left.pop(j)[1])
+    return chosen
+
+
 def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 2000, batch: int = 200,
                 calibrate: int = 6, seed: int = 0, protocol: Protocol = _DEFAULT,
                 progress: Callable[[int, int], None] | None = None,
@@ -542,8 +576,9 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     ``samples`` points were drawn, plus the zoo models that are points of the space; a space's points number
     10^8 to 10^20, its distinct entries hundreds to thousands. Each entry is measured in two passes (see
     :func:`measure_entries`); entries already in the table from both are not measured again, so an
-    interrupted build resumes. The term is fitted on the space's zoo models and ``calibrate``
-    seeded points, measured whole (by ``whole_protocol``, default the network protocol).
+    interrupted build resumes. The term is fitted on the space's zoo models and ``calibrate`` seeded points
+    spanning the space's sizes (:func:`calibration_archs`), measured whole (by ``whole_protocol``, default the
+    network protocol); their entries are measured with the others.
 
     Returns:
         The coverage report: ``entries`` (distinct entries found), ``measured`` (now), ``second_pass``
@@ -561,7 +596,8 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     rng = random.Random(seed)
     found: dict[str, Placement] = {}
     zoo_archs = [a for a in (zoo.load(n) for n in zoo.names()) if match(space, a).ok]
-    for a in zoo_archs:
+    picked = calibration_archs(space, calibrate, seed=seed + 1)
+    for a in zoo_archs + picked:
         for p in plan(a):
             found.setdefault(entry_of(p).key, p)
     drawn, new_last = 0, -1
@@ -590,7 +626,7 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
 
     measure_entries(todo, context, cache, one, progress=step)
     second = measure_entries(list(found.values()), context, cache, one, progress=step, again=True)
-    calib = list(zoo_archs) + [space.sample(random.Random(seed + 1 + i)) for i in range(calibrate)]
+    calib = list(zoo_archs) + [a for a in picked if a not in zoo_archs]
     fit = calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol) if len(calib) >= 2 else None
     return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
             "drawn": drawn,
