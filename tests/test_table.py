@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import designspace as ds
 from designspace.cli import main
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.isolated import IsolatedProtocol
-from designspace.evaluate.latency import Context, MeasurementError, Protocol, ReferenceStore, measure_onnx
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
 from designspace.evaluate.table import (
     KIND,
     calibrate_term,
@@ -156,12 +157,50 @@ def test_calibration_adds_to_the_points_already_fitted(toy: ds.Arch, cache: Cach
     ctx = Context.local(resolution=toy.resolution)
     fit_term([("elsewhere", 2.0, 1.0, 0), ("other", 4.0, 2.5, 1)], ctx, cache)
     wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
-    fit = calibrate_term([toy, wider], ctx, cache, FAST,
-                         measure_whole=lambda a: measure_latency(a, ctx, protocol=FAST, cache=None))
+    def whole(archs: Sequence[ds.Arch]) -> list[Latency]:
+        return [measure_latency(a, ctx, protocol=FAST, cache=None) for a in archs]
+
+    fit = calibrate_term([toy, wider], ctx, cache, FAST, measure_whole=whole)
     assert [p[0] for p in fit.points] == ["elsewhere", "other", toy.fingerprint, wider.fingerprint]
-    again = calibrate_term([toy], ctx, cache, FAST,
-                           measure_whole=lambda a: measure_latency(a, ctx, protocol=FAST, cache=None))
+    again = calibrate_term([toy], ctx, cache, FAST, measure_whole=whole)
     assert sorted(p[0] for p in again.points) == sorted(p[0] for p in fit.points)  # measured again: replaced
+
+
+def test_calibration_keeps_each_networks_smaller_figure_of_two_passes(toy: ds.Arch, cache: Cache) -> None:
+    ctx = Context.local(resolution=toy.resolution)
+    wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
+    from designspace.evaluate.evaluation import measure_latency
+
+    passes = iter([[4.0, 9.0], [5.0, 7.0]])  # per pass, the two networks' figures (ms)
+    seen: list[list[ds.Arch]] = []
+
+    def whole(archs: Sequence[ds.Arch]) -> list[Latency]:
+        seen.append(list(archs))
+        lat = measure_latency(toy, ctx, protocol=FAST, cache=None)
+        return [dataclasses.replace(lat, ms=ms) for ms in next(passes)]
+
+    fit = calibrate_term([toy, wider], ctx, cache, FAST, measure_whole=whole)
+    assert seen == [[toy, wider], [toy, wider]]  # two passes over all the networks, the second after the first
+    assert {p[0]: p[1] for p in fit.points} == {toy.fingerprint: 4.0, wider.fingerprint: 7.0}
+
+
+def test_a_second_pass_keeps_the_smaller_of_the_cached_and_the_new_figure(toy: ds.Arch, cache: Cache) -> None:
+    from designspace.evaluate.evaluation import _KIND, measure_latencies, measure_latency
+
+    wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
+    ctx = Context.local(resolution=32)
+    one, two = measure_latencies([toy, wider], [ctx, ctx], protocol=FAST, cache=cache)
+    assert isinstance(one, Latency) and isinstance(two, Latency)
+    slow = dataclasses.replace(one, ms=one.ms * 1000)  # a figure no new measurement exceeds
+    quick = dataclasses.replace(two, ms=two.ms / 1000)  # one none goes below
+    cache.put(toy, _KIND, ctx.key(), slow.to_dict())
+    cache.put(wider, _KIND, ctx.key(), quick.to_dict())
+    assert measure_latencies([toy, wider], [ctx, ctx], protocol=FAST, cache=cache) == [slow, quick]  # cached
+    new, kept = measure_latencies([toy, wider], [ctx, ctx], protocol=FAST, cache=cache, again=True)
+    assert isinstance(new, Latency) and new.ms < slow.ms and new != slow  # measured again
+    assert kept == quick
+    assert measure_latency(toy, ctx, protocol=FAST, cache=cache) == new  # the cache holds the smaller too
+    assert measure_latency(wider, ctx, protocol=FAST, cache=cache) == quick
 
 
 HYBRID = """

@@ -32,7 +32,7 @@ import torch
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.isolated import IsolatedProtocol
-from designspace.evaluate.latency import Context, Latency, Protocol, ReferenceStore, measure_onnx
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
@@ -497,24 +497,42 @@ def _fit_summary(fit: TableFit) -> dict[str, Any]:
 
 
 def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protocol: Protocol = _DEFAULT,
-                   measure_whole: Callable[[Arch], Latency] | None = None,
-                   whole_protocol: Protocol | None = None) -> TableFit:
+                   measure_whole: Callable[[Sequence[Arch]], Sequence[Latency]] | None = None,
+                   whole_protocol: Protocol | None = None, passes: int = 2) -> TableFit:
     """Measures ``archs`` whole and from the table, then fits and stores the per-network term on them and on the
     points of the term already stored for ``context`` (so that tables built for several spaces share one fit;
     a network measured again replaces its old point). ``protocol`` times missing entries, ``whole_protocol``
-    (default: the network protocol) the networks measured whole."""
-    if measure_whole is None:
-        from designspace.evaluate.evaluation import measure_latency
+    (default: the network protocol) the networks measured whole.
 
-        def measure_whole(a: Arch) -> Latency:  # each network at its own resolution, by the default protocol
-            return measure_latency(a, dataclasses.replace(context, resolution=a.resolution), cache=cache,
-                                   protocol=whole_protocol)
+    Each network is measured whole in ``passes`` passes over all of ``archs`` and its smallest figure kept, as
+    the entries are (two passes minutes apart: a slow stretch of the host inflates one at most), so that the
+    term relates like to like. The default measurement is the one a ``--latency table`` search re-measures its
+    Pareto front with (:func:`~designspace.evaluate.evaluation.measure_latencies`, several networks to a worker
+    process); its first pass reads and fills the cache, later passes measure again and keep the smaller figure
+    there too. ``measure_whole`` (Archs -> their latencies, in order) replaces it in every pass.
 
+    Raises:
+        MeasurementError: a network could not be measured whole.
+    """
+    def default(batch: Sequence[Arch], again: bool) -> list[Latency]:
+        from designspace.evaluate.evaluation import measure_latencies
+
+        # each network at its own resolution
+        lats = measure_latencies(batch, [dataclasses.replace(context, resolution=a.resolution) for a in batch],
+                                 protocol=whole_protocol, cache=cache, again=again)
+        for lat in lats:
+            if isinstance(lat, MeasurementError):
+                raise lat
+        return [lat for lat in lats if isinstance(lat, Latency)]
+
+    best: list[float] = [math.inf] * len(archs)
+    for n in range(max(1, passes)):
+        lats = measure_whole(archs) if measure_whole is not None else default(archs, again=n > 0)
+        best = [min(b, lat.ms) for b, lat in zip(best, lats, strict=True)]
     points = []
-    for a in archs:
-        whole = measure_whole(a)
+    for a, ms in zip(archs, best, strict=True):
         tab = table_latency(a, dataclasses.replace(context, resolution=a.resolution), cache, protocol)
-        points.append((a.fingerprint, whole.ms, tab.entries_ms, permutes(a)))
+        points.append((a.fingerprint, ms, tab.entries_ms, permutes(a)))
     if len(points) < 2 and load_fit(context, cache) is None:
         return fit_term(points, context, cache)  # raises: one network cannot fit a term
     fit = add_points(points, context, cache)
