@@ -65,8 +65,8 @@ def register(sub: Any) -> None:
                                                               "2000; drawing stops when a batch of 200 adds none)")
     b.add_argument("--calibrate", type=int, default=6, help="seeded points spanning the space's sizes (smallest "
                                                              "to largest by MACs of 2000 draws), measured whole with "
-                                                             "the space's zoo models to fit the per-network term "
-                                                             "(default 6)")
+                                                             "the space's zoo models, in two passes, to fit the "
+                                                             "per-network term (default 6)")
     b.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
     b.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
