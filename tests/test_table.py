@@ -81,6 +81,8 @@ def test_table_sum_is_entries_plus_the_fitted_term(toy: ds.Arch, cache: Cache) -
     assert first.measured_now == len(distinct) < len(plan(toy))  # the repeated block is one entry
     assert first.fit is None and first.term_ms == 0.0 and first.ms == pytest.approx(first.entries_ms)
     assert first.entries_ms == pytest.approx(sum(ms for _, ms in first.components))
+    assert {t for t, _ in first.by_type} == {p.layer.type for p in plan(toy)}  # the sum split by component type
+    assert sum(ms for _, ms in first.by_type) == pytest.approx(first.entries_ms)
     # a fit stored for the context is applied: ms = scale x entries + intercept + per_permute x permutes
     truth = (1.1, 0.2, 0.15)
     points = [(f"n{i}", truth[0] * s + truth[1] + truth[2] * n, s, n)
@@ -139,6 +141,37 @@ def test_fit_keeps_the_form_its_leave_one_out_error_prefers(cache: Cache) -> Non
     few = fit_term(scaled[:3], ctx, cache)
     assert few.form == "ratio" and few.scale == pytest.approx(1.15) and few.intercept == 0.0
     assert few.latency(10.0, 3) == pytest.approx(11.5)
+
+
+def test_a_scale_per_component_type_where_the_types_differ(cache: Cache) -> None:
+    ctx = Context.local()
+    mixes = [(2.0, 0.5), (1.0, 3.0), (4.0, 1.0), (0.5, 5.0), (3.0, 3.0), (6.0, 0.5), (1.5, 1.5), (0.8, 2.2)]
+
+    def points(k_a: float, k_b: float) -> list[tuple[str, float, float, int, tuple[tuple[str, float], ...]]]:
+        # whole = k_a x (type a's entries) + k_b x (type b's) + 0.1 ms
+        return [(f"n{i}", k_a * a + k_b * b + 0.1, a + b, 0, (("a", a), ("b", b))) for i, (a, b) in enumerate(mixes)]
+
+    fit = fit_term(points(1.0, 1.3), ctx, cache)
+    assert fit.form == "types" and fit.loo_mean < 0.5 * _one_scale_loo(points(1.0, 1.3))
+    assert dict(fit.type_scales) == pytest.approx({"a": 1.0, "b": 1.3}, rel=0.03)
+    assert fit.intercept == pytest.approx(0.1, abs=0.05)
+    k = dict(fit.type_scales)
+    assert fit.latency(3.0, 0, (("a", 2.0), ("b", 1.0))) == pytest.approx(2 * k["a"] + k["b"] + fit.intercept)
+    # a type the fit has not seen takes the common scale; without sums by type, the common scale alone
+    assert fit.latency(1.0, 0, (("c", 1.0),)) == pytest.approx(fit.scale + fit.intercept)
+    assert fit.latency(3.0, 0) == pytest.approx(3 * fit.scale + fit.intercept)
+    assert load_fit(ctx, cache) == fit  # stored with its type scales
+    cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(),
+              {**dataclasses.asdict(fit), "type_scales": []})
+    assert load_fit(ctx, cache) is None  # the types form without its scales is corrupt: dropped
+    # one scale for both types: the simpler form is kept (the type scales do no better out of sample)
+    assert fit_term(points(1.2, 1.2), ctx, cache).form in ("ratio", "scale")
+    # points without sums by type (stored before the types form): the other forms only
+    assert fit_term([p[:4] for p in points(1.0, 1.3)], ctx, cache).form != "types"
+
+
+def _one_scale_loo(points: Sequence[tuple[str, float, float, int, tuple[tuple[str, float], ...]]]) -> float:
+    return fit_term([p[:4] for p in points], Context.local()).loo_mean
 
 
 def test_an_old_fit_without_a_scale_reads_as_scale_one(cache: Cache) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 def _build(args: argparse.Namespace) -> int:
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import build_table
+    from designspace.evaluate.table import build_table, describe_term
     from designspace.space import load_space
 
     space = load_space(args.space)
@@ -47,8 +47,7 @@ def _build(args: argparse.Namespace) -> int:
           f"({coverage}); measured {report['measured']} now, {report['cached']} already in the table; "
           f"{report['seconds']} s")
     if fit is not None:
-        perm = f" {fit['per_permute']:+.3f} ms per layout change" if fit["form"] == "scale+permutes" else ""
-        print(f"per-network term: {fit['scale']:.3f} x entries {fit['intercept']:+.3f} ms{perm}, fitted on "
+        print(f"per-network term: {describe_term(fit)}, fitted on "
               f"{fit['points']} networks measured whole (this space's and those of tables built before); "
               f"leave-one-out error {fit['loo_mean']:.1%} mean, {fit['loo_max']:.1%} max")
     print("use it: designspace eval ARCH --latency both; designspace search SPACE --latency table")

@@ -17,6 +17,7 @@ leave-one-out error are stored in the cache (kind ``lut-fit``).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -36,10 +37,10 @@ from designspace.evaluate.latency import Context, Latency, MeasurementError, Pro
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
-__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "EntryGuess", "TableFit", "TableLatency", "add_points", "build_table",
-           "calibrate_term", "calibration_archs", "describe_fit", "entry_features", "entry_of", "entry_protocol",
-           "fit_term", "load_fit", "measure_entries", "missing_entries", "permutes", "placement_of",
-           "stored_features", "table_context_key", "table_latency", "table_latency_of"]
+__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "EntryGuess", "TableFit", "TableLatency", "add_points", "as_point",
+           "build_table", "calibrate_term", "calibration_archs", "describe_fit", "describe_term", "entry_features",
+           "entry_of", "entry_protocol", "fit_term", "load_fit", "measure_entries", "missing_entries", "permutes",
+           "placement_of", "stored_features", "table_context_key", "table_latency", "table_latency_of"]
 
 log = logging.getLogger(__name__)
 KIND, FIT_KIND = "lut", "lut-fit"
@@ -267,62 +268,91 @@ def _features_or_none(p: Placement) -> list[float] | None:
 
 
 #: the forms the per-network term can take, simplest first: the fit keeps the one whose leave-one-out error is
-#: lowest on its points (a form is tried only with enough points to leave one out)
-FORMS = ("intercept", "ratio", "scale", "scale+permutes")
-_COEFFICIENTS = {"intercept": 1, "ratio": 1, "scale": 2, "scale+permutes": 3}
+#: lowest on its points (a form is tried only with enough points to leave one out). ``types`` is ``scale`` with
+#: one scale per component type, pulled towards the common one (see :func:`_solve_types`)
+FORMS = ("intercept", "ratio", "scale", "scale+permutes", "types")
+_COEFFICIENTS = {"intercept": 1, "ratio": 1, "scale": 2, "scale+permutes": 3, "types": 2}
+#: ridge strengths tried for the ``types`` form, on the least squares of relative errors (each point's squared
+#: relative error counts 1): the one with the lowest leave-one-out error is kept
+TYPE_RIDGE = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+#: per component type, the sum of a network's entries of that type (ms), by type name
+TypeSums = tuple[tuple[str, float], ...]
+#: a point of the term: (network fingerprint, measured ms, sum of entries ms, permutes, sums by type); points
+#: stored before the ``types`` form have no sums by type (``()``), and then only the other forms are tried
+Point = tuple[str, float, float, int, TypeSums]
+
+
+def as_point(p: Sequence[Any]) -> Point:
+    """A term's point from (fingerprint, measured ms, sum of entries ms, permutes[, sums by type]): a point
+    without sums by type gets ``()``."""
+    by_type: TypeSums = tuple((str(t), float(ms)) for t, ms in p[4]) if len(p) > 4 else ()
+    return (str(p[0]), float(p[1]), float(p[2]), int(p[3]), by_type)
 
 
 @dataclass(frozen=True)
 class TableFit:
     """The fitted per-network term: a network's table latency is ``scale x (sum of entries) + intercept +
-    per_permute x permutes`` milliseconds.
+    per_permute x permutes`` milliseconds; in the ``types`` form, ``sum over component types of scale_t x
+    (sum of that type's entries) + intercept``, where a type the fit has not seen takes ``scale``.
 
     ``scale`` carries what timing a component alone cannot see: alone, its weights and activations stay in the
     caches between runs; inside a network they stream in after the previous component's (measured on the
-    ``emo`` space: whole networks 9-18% slower than the sum of their entries, alike in two repeats).
+    ``emo`` space: whole networks 9-18% slower than the sum of their entries, alike in two repeats). How much a
+    component loses depends on its type and on the host's caches (one host: ``mbconv`` networks 0.96-1.07x their
+    entries, ``efficientmod`` ones 1.16-1.36x; docs/latency.md), hence the ``types`` form.
     ``intercept`` is the network's fixed cost (input, output, the session); ``per_permute`` a layout change
     between families.
 
     Attributes:
         intercept: milliseconds per network.
         per_permute: milliseconds per layout change.
-        points: (network fingerprint, measured ms, sum of entries ms, permutes) the fit used.
+        points: the fit's points (:data:`Point`).
         loo_mean, loo_max: leave-one-out relative error of the table latency on those networks.
         scale: the factor on the sum of the entries (1 for the ``intercept`` form; the ``ratio`` form is the
-            scale alone, without intercept).
+            scale alone, without intercept; in the ``types`` form the common scale the type scales are pulled
+            towards, and the scale of a type it has not seen).
         form: which of :data:`FORMS` was fitted.
+        type_scales: (component type, scale) of the ``types`` form (empty otherwise).
+        ridge: the ``types`` form's ridge strength (0 otherwise).
     """
 
     intercept: float
     per_permute: float
-    points: tuple[tuple[str, float, float, int], ...]
+    points: tuple[Point, ...]
     loo_mean: float
     loo_max: float
     scale: float = 1.0
     form: str = "intercept"
+    type_scales: TypeSums = ()
+    ridge: float = 0.0
 
     def term(self, n_permutes: int) -> float:
         """The additive part of the term (``intercept + per_permute x permutes``), milliseconds."""
         return self.intercept + self.per_permute * n_permutes
 
-    def latency(self, entries_ms: float, n_permutes: int) -> float:
-        """The table latency of a network whose entries sum to ``entries_ms``, milliseconds."""
+    def latency(self, entries_ms: float, n_permutes: int, by_type: TypeSums = ()) -> float:
+        """The table latency of a network whose entries sum to ``entries_ms`` (``by_type``: that sum split by
+        component type, which the ``types`` form needs; without it, the common scale), milliseconds."""
+        if self.form == "types" and by_type:
+            scales = dict(self.type_scales)
+            return sum(scales.get(t, self.scale) * ms for t, ms in by_type) + self.term(n_permutes)
         return self.scale * entries_ms + self.term(n_permutes)
 
 
-def _solve(points: Sequence[tuple[str, float, float, int]], form: str) -> tuple[float, float, float]:
+def _solve(points: Sequence[Point], form: str) -> tuple[float, float, float]:
     """(scale, intercept, per_permute) by least squares on relative errors (each point weighted by 1 / its
     measured ms, so that a 2 ms and a 20 ms network count alike)."""
     import numpy as np
 
-    measured = np.array([m for _, m, _, _ in points])
-    summed = np.array([s for _, _, s, _ in points])
-    perms = np.array([n for *_, n in points], dtype=float)
+    measured = np.array([p[1] for p in points])
+    summed = np.array([p[2] for p in points])
+    perms = np.array([p[3] for p in points], dtype=float)
     w = 1.0 / measured
     if form == "intercept":
         y = (measured - summed) * w
         return 1.0, float(np.sum(y * w) / np.sum(w * w)), 0.0
-    cols = [summed] + ([np.ones(len(points))] if form != "ratio" else []) + \
+    cols = [summed] + ([np.ones(len(points))] if form not in ("ratio",) else []) + \
         ([perms] if form == "scale+permutes" else [])
     a = np.column_stack(cols) * w[:, None]
     coef, *_ = np.linalg.lstsq(a, measured * w, rcond=None)
@@ -331,51 +361,87 @@ def _solve(points: Sequence[tuple[str, float, float, int]], form: str) -> tuple[
     return float(coef[0]), float(coef[1]), float(coef[2]) if form == "scale+permutes" else 0.0
 
 
-def _usable(points: Sequence[tuple[str, float, float, int]], form: str) -> bool:
+def _solve_types(points: Sequence[Point], ridge: float) -> tuple[float, float, dict[str, float]]:
+    """(common scale, intercept, scale per type) of the ``types`` form: the ``scale`` form's least squares on
+    relative errors with one scale per component type, each coefficient pulled towards the ``scale`` form's
+    (a ridge of strength ``ridge`` on their differences), so that a type seen in few networks stays near the
+    common scale."""
+    import numpy as np
+
+    common, intercept, _ = _solve(points, "scale")
+    types = sorted({t for p in points for t, _ in p[4]})
+    measured = np.array([p[1] for p in points])
+    w = 1.0 / measured
+    x = np.array([[dict(p[4]).get(t, 0.0) for t in types] + [1.0] for p in points]) * w[:, None]
+    prior = np.array([common] * len(types) + [intercept])
+    lhs = x.T @ x + ridge * np.eye(len(prior))
+    rhs = x.T @ (measured * w) + ridge * prior
+    coef = np.linalg.solve(lhs, rhs)
+    return common, float(coef[-1]), {t: float(c) for t, c in zip(types, coef[:-1], strict=True)}
+
+
+def _usable(points: Sequence[Point], form: str) -> bool:
     # two more points than coefficients, so that every leave-one-out fit is still over-determined (a
     # one-coefficient form: one more, so that 2 networks fit it); the permute cost needs at least two networks
-    # away from the commonest permute count (else leaving one out loses it)
+    # away from the commonest permute count (else leaving one out loses it); the type scales need every
+    # point's sums by type
     if len(points) < _COEFFICIENTS[form] + (1 if _COEFFICIENTS[form] == 1 else 2):
         return False
+    if form == "types":
+        return all(p[4] for p in points)
     if form != "scale+permutes":
         return True
-    counts = [n for *_, n in points]
+    counts = [p[3] for p in points]
     return len(counts) - max(counts.count(n) for n in set(counts)) >= 2
 
 
-def _loo(points: Sequence[tuple[str, float, float, int]], form: str) -> list[float]:
-    errors = []
-    for i, (_, measured, summed, n) in enumerate(points):
-        scale, a, b = _solve([q for j, q in enumerate(points) if j != i], form)
-        errors.append(abs(scale * summed + a + b * n - measured) / measured)
-    return errors
+def _predict(points: Sequence[Point], form: str, ridge: float, p: Point) -> float:
+    """The table latency of point ``p`` from the ``form`` fitted on ``points``, milliseconds."""
+    if form == "types":
+        common, intercept, scales = _solve_types(points, ridge)
+        return sum(scales.get(t, common) * ms for t, ms in p[4]) + intercept
+    scale, a, b = _solve(points, form)
+    return scale * p[2] + a + b * p[3]
 
 
-def fit_term(points: Sequence[tuple[str, float, float, int]], context: Context, cache: Cache | None = None) -> TableFit:
-    """Fits the per-network term on ``points`` (fingerprint, measured ms, sum of entries ms, permutes): each form
-    of :data:`FORMS` that the points allow (two more points than its coefficients; one more for the
-    one-coefficient forms, ``intercept`` and ``ratio``), the one with the lowest leave-one-out error kept, and
-    stores it in ``cache`` for ``context``.
+def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
+    return [abs(_predict([q for j, q in enumerate(points) if j != i], form, ridge, p) - p[1]) / p[1]
+            for i, p in enumerate(points)]
+
+
+def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | None = None) -> TableFit:
+    """Fits the per-network term on ``points`` (:func:`as_point`): each form of :data:`FORMS` that the points
+    allow (two more points than its coefficients; one more for the one-coefficient forms, ``intercept`` and
+    ``ratio``; ``types`` only where every point has its sums by type, with each of :data:`TYPE_RIDGE`), the one
+    with the lowest leave-one-out error kept (the simpler of two that tie), and stores it in ``cache`` for
+    ``context``.
 
     Raises:
         DesignspaceError: fewer than two points.
     """
-    if len(points) < 2:
+    pts = [as_point(p) for p in points]
+    if len(pts) < 2:
         raise DesignspaceError("the latency table's per-network term needs at least 2 networks measured whole "
                                "(fix: designspace lut build SPACE measures them)")
-    best: tuple[float, str, list[float]] | None = None
+    best: tuple[float, str, float, list[float]] | None = None
     for form in FORMS:
-        if not _usable(points, form) or _solve(points, form)[0] <= 0:  # a scale <= 0: more work would cost less
-            continue
-        errors = _loo(points, form)
-        score = sum(errors) / len(errors)
-        if best is None or score < best[0] - 1e-12:
-            best = (score, form, errors)
+        if not _usable(pts, form) or _solve(pts, form if form != "types" else "scale")[0] <= 0:
+            continue  # a scale <= 0: more work would cost less
+        for ridge in TYPE_RIDGE if form == "types" else (0.0,):
+            errors = _loo(pts, form, ridge)
+            score = sum(errors) / len(errors)
+            if best is None or score < best[0] - 1e-12:
+                best = (score, form, ridge, errors)
     assert best is not None
-    _, form, errors = best
-    scale, intercept, per_permute = _solve(points, form)
-    fit = TableFit(intercept, per_permute, tuple(points), float(sum(errors) / len(errors)), float(max(errors)),
-                   scale, form)
+    _, form, ridge, errors = best
+    if form == "types":
+        scale, intercept, scales = _solve_types(pts, ridge)
+        per_permute, type_scales = 0.0, tuple(sorted(scales.items()))
+    else:
+        scale, intercept, per_permute = _solve(pts, form)
+        type_scales = ()
+    fit = TableFit(intercept, per_permute, tuple(pts), float(sum(errors) / len(errors)), float(max(errors)),
+                   scale, form, type_scales, ridge)
     if cache is not None:
         cache.put("table-fit", FIT_KIND, table_context_key(context), asdict(fit))
     return fit
@@ -383,17 +449,21 @@ def fit_term(points: Sequence[tuple[str, float, float, int]], context: Context, 
 
 def load_fit(context: Context, cache: Cache) -> TableFit | None:
     """The stored per-network term of ``context``, or ``None`` (none yet, or a corrupt one). A fit stored before
-    the ``scale`` form existed reads with scale 1."""
+    the ``scale`` form existed reads with scale 1; points stored before the ``types`` form, without sums by
+    type."""
     hit = cache.get("table-fit", FIT_KIND, table_context_key(context))
     if hit is None:
         return None
     try:
         fit = TableFit(float(hit["intercept"]), float(hit["per_permute"]),
-                       tuple((str(f), float(m), float(s), int(n)) for f, m, s, n in hit["points"]),
+                       tuple(as_point(p) for p in hit["points"]),
                        float(hit["loo_mean"]), float(hit["loo_max"]), float(hit.get("scale", 1.0)),
-                       str(hit.get("form", "intercept")))
-        if not all(math.isfinite(v) for v in (fit.intercept, fit.per_permute, fit.scale)) or fit.scale <= 0 \
-                or fit.form not in FORMS:
+                       str(hit.get("form", "intercept")),
+                       tuple((str(t), float(k)) for t, k in hit.get("type_scales", ())),
+                       float(hit.get("ridge", 0.0)))
+        values = (fit.intercept, fit.per_permute, fit.scale, *(k for _, k in fit.type_scales))
+        if not all(math.isfinite(v) for v in values) or fit.scale <= 0 or fit.form not in FORMS \
+                or (fit.form == "types") != bool(fit.type_scales):
             raise ValueError(fit.form)
         return fit
     except (KeyError, TypeError, ValueError):
@@ -407,7 +477,7 @@ class TableLatency:
     """A network's latency from the table.
 
     Attributes:
-        ms: the table latency, ``fit.latency(entries_ms, permutes)`` (the sum of the entries without a fit),
+        ms: the table latency, ``fit.latency(entries_ms, permutes, by_type)`` (the sum of the entries without a fit),
             milliseconds.
         entries_ms: the sum of the entries.
         term_ms: what the fitted per-network term adds to the sum, ``ms - entries_ms`` (0 without a fit).
@@ -416,6 +486,7 @@ class TableLatency:
         fit: the fit used, or ``None``.
         predicted: distinct entries that were missing and predicted for this figure (not measured; see
             :mod:`designspace.evaluate.entry_model`).
+        by_type: ``entries_ms`` split by component type, (type, ms) sorted by type.
     """
 
     ms: float
@@ -425,6 +496,7 @@ class TableLatency:
     measured_now: int
     fit: TableFit | None
     predicted: int = 0
+    by_type: TypeSums = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the fit as its coefficients and leave-one-out error)."""
@@ -469,7 +541,8 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
                     predicted[e.key] = guess
     missing = [p for p, e in keyed if found[e.key] is None and e.key not in predicted]
     measured = measure_entries(missing, context, cache, protocol) if missing else 0
-    comps = []
+    comps: list[tuple[str, float]] = []
+    by_type: dict[str, float] = collections.defaultdict(float)
     for p, e in keyed:
         if found[e.key] is None and e.key not in predicted:
             found[e.key] = _get(cache, e, context)
@@ -478,21 +551,39 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
             raise DesignspaceError(f"the latency table in {cache.path} cannot store entries (fix: check that the "
                                    "results folder is writable)")
         comps.append((p.name, ms))
+        by_type[p.layer.type] += ms
     fit = load_fit(context, cache)
     entries = sum(ms for _, ms in comps)
-    ms = fit.latency(entries, permutes(arch)) if fit is not None else entries
-    return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit, len(predicted))
+    sums = tuple(sorted(by_type.items()))
+    ms = fit.latency(entries, permutes(arch), sums) if fit is not None else entries
+    return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit, len(predicted), sums)
 
 
 def describe_fit(fit: TableFit) -> str:
     """One line: the fitted term's formula and its leave-one-out error."""
-    perm = f" {fit.per_permute:+.3f} ms per layout change" if fit.form == "scale+permutes" else ""
-    return (f"{fit.scale:.3f} x entries {fit.intercept:+.3f} ms{perm} (fitted on {len(fit.points)} networks measured "
-            f"whole; leave-one-out error {fit.loo_mean:.1%} mean, {fit.loo_max:.1%} max)")
+    return (f"{_formula(fit.form, fit.scale, fit.intercept, fit.per_permute, fit.type_scales)} (fitted on "
+            f"{len(fit.points)} networks measured whole; leave-one-out error {fit.loo_mean:.1%} mean, "
+            f"{fit.loo_max:.1%} max)")
+
+
+def _formula(form: str, scale: float, intercept: float, per_permute: float, type_scales: Sequence[Any]) -> str:
+    if form == "types":
+        ks = [float(k) for _, k in type_scales]
+        return (f"{min(ks):.3f}-{max(ks):.3f} x entries by component type ({len(ks)} types; {scale:.3f} for "
+                f"others) {intercept:+.3f} ms")
+    perm = f" {per_permute:+.3f} ms per layout change" if form == "scale+permutes" else ""
+    return f"{scale:.3f} x entries {intercept:+.3f} ms{perm}"
+
+
+def describe_term(summary: dict[str, Any]) -> str:
+    """The formula of a fit's summary (``build_table``'s ``fit``), without its error: one line."""
+    return _formula(summary["form"], summary["scale"], summary["intercept"], summary["per_permute"],
+                    summary.get("type_scales", ()))
 
 
 def _fit_summary(fit: TableFit) -> dict[str, Any]:
     return {"form": fit.form, "scale": fit.scale, "intercept": fit.intercept, "per_permute": fit.per_permute,
+            "type_scales": [list(t) for t in fit.type_scales], "ridge": fit.ridge,
             "points": len(fit.points), "loo_mean": fit.loo_mean, "loo_max": fit.loo_max}
 
 
@@ -532,7 +623,7 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     points = []
     for a, ms in zip(archs, best, strict=True):
         tab = table_latency(a, dataclasses.replace(context, resolution=a.resolution), cache, protocol)
-        points.append((a.fingerprint, ms, tab.entries_ms, permutes(a)))
+        points.append((a.fingerprint, ms, tab.entries_ms, permutes(a), tab.by_type))
     if len(points) < 2 and load_fit(context, cache) is None:
         return fit_term(points, context, cache)  # raises: one network cannot fit a term
     fit = add_points(points, context, cache)
@@ -540,8 +631,8 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     return fit
 
 
-def add_points(points: Sequence[tuple[str, float, float, int]], context: Context, cache: Cache) -> TableFit | None:
-    """Adds ``points`` (fingerprint, measured ms, sum of entries ms, permutes) to those of the term stored for
+def add_points(points: Sequence[Sequence[Any]], context: Context, cache: Cache) -> TableFit | None:
+    """Adds ``points`` (:func:`as_point`) to those of the term stored for
     ``context`` (a network's new point replaces its old one), fits the term again and stores it; ``None``, and
     nothing stored, while there are fewer than two points in all."""
     old = load_fit(context, cache)

@@ -267,7 +267,7 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
         # the term does not absorb the predictions' errors (and nothing is measured for it here)
         if arch.fingerprint not in points and not missing_entries(plan(arch), context, evaluate.cache):
             tab = table_latency(arch, context, evaluate.cache)
-            points[arch.fingerprint] = (arch.fingerprint, lat.ms, tab.entries_ms, permutes(arch))
+            points[arch.fingerprint] = (arch.fingerprint, lat.ms, tab.entries_ms, permutes(arch), tab.by_type)
     study.set_user_attr("remeasured", done)
     if points:  # the front measured whole refines the table's term for the next search (this one's figures and
         # their errors stay as the trials saw them)
