@@ -11,8 +11,8 @@ measured again, never trusted.
 A network's **table latency** = ``scale x (sum of its entries) + intercept + per_permute x permutes``, where
 ``permutes`` counts the layout changes between neighbouring components (the network's own ``permute`` ops)
 and the coefficients are fitted by least squares on networks measured whole (:func:`fit_term`, which keeps
-the form with the lowest leave-one-out error, the simpler of two that tie); the fit, its points and its
-leave-one-out error are stored in the cache (kind ``lut-fit``).
+the form with the lowest leave-one-out error, the simpler of two that tie; the ``types`` form has one scale per
+component type); the fit, its points and its leave-one-out error are stored in the cache (kind ``lut-fit``).
 """
 
 from __future__ import annotations
@@ -502,7 +502,7 @@ class TableLatency:
         """JSON-ready form (the fit as its coefficients and leave-one-out error)."""
         out: dict[str, Any] = {"ms": self.ms, "entries_ms": self.entries_ms, "term_ms": self.term_ms,
                                "components": [list(c) for c in self.components], "measured_now": self.measured_now,
-                               "predicted": self.predicted}
+                               "predicted": self.predicted, "by_type": dict(self.by_type)}
         if self.fit is not None:
             out["fit"] = _fit_summary(self.fit)
         return out
