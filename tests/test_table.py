@@ -164,6 +164,9 @@ def test_a_scale_per_component_type_where_the_types_differ(cache: Cache) -> None
     cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(),
               {**dataclasses.asdict(fit), "type_scales": []})
     assert load_fit(ctx, cache) is None  # the types form without its scales is corrupt: dropped
+    # a type whose entries would cost less than nothing is no cost model: no such type scale is kept
+    odd = fit_term(points(1.2, -0.05), ctx, cache)
+    assert odd.form != "types"  # (every ridge strength gives type b a negative scale here; unguarded, kept)
     # one scale for both types: the simpler form is kept (the type scales do no better out of sample)
     assert fit_term(points(1.2, 1.2), ctx, cache).form in ("ratio", "scale")
     # points without sums by type (stored before the types form): the other forms only

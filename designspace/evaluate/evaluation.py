@@ -166,7 +166,7 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
                 lats = measure_onnx(models, ctx, proto, ReferenceStore(cache))
             except MeasurementError:  # which network failed the group: each alone
                 for i in chunk:
-                    out[i] = _one(archs[i], ctx, proto, cache)
+                    out[i] = _one(archs[i], ctx, proto, None if i in held else cache)
                 continue
             for i, lat in zip(chunk, lats, strict=True):
                 if cache is not None and i not in held:

@@ -352,7 +352,7 @@ def _solve(points: Sequence[Point], form: str) -> tuple[float, float, float]:
     if form == "intercept":
         y = (measured - summed) * w
         return 1.0, float(np.sum(y * w) / np.sum(w * w)), 0.0
-    cols = [summed] + ([np.ones(len(points))] if form not in ("ratio",) else []) + \
+    cols = [summed] + ([np.ones(len(points))] if form != "ratio" else []) + \
         ([perms] if form == "scale+permutes" else [])
     a = np.column_stack(cols) * w[:, None]
     coef, *_ = np.linalg.lstsq(a, measured * w, rcond=None)
@@ -428,6 +428,8 @@ def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | N
         if not _usable(pts, form) or _solve(pts, form if form != "types" else "scale")[0] <= 0:
             continue  # a scale <= 0: more work would cost less
         for ridge in TYPE_RIDGE if form == "types" else (0.0,):
+            if form == "types" and min(_solve_types(pts, ridge)[2].values()) <= 0:
+                continue  # a type whose entries cost nothing, or less than nothing: not a cost model
             errors = _loo(pts, form, ridge)
             score = sum(errors) / len(errors)
             if best is None or score < best[0] - 1e-12:
