@@ -372,7 +372,8 @@ def _solve_types(points: Sequence[Point], ridge: float) -> tuple[float, float, d
     types = sorted({t for p in points for t, _ in p[4]})
     measured = np.array([p[1] for p in points])
     w = 1.0 / measured
-    x = np.array([[dict(p[4]).get(t, 0.0) for t in types] + [1.0] for p in points]) * w[:, None]
+    sums = [dict(p[4]) for p in points]
+    x = np.array([[by.get(t, 0.0) for t in types] + [1.0] for by in sums]) * w[:, None]
     prior = np.array([common] * len(types) + [intercept])
     lhs = x.T @ x + ridge * np.eye(len(prior))
     rhs = x.T @ (measured * w) + ridge * prior
