@@ -149,12 +149,15 @@ def _brief(row: dict[str, Any], objectives: Sequence[dict[str, Any]]) -> dict[st
 
 
 def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
-                  remeasured: dict[str, Any] | None = None) -> dict[str, Any]:
+                  remeasured: dict[str, Any] | None = None,
+                  table_all_measured: dict[str, Any] | None = None) -> dict[str, Any]:
     """Writes ``trials.csv``, ``pareto.csv`` and ``summary.json`` for these trials; returns the summary.
 
     ``remeasured``: trial number (as text) -> the whole network's latency in milliseconds, for a ``--latency
     table`` study whose front was re-measured; written as ``latency_remeasured_ms`` and the table's error
-    ``latency_table_error`` (table / re-measured - 1).
+    ``latency_table_error`` (table / re-measured - 1). ``table_all_measured``: trial number -> the same trial's
+    table latency once the entries it predicted were measured (the search's term), milliseconds; written as
+    ``latency_table_all_measured_ms`` and ``latency_table_all_measured_error`` (that / re-measured - 1).
     """
     rows = study_rows(trials, settings)
     for row in rows:
@@ -164,6 +167,10 @@ def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
             table = row.get("latency_table_ms")
             if isinstance(table, (int, float)):
                 row["latency_table_error"] = table / ms - 1.0
+            final = (table_all_measured or {}).get(str(row["number"]))
+            if isinstance(final, (int, float)) and final > 0:
+                row["latency_table_all_measured_ms"] = final
+                row["latency_table_all_measured_error"] = final / ms - 1.0
     columns: list[str] = []
     for r in rows:
         columns.extend(k for k in r if k not in columns)

@@ -303,12 +303,58 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
     for r in front:
         table, whole = float(r["latency_table_ms"]), float(r["latency_remeasured_ms"])
         assert float(r["latency_table_error"]) == pytest.approx(table / whole - 1, rel=1e-3, abs=1e-4)
+        # every entry was measured in the trials and no term existed: the figure with all entries measured is theirs
+        assert float(r["latency_table_all_measured_ms"]) == pytest.approx(table, rel=1e-6)
     # the front measured whole became the term's points, for the next search (no term before: it had none)
     fit = load_fit(Context.local(), Cache(tmp_path / "cache.sqlite"))
     if len(front) >= 2:
         assert fit is not None and {p[0] for p in fit.points} == {r["fingerprint"] for r in front}
     else:
         assert fit is None  # one network cannot fit a term
+
+
+def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    from designspace.evaluate import entry_model, evaluation
+    from designspace.search import objectives
+    from designspace.search.config import SearchConfig
+    from designspace.search.runner import run_search
+    from designspace.space import load_space
+
+    # every entry predicted in the trials (1 us each): nothing is measured until the front is
+    monkeypatch.setattr(entry_model.EntryPredictor, "predict", lambda self, p: 0.001)
+    passes: list[bool] = []
+    real = evaluation.measure_latencies
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        passes.append(bool(kwargs.get("again")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "measure_latencies", counted)
+    cfg = SearchConfig(load_space("tiny"), (objectives.parse_objective("log10_macs"),
+                                            objectives.parse_objective("latency")),
+                       trials=3, latency="table", protocol=FAST, results=tmp_path, progress=False)
+    report = run_search(cfg)
+    with open(report.folder / "trials.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["latency_entries_predicted"]) > 0 and float(r["latency_entries_measured"]) == 0 for r in rows)
+    front = [r for r in rows if r.get("latency_remeasured_ms")]
+    assert front and passes == [False, True]  # the front measured whole in two passes
+    cache = Cache(tmp_path / "cache.sqlite")
+    for r in front:
+        arch = ds.Arch.from_file(report.folder / r["arch"])
+        ctx = Context.local(resolution=arch.resolution)
+        assert not missing_entries(plan(arch), ctx, cache)  # its predicted entries were measured...
+        rows_ = [cache.get(entry_of(p).key, KIND, dataclasses.replace(ctx, resolution=0).key()) for p in plan(arch)]
+        assert all(row is not None and row["passes"] == 2 for row in rows_)  # ...in two passes
+        final = float(r["latency_table_all_measured_ms"])
+        # no term existed while the search ran (its front's points came after): the sum of the measured entries
+        assert final == pytest.approx(table_latency(arch, ctx, cache).entries_ms, rel=1e-6)
+        assert final != pytest.approx(float(r["latency_table_ms"]))  # not the predictions' figure
+        whole = float(r["latency_remeasured_ms"])
+        assert float(r["latency_table_all_measured_error"]) == pytest.approx(final / whole - 1, rel=1e-3, abs=1e-4)
 
 
 def test_a_second_pass_keeps_the_smaller_ratio(toy: ds.Arch, cache: Cache) -> None:

@@ -222,10 +222,11 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     finally:
         if bar is not None:
             bar.close()
-    remeasured = None
+    front: dict[str, dict[str, float]] = {}
     if cfg.latency in TABLE_MODES and evaluate.needs_latency and stopped != "interrupted":
-        remeasured = _remeasure_front(cfg, study, settings, evaluate)
-    summary = write_results(study.get_trials(deepcopy=False), settings, folder, remeasured)
+        front = _remeasure_front(cfg, study, settings, evaluate)
+    summary = write_results(study.get_trials(deepcopy=False), settings, folder, front.get("remeasured"),
+                            front.get("table_all_measured"))
     report = SearchReport(cfg.name, folder, summary, ran, stopped)
     if stopped == "interrupted":
         raise KeyboardInterrupt(report)
@@ -233,17 +234,37 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
 
 
 def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], evaluate: TrialEvaluator
-                     ) -> dict[str, float]:
-    """Measures the feasible Pareto front's networks whole (the full protocol) in a ``--latency table`` study;
-    returns trial number (text) -> milliseconds, also kept in the study's user attribute ``remeasured``."""
+                     ) -> dict[str, dict[str, float]]:
+    """Measures the feasible Pareto front's networks whole (the full protocol) in a ``--latency table`` study.
+
+    Like the term's calibration networks, each is measured whole in two passes (the second minutes after the
+    first, several networks to a worker process) and keeps the smaller figure, so that the comparison relates
+    like to like: the term was fitted on two-pass figures, and a single pass that met a slow stretch of the host
+    would read as a table error. The entries the trials predicted rather than measured are measured first (two
+    passes, as ``lut build`` does), so that the front's table figure can also be given with every entry measured
+    under the term the search used (``table_all_measured``), and the front's networks become points of the term
+    for the next search.
+
+    Returns:
+        ``{"remeasured": {trial: ms}, "table_all_measured": {trial: ms}}`` (trial numbers as text), also kept in
+        the study's user attributes of those names, so that a resumed study does not measure them again.
+    """
     from designspace.arch import Arch
     from designspace.evaluate.evaluation import measure_latencies
     from designspace.evaluate.latency import MeasurementError
-    from designspace.evaluate.table import add_points, missing_entries, permutes, table_latency
+    from designspace.evaluate.table import (
+        add_points,
+        entry_protocol,
+        measure_entries,
+        missing_entries,
+        permutes,
+        table_latency,
+    )
     from designspace.plan import plan
     from designspace.results import pareto_front, study_rows
 
     done: dict[str, float] = dict(study.user_attrs.get("remeasured", {}))
+    final: dict[str, float] = dict(study.user_attrs.get("table_all_measured", {}))
     folder = (cfg.results or results_dir()) / cfg.name
     keys, archs = [], []
     for row in pareto_front(study_rows(study.get_trials(deepcopy=False), settings), settings["objectives"]):
@@ -252,27 +273,43 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
             continue
         keys.append(key)
         archs.append(Arch.from_file(folder / str(row["arch"])))
-    # the full protocol, several networks to a worker process: a front of 60 networks measured one at a time
-    # cost more than the 300 table trials before it
-    lats = measure_latencies(archs, [evaluate.table_context(a) for a in archs], protocol=cfg.protocol,
-                             cache=evaluate.cache)
+    contexts = [evaluate.table_context(a) for a in archs]
+    by_context: dict[str, tuple[Any, list[Any]]] = {}
+    for arch, context in zip(archs, contexts, strict=True):
+        by_context.setdefault(context.key(), (context, []))[1].extend(plan(arch))
+    light = entry_protocol(cfg.protocol)
+    for context, placements in by_context.values():
+        todo = missing_entries(placements, context, evaluate.cache)
+        try:
+            measure_entries(todo, context, evaluate.cache, light)
+            measure_entries(todo, context, evaluate.cache, light, again=True)
+        except MeasurementError as err:  # the front's table figures stay the trials' own; nothing is lost
+            log.warning("the Pareto front's predicted table entries could not all be measured: %s", err)
+    # the full protocol, several networks to a worker process (a front of 60 networks measured one at a time
+    # cost more than the 300 table trials before it); the second pass keeps each network's smaller figure
+    lats = measure_latencies(archs, contexts, protocol=cfg.protocol, cache=evaluate.cache)
+    again = measure_latencies(archs, contexts, protocol=cfg.protocol, cache=evaluate.cache, again=True)
     points = {}  # by network: two trials of one network are one point
-    for key, arch, lat in zip(keys, archs, lats, strict=True):
-        if isinstance(lat, MeasurementError):
-            log.warning("trial %s of the Pareto front could not be measured whole: %s", key, lat)
+    for key, arch, context, first, second in zip(keys, archs, contexts, lats, again, strict=True):
+        figures = [lat.ms for lat in (first, second) if not isinstance(lat, MeasurementError)]
+        if not figures:
+            log.warning("trial %s of the Pareto front could not be measured whole: %s", key, second)
             continue
-        done[key] = lat.ms
-        context = evaluate.table_context(arch)
-        # a point of the term needs every entry measured: a network with predicted entries is left out, so that
-        # the term does not absorb the predictions' errors (and nothing is measured for it here)
-        if arch.fingerprint not in points and not missing_entries(plan(arch), context, evaluate.cache):
-            tab = table_latency(arch, context, evaluate.cache)
-            points[arch.fingerprint] = (arch.fingerprint, lat.ms, tab.entries_ms, permutes(arch), tab.by_type)
+        done[key] = min(figures)
+        # a point of the term needs every entry measured: a network whose entries could not all be measured is
+        # left out, so that the term does not absorb the predictions' errors
+        if missing_entries(plan(arch), context, evaluate.cache):
+            continue
+        tab = table_latency(arch, context, evaluate.cache)
+        final[key] = tab.ms  # under the term the search used: the front's points are added below
+        if arch.fingerprint not in points:
+            points[arch.fingerprint] = (arch.fingerprint, done[key], tab.entries_ms, permutes(arch), tab.by_type)
     study.set_user_attr("remeasured", done)
+    study.set_user_attr("table_all_measured", final)
     if points:  # the front measured whole refines the table's term for the next search (this one's figures and
         # their errors stay as the trials saw them)
-        add_points(list(points.values()), evaluate.table_context(archs[0]), evaluate.cache)
-    return done
+        add_points(list(points.values()), contexts[0], evaluate.cache)
+    return {"remeasured": done, "table_all_measured": final}
 
 
 def _progress(cfg: SearchConfig, counted: int) -> Any:
