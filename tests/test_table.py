@@ -303,8 +303,9 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
     for r in front:
         table, whole = float(r["latency_table_ms"]), float(r["latency_remeasured_ms"])
         assert float(r["latency_table_error"]) == pytest.approx(table / whole - 1, rel=1e-3, abs=1e-4)
-        # every entry was measured in the trials and no term existed: the figure with all entries measured is theirs
-        assert float(r["latency_table_all_measured_ms"]) == pytest.approx(table, rel=1e-6)
+        # every entry was measured in the trials (one pass) and no term existed: with the front's second pass
+        # of its entries, each keeping its smaller ratio, the figure with every entry measured is at most theirs
+        assert 0 < float(r["latency_table_all_measured_ms"]) <= table * (1 + 1e-9)
     # the front measured whole became the term's points, for the next search (no term before: it had none)
     fit = load_fit(Context.local(), Cache(tmp_path / "cache.sqlite"))
     if len(front) >= 2:

@@ -240,10 +240,10 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     Like the term's calibration networks, each is measured whole in two passes (the second minutes after the
     first, several networks to a worker process) and keeps the smaller figure, so that the comparison relates
     like to like: the term was fitted on two-pass figures, and a single pass that met a slow stretch of the host
-    would read as a table error. The entries the trials predicted rather than measured are measured first (two
-    passes, as ``lut build`` does), so that the front's table figure can also be given with every entry measured
-    under the term the search used (``table_all_measured``), and the front's networks become points of the term
-    for the next search.
+    would read as a table error. The entries the trials predicted rather than measured are measured first, and
+    every entry of the front gets two passes, as ``lut build`` gives them, so that the front's table figure can
+    also be given with every entry measured under the term the search used (``table_all_measured``), and the
+    front's networks become points of the term for the next search.
 
     Returns:
         ``{"remeasured": {trial: ms}, "table_all_measured": {trial: ms}}`` (trial numbers as text), also kept in
@@ -277,12 +277,16 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     by_context: dict[str, tuple[Any, list[Any]]] = {}
     for arch, context in zip(archs, contexts, strict=True):
         by_context.setdefault(context.key(), (context, []))[1].extend(plan(arch))
+    if archs:  # minutes on a large front: say what is coming
+        missing = sum(len(missing_entries(ps, c, evaluate.cache)) for c, ps in by_context.values())
+        log.info("the Pareto front: measuring the %d table entries its trials predicted, then its %d networks "
+                 "whole in two passes", missing, len(archs))
     light = entry_protocol(cfg.protocol)
     for context, placements in by_context.values():
-        todo = missing_entries(placements, context, evaluate.cache)
         try:
-            measure_entries(todo, context, evaluate.cache, light)
-            measure_entries(todo, context, evaluate.cache, light, again=True)
+            measure_entries(placements, context, evaluate.cache, light)
+            # the second pass also reaches the entries the trials measured on demand (one pass each)
+            measure_entries(placements, context, evaluate.cache, light, again=True)
         except MeasurementError as err:  # the front's table figures stay the trials' own; nothing is lost
             log.warning("the Pareto front's predicted table entries could not all be measured: %s", err)
     # the full protocol, several networks to a worker process (a front of 60 networks measured one at a time
