@@ -283,7 +283,8 @@ def test_entries_get_their_own_light_protocol() -> None:
         assert light.isolated == ENTRY_PROTOCOL.isolated and light.run_timeout_s == 3.0
 
 
-def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
+def _tiny_table_search(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    """A 3-trial ``--latency table`` search of ``tiny`` (log10 MACs and latency): its folder and trials."""
     import csv
 
     from designspace.search import objectives
@@ -296,7 +297,11 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
                        trials=3, latency="table", protocol=FAST, results=tmp_path, progress=False)
     report = run_search(cfg)
     with open(report.folder / "trials.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+        return report.folder, list(csv.DictReader(f))
+
+
+def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
+    _, rows = _tiny_table_search(tmp_path)
     assert len(rows) == 3 and all(float(r["latency_table_ms"]) > 0 for r in rows)
     front = [r for r in rows if r.get("latency_remeasured_ms")]
     assert front  # the front measured whole, both figures side by side with their difference
@@ -316,13 +321,7 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
 
 def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import csv
-
     from designspace.evaluate import entry_model, evaluation
-    from designspace.search import objectives
-    from designspace.search.config import SearchConfig
-    from designspace.search.runner import run_search
-    from designspace.space import load_space
 
     # every entry predicted in the trials (1 us each): nothing is measured until the front is
     monkeypatch.setattr(entry_model.EntryPredictor, "predict", lambda self, p: 0.001)
@@ -334,18 +333,13 @@ def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Pat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(evaluation, "measure_latencies", counted)
-    cfg = SearchConfig(load_space("tiny"), (objectives.parse_objective("log10_macs"),
-                                            objectives.parse_objective("latency")),
-                       trials=3, latency="table", protocol=FAST, results=tmp_path, progress=False)
-    report = run_search(cfg)
-    with open(report.folder / "trials.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    folder, rows = _tiny_table_search(tmp_path)
     assert all(float(r["latency_entries_predicted"]) > 0 and float(r["latency_entries_measured"]) == 0 for r in rows)
     front = [r for r in rows if r.get("latency_remeasured_ms")]
     assert front and passes == [False, True]  # the front measured whole in two passes
     cache = Cache(tmp_path / "cache.sqlite")
     for r in front:
-        arch = ds.Arch.from_file(report.folder / r["arch"])
+        arch = ds.Arch.from_file(folder / r["arch"])
         ctx = Context.local(resolution=arch.resolution)
         assert not missing_entries(plan(arch), ctx, cache)  # its predicted entries were measured...
         rows_ = [cache.get(entry_of(p).key, KIND, dataclasses.replace(ctx, resolution=0).key()) for p in plan(arch)]
