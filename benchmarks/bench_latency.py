@@ -169,6 +169,11 @@ def _kendall(a: list[float], b: list[float]) -> float:
     return s / (n * (n - 1) / 2) if n > 1 else float("nan")
 
 
+def _within(errors: list[float], band: float) -> float:
+    """The share of ``errors`` (relative) within +-``band``."""
+    return sum(abs(e) <= band for e in errors) / len(errors)
+
+
 def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
@@ -227,8 +232,7 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     whole = [min(a, b) for a, b in zip(*passes, strict=True)]
     once = [tb / w - 1 for tb, w in zip(table, passes[0], strict=True)]
     err = [tb / w - 1 for tb, w in zip(table, whole, strict=True)]
-    in10 = sum(abs(e) <= 0.10 for e in err) / len(err)
-    in5 = sum(abs(e) <= 0.05 for e in err) / len(err)
+    in10, in5 = _within(err, 0.10), _within(err, 0.05)
     tau = _kendall(table, whole)
     first = 0
     for name, k in zip(SPACES, per, strict=True):  # the test Archs are drawn space by space, ``k`` each
@@ -241,8 +245,8 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
           f"(goal >= 70%: {'met' if in5 >= 0.7 else 'NOT met'}); Kendall tau {tau:.3f} (goal >= 0.9: "
           f"{'met' if tau >= 0.9 else 'NOT met'})")
     print(f"   against the first pass alone: mean {statistics.mean(once):+.2%}, within +-10% "
-          f"{sum(abs(e) <= 0.10 for e in once) / len(once):.0%}, within +-5% "
-          f"{sum(abs(e) <= 0.05 for e in once) / len(once):.0%}, Kendall tau {_kendall(table, passes[0]):.3f}; the "
+          f"{_within(once, 0.10):.0%}, within +-5% {_within(once, 0.05):.0%}, Kendall tau "
+          f"{_kendall(table, passes[0]):.3f}; the "
           f"two passes differ by {statistics.mean(abs(a / b - 1) for a, b in zip(*passes, strict=True)):.1%} mean")
     print(f"   {len(tests)} table figures {looked_s:.2f} s in all (every entry in the table), whole-network "
           f"measurements {measured_s:.0f} s (two passes)")

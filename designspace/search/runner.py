@@ -274,9 +274,10 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
         keys.append(key)
         archs.append(Arch.from_file(folder / str(row["arch"])))
     contexts = [evaluate.table_context(a) for a in archs]
+    plans = [plan(a) for a in archs]
     by_context: dict[str, tuple[Any, list[Any]]] = {}
-    for arch, context in zip(archs, contexts, strict=True):
-        by_context.setdefault(context.key(), (context, []))[1].extend(plan(arch))
+    for placements, context in zip(plans, contexts, strict=True):
+        by_context.setdefault(context.key(), (context, []))[1].extend(placements)
     if archs:  # minutes on a large front: say what is coming
         missing = sum(len(missing_entries(ps, c, evaluate.cache)) for c, ps in by_context.values())
         log.info("the Pareto front: measuring the %d table entries its trials predicted, then its %d networks "
@@ -294,7 +295,7 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     lats = measure_latencies(archs, contexts, protocol=cfg.protocol, cache=evaluate.cache)
     again = measure_latencies(archs, contexts, protocol=cfg.protocol, cache=evaluate.cache, again=True)
     points = {}  # by network: two trials of one network are one point
-    for key, arch, context, first, second in zip(keys, archs, contexts, lats, again, strict=True):
+    for key, arch, placed, context, first, second in zip(keys, archs, plans, contexts, lats, again, strict=True):
         figures = [lat.ms for lat in (first, second) if not isinstance(lat, MeasurementError)]
         if not figures:
             log.warning("trial %s of the Pareto front could not be measured whole: %s", key, second)
@@ -302,7 +303,7 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
         done[key] = min(figures)
         # a point of the term needs every entry measured: a network whose entries could not all be measured is
         # left out, so that the term does not absorb the predictions' errors
-        if missing_entries(plan(arch), context, evaluate.cache):
+        if missing_entries(placed, context, evaluate.cache):
             continue
         tab = table_latency(arch, context, evaluate.cache)
         final[key] = tab.ms  # under the term the search used: the front's points are added below
