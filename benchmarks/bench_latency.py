@@ -17,7 +17,8 @@ Run: python benchmarks/bench_latency.py [--processes 5] [--archs 100] [--trials 
    calibration networks are measured first as ``lut build`` does (two passes, minutes apart); the per-network term
    is fitted on each space's zoo models and 3 seeded points spanning the space's sizes
    (``table.calibration_archs``; 1 with ``--quick``). Goal: >= 90% within +-10%, >= 70% within +-5%, Kendall tau
-   >= 0.9. The table's build time is reported apart.
+   >= 0.9. The table's build time is reported apart. The results folder gets ``part3.json`` (each test network's
+   Arch, table figure and two measured figures, and the term's Archs), which ``--keep`` keeps for a look afterwards.
 4. Search: ``--trials`` trials of ``mobile --budget 20ms`` with ``--latency table`` on part 3's table (its build
    reported apart): a missing entry is predicted from its type's measured entries where that model holds, else
    measured on demand; the front is re-measured whole (two passes, the smaller figure kept, as the term's
@@ -250,6 +251,11 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
           f"two passes differ by {statistics.mean(abs(a / b - 1) for a, b in zip(*passes, strict=True)):.1%} mean")
     print(f"   {len(tests)} table figures {looked_s:.2f} s in all (every entry in the table), whole-network "
           f"measurements {measured_s:.0f} s (two passes)")
+    # every network's figures, for a look afterwards (``--keep`` keeps the folder)
+    rows = [{"set": "test", "arch": a.to_dict(), "table_ms": tb, "passes_ms": [p0, p1]}
+            for a, tb, p0, p1 in zip(tests, table, *passes, strict=True)]
+    rows += [{"set": "term", "arch": a.to_dict()} for a in calib]
+    (cache_dir / "part3.json").write_text(json.dumps({"fit": fit.form, "networks": rows}, indent=1))
 
 
 def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
