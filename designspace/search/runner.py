@@ -278,14 +278,15 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     by_context: dict[str, tuple[Any, list[Any]]] = {}
     for placements, context in zip(plans, contexts, strict=True):
         by_context.setdefault(context.key(), (context, []))[1].extend(placements)
+    # the entries the trials predicted, found once: for the log line and the first pass
+    todo = {k: missing_entries(ps, c, evaluate.cache) for k, (c, ps) in by_context.items()}
     if archs:  # minutes on a large front: say what is coming
-        missing = sum(len(missing_entries(ps, c, evaluate.cache)) for c, ps in by_context.values())
         log.info("the Pareto front: measuring the %d table entries its trials predicted, then its %d networks "
-                 "whole in two passes", missing, len(archs))
+                 "whole in two passes", sum(map(len, todo.values())), len(archs))
     light = entry_protocol(cfg.protocol)
-    for context, placements in by_context.values():
+    for k, (context, placements) in by_context.items():
         try:
-            measure_entries(placements, context, evaluate.cache, light)
+            measure_entries(todo[k], context, evaluate.cache, light)
             # the second pass also reaches the entries the trials measured on demand (one pass each)
             measure_entries(placements, context, evaluate.cache, light, again=True)
         except MeasurementError as err:  # the front's table figures stay the trials' own; nothing is lost
