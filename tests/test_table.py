@@ -471,6 +471,35 @@ def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch)
     assert calls == [None] and lat.processes == 2 and "unconfirmed" in lat.flags
 
 
+def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import designspace.evaluate.isolated as isolated
+    import designspace.evaluate.latency as latency_mod
+
+    calls: list[int | None] = []
+    walls: list[tuple[float, ...]] = []
+
+    def fake(models, threads=1, protocol=None, processes=None):  # type: ignore[no-untyped-def]
+        calls.append(processes)
+        return [isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10, walls[0])] * len(models)
+
+    monkeypatch.setattr(isolated, "time_onnx", fake)
+    proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=2))  # budget 10 s
+    # the first processes took 1 s and 4.5 s: two more at the slowest one's pace (9 s) fit in 10 s: measured
+    walls.append((1.0, 4.5))
+    (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
+    assert calls == [None, 2] and lat.processes == 4
+    # 1 s and 5.5 s: two more at the slowest one's pace (11 s) would pass 10 s, though at their mean pace
+    # (6.5 s) they would not: left out, the figure unconfirmed
+    calls.clear()
+    walls[0] = (1.0, 5.5)
+    (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
+    assert calls == [None] and lat.processes == 2 and "unconfirmed" in lat.flags
+    # the estimate scales with the models an extra process times: the overhead beyond the asked timing, then
+    # the reference and one model of 0.6 s each
+    asked = 0.1 + 5 * 0.1
+    ts = [isolated.Timing((1.0,), (1.0,), (1.0,), (1.0,), 5, (3.0,))] * 4
+    assert latency_mod._extra_process_s(ts, 1, IsolatedProtocol()) == pytest.approx(3.0 - 5 * asked + 2 * asked)
+
 def test_calibration_networks_span_the_space_from_its_smallest_to_its_largest() -> None:
     from designspace.evaluate.counts import count
     from designspace.evaluate.table import calibration_archs

@@ -8,6 +8,7 @@ machine lacks) is the caller's error and raises.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,12 +97,13 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
         return hit
     from designspace.network import Network
 
+    began = time.perf_counter()  # the measurement's wall time counts the model's build too
     try:
         model = Network(arch)
     except MemoryError as err:
         raise MeasurementError("out of memory while building the model") from err
     lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans,
-                        reference=ReferenceStore(cache))
+                        reference=ReferenceStore(cache), start=began)
     if cache is not None:
         cache.put(arch, _KIND, key, lat.to_dict())
     return lat

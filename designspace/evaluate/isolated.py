@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ class Timing:
         medians: per process, the model's median run, milliseconds.
         reference_minima: per process, the reference's minimum, milliseconds.
         runs: timed runs of the model in all.
+        process_s: per process, its wall seconds (start-up included; shared by the models timed in it).
     """
 
     ratios: tuple[float, ...]
@@ -95,6 +97,7 @@ class Timing:
     medians: tuple[float, ...]
     reference_minima: tuple[float, ...]
     runs: int
+    process_s: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -193,7 +196,11 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
                    "min_runs": protocol.min_runs, "warmup_s": protocol.warmup_s,
                    "run_timeout_s": protocol.run_timeout_s}
         pin = _pin_cpu() if protocol.pin and threads == 1 else None
-        answers = [_run_worker(request, pin, budget_s) for _ in range(n)]
+        answers, walls = [], []
+        for _ in range(n):
+            t = time.perf_counter()
+            answers.append(_run_worker(request, pin, budget_s))
+            walls.append(time.perf_counter() - t)
     out = []
     for k in range(len(models)):
         ratios, minima, medians, refs, runs = [], [], [], [], 0
@@ -208,6 +215,6 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
             medians.append(statistics.median(flat))
             refs.append(ref_min)
             runs += len(flat)
-        out.append(Timing(tuple(ratios), tuple(minima), tuple(medians), tuple(refs), runs))
+        out.append(Timing(tuple(ratios), tuple(minima), tuple(medians), tuple(refs), runs, tuple(walls)))
     return out
 

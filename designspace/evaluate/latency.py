@@ -363,17 +363,19 @@ def _cuda_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]
 
 
 def measure_model(model: nn.Module, context: Context, protocol: Protocol = Protocol(),
-                  in_chans: int = 3, reference: ReferenceStore | None = None) -> Latency:
+                  in_chans: int = 3, reference: ReferenceStore | None = None, start: float | None = None) -> Latency:
     """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's).
 
     ONNX Runtime: exported here, timed in isolated worker processes interleaved with the reference network
     (:mod:`designspace.evaluate.isolated`); ``reference`` keeps the reference's long-run figure (default: one
-    for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure`.
+    for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure`. ``start``: the
+    ``time.perf_counter()`` the measurement's wall time (and its 10 s budget) counts from (default: now; a
+    caller that built the model for it passes when it began).
 
     Raises:
         MeasurementError: export failed, out of memory, a run exceeded the timeout, or no GPU for CUDA.
     """
-    start = time.perf_counter()
+    start = time.perf_counter() if start is None else start
     model.eval()
     r = context.resolution
     example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
@@ -474,14 +476,12 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
         iso = dataclasses.replace(iso, run_timeout_s=protocol.run_timeout_s)
     began = time.perf_counter() if start is None else start
     try:
-        timed = time.perf_counter()
         timings = time_onnx(models, context.threads, iso)
         # more processes for the models whose processes disagree, not for the whole group: a front of 8
         # networks to a worker nearly always holds one that disagrees
         apart = [i for i, t in enumerate(timings) if t.spread > iso.agree]
-        now = time.perf_counter()
-        pace = (now - timed) / iso.processes / len(models)  # seconds per model per process
-        within = now - began + pace * len(apart) * iso.extra_processes <= iso.budget_s * len(models)
+        within = time.perf_counter() - began + iso.extra_processes * _extra_process_s(timings, len(apart), iso) \
+            <= iso.budget_s * len(models)
         if apart and iso.extra_processes and within:
             more = time_onnx([models[i] for i in apart], context.threads, iso, processes=iso.extra_processes)
             for i, extra in zip(apart, more, strict=True):
@@ -507,8 +507,24 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     return out
 
 
+def _extra_process_s(timings: Sequence[Timing], k: int, iso: IsolatedProtocol) -> float:
+    """Wall seconds one more worker process timing ``k`` of the models would take, estimated from the slowest of
+    the first processes: its start-up and overhead (its wall time beyond the timing it was asked for) plus that
+    timing for the reference and ``k`` models.
+
+    Why the slowest and not the mean: on a host in a slow stretch the mean of the first processes underestimated
+    the extra ones, and measurements the extra processes took past the 10 s budget (10.6 s, docs/latency.md).
+    """
+    walls = [s for t in timings[:1] for s in t.process_s]
+    if not walls:
+        return 0.0
+    asked = iso.warmup_s + iso.rounds * iso.round_s  # seconds per model (the reference counts as one)
+    overhead = max(0.0, max(walls) - (len(timings) + 1) * asked)
+    return overhead + (k + 1) * asked
+
+
 def _merge(a: Timing, b: Timing) -> Timing:
     from designspace.evaluate.isolated import Timing
 
     return Timing(a.ratios + b.ratios, a.minima + b.minima, a.medians + b.medians,
-                  a.reference_minima + b.reference_minima, a.runs + b.runs)
+                  a.reference_minima + b.reference_minima, a.runs + b.runs, a.process_s + b.process_s)
