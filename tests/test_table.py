@@ -19,6 +19,7 @@ from designspace.evaluate.latency import Context, Latency, MeasurementError, Pro
 from designspace.evaluate.table import (
     KIND,
     calibrate_term,
+    describe_fit,
     entry_of,
     entry_protocol,
     fit_term,
@@ -171,6 +172,27 @@ def test_a_scale_per_component_type_where_the_types_differ(cache: Cache) -> None
     assert fit_term(points(1.2, 1.2), ctx, cache).form in ("ratio", "scale")
     # points without sums by type (stored before the types form): the other forms only
     assert fit_term([p[:4] for p in points(1.0, 1.3)], ctx, cache).form != "types"
+
+
+def test_a_point_measured_far_slower_than_the_fit_is_left_out_and_judged_again_later(cache: Cache) -> None:
+    ctx = Context.local()
+    sizes = [2.0, 3.0, 4.5, 6.0, 8.0, 10.0, 12.0, 15.0, 18.0, 22.0, 26.0, 30.0]
+    jitter = [0.01, -0.012, 0.008, -0.005, 0.011, -0.009, 0.004, -0.01, 0.006, -0.003, 0.009, -0.007]
+    clean = [(f"n{i}", (1.1 * s + 0.2) * (1 + j), s, 0) for i, (s, j) in enumerate(zip(sizes, jitter, strict=True))]
+    fit = fit_term(clean, ctx, cache)
+    assert fit.slow == () and len(fit.points) == 12
+    # one network whose both passes met a slow stretch: 30% above its true figure
+    slowed = [*clean[:5], (clean[5][0], clean[5][1] * 1.3, *clean[5][2:]), *clean[6:]]
+    fit = fit_term(slowed, ctx, cache)
+    assert fit.slow == ("n5",) and len(fit.points) == 12  # kept among the points, left out of the fit
+    assert fit.latency(10.0, 0) == pytest.approx(11.2, rel=0.02) and fit.loo_max < 0.05
+    assert load_fit(ctx, cache) == fit and "1 more left out as measured slow" in describe_fit(fit)
+    # a network 30% faster than the fit is the model's error, not the host's: it stays in the fit
+    faster = [*clean[:5], (clean[5][0], clean[5][1] / 1.3, *clean[5][2:]), *clean[6:]]
+    assert fit_term(faster, ctx, cache).slow == ()
+    # a slow point within the host's drift (6%) is not told from it: kept
+    drift = [*clean[:5], (clean[5][0], clean[5][1] * 1.06, *clean[5][2:]), *clean[6:]]
+    assert fit_term(drift, ctx, cache).slow == ()
 
 
 def _one_scale_loo(points: Sequence[tuple[str, float, float, int, tuple[tuple[str, float], ...]]]) -> float:
