@@ -463,7 +463,7 @@ def test_only_the_models_that_disagree_get_more_processes(monkeypatch: pytest.Mo
 
     calls: list[tuple[int, int | None]] = []
 
-    def fake(models, threads=1, protocol=None, processes=None):  # type: ignore[no-untyped-def]
+    def fake(models, threads=1, protocol=None, processes=None, deadline=None):  # type: ignore[no-untyped-def]
         calls.append((len(models), processes))
         # the second model's two processes disagree by 20%, the first's agree
         first = [isolated.Timing((2.0, 2.01), (2.0, 2.01), (2.1, 2.1), (1.0, 1.0), 10),
@@ -483,7 +483,7 @@ def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch)
 
     calls: list[int | None] = []
 
-    def fake(models, threads=1, protocol=None, processes=None):  # type: ignore[no-untyped-def]
+    def fake(models, threads=1, protocol=None, processes=None, deadline=None):  # type: ignore[no-untyped-def]
         calls.append(processes)
         return [isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10)] * len(models)
 
@@ -500,7 +500,7 @@ def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monke
     calls: list[int | None] = []
     walls: list[tuple[float, ...]] = []
 
-    def fake(models, threads=1, protocol=None, processes=None):  # type: ignore[no-untyped-def]
+    def fake(models, threads=1, protocol=None, processes=None, deadline=None):  # type: ignore[no-untyped-def]
         calls.append(processes)
         return [isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10, walls[0])] * len(models)
 
@@ -516,11 +516,35 @@ def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monke
     walls[0] = (1.0, 5.5)
     (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
     assert calls == [None] and lat.processes == 2 and "unconfirmed" in lat.flags
+    # the extra processes ran into the deadline (none done): the first processes' figure, unconfirmed
+    calls.clear()
+    walls[0] = (1.0, 4.5)
+    monkeypatch.setattr(isolated, "time_onnx", lambda models, threads=1, protocol=None, processes=None,
+                        deadline=None: fake(models) if processes is None else calls.append(deadline) or [])
+    (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
+    assert len(calls) == 2 and calls[1] is not None and lat.processes == 2 and "unconfirmed" in lat.flags
     # the estimate scales with the models an extra process times: the overhead beyond the asked timing, then
     # the reference and one model of 0.6 s each
     asked = 0.1 + 5 * 0.1
     ts = [isolated.Timing((1.0,), (1.0,), (1.0,), (1.0,), 5, (3.0,))] * 4
     assert latency_mod._extra_process_s(ts, 1, IsolatedProtocol()) == pytest.approx(3.0 - 5 * asked + 2 * asked)
+
+def test_a_worker_that_would_pass_the_deadline_is_cut_short_and_what_is_done_counts() -> None:
+    import time
+
+    from designspace.evaluate.isolated import REFERENCE_SHAPE, reference_onnx, time_onnx
+
+    model = (reference_onnx(), tuple(REFERENCE_SHAPE))
+    quick = IsolatedProtocol(rounds=1, round_s=0.01, warmup_s=0.01)
+    assert time_onnx([model], protocol=quick, processes=2, deadline=time.perf_counter()) == []
+    # a real worker killed 0.05 s in (it cannot start ONNX Runtime that fast): none done, nothing raised
+    t = time.perf_counter()
+    assert time_onnx([model], protocol=quick, processes=2, deadline=t + 0.05) == []
+    assert time.perf_counter() - t < 2.0
+    # a deadline far off: both processes done
+    (timing,) = time_onnx([model], protocol=quick, processes=2, deadline=time.perf_counter() + 60)
+    assert len(timing.ratios) == 2 and len(timing.process_s) == 2
+
 
 def test_calibration_networks_span_the_space_from_its_smallest_to_its_largest() -> None:
     from designspace.evaluate.counts import count

@@ -45,6 +45,10 @@ class WorkerError(DesignspaceError):
     """A worker process failed (its reason is in the message)."""
 
 
+class WorkerTimeout(WorkerError):
+    """A worker process ran past its time limit and was killed."""
+
+
 @dataclass(frozen=True)
 class IsolatedProtocol:
     """How isolated, interleaved measurements are made.
@@ -150,7 +154,7 @@ def _run_worker(request: dict[str, object], pin: list[int] | None, timeout_s: fl
         proc = subprocess.run([sys.executable, str(WORKER)], input=json.dumps(request), capture_output=True,
                               text=True, timeout=timeout_s, env=env, preexec_fn=preexec if pin else None)
     except subprocess.TimeoutExpired:
-        raise WorkerError(f"a latency worker took more than {timeout_s:.0f} s (fix: a smaller network, or "
+        raise WorkerTimeout(f"a latency worker took more than {timeout_s:.0f} s (fix: a smaller network, or "
                           "a machine that is less busy)") from None
     try:
         answer = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -166,7 +170,8 @@ def _run_worker(request: dict[str, object], pin: list[int] | None, timeout_s: fl
 
 
 def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
-              protocol: IsolatedProtocol = IsolatedProtocol(), processes: int | None = None) -> list[Timing]:
+              protocol: IsolatedProtocol = IsolatedProtocol(), processes: int | None = None,
+              deadline: float | None = None) -> list[Timing]:
     """Times ONNX models in worker processes, each round interleaved with the reference (see the module).
 
     Args:
@@ -174,9 +179,12 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
         threads: ONNX Runtime intra-op threads.
         protocol: the protocol.
         processes: worker processes (default ``protocol.processes``); more are never added here.
+        deadline: a ``time.perf_counter()`` by which the processes must have ended: one that would run past it
+            is killed, and the processes done by then count (none: an empty list). For the extra processes of a
+            measurement with a wall-time budget.
 
     Returns:
-        One :class:`Timing` per model, in order.
+        One :class:`Timing` per model, in order (empty where ``deadline`` left no process done).
 
     Raises:
         WorkerError: a worker failed or timed out.
@@ -199,8 +207,18 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
         answers, walls = [], []
         for _ in range(n):
             t = time.perf_counter()
-            answers.append(_run_worker(request, pin, budget_s))
+            limit = budget_s if deadline is None else min(budget_s, deadline - t)
+            if limit <= 0:
+                break
+            try:
+                answers.append(_run_worker(request, pin, limit))
+            except WorkerTimeout:
+                if limit < budget_s:  # the deadline's limit, not a run that hung: what is done counts
+                    break
+                raise
             walls.append(time.perf_counter() - t)
+    if not answers:
+        return []
     out = []
     for k in range(len(models)):
         ratios, minima, medians, refs, runs = [], [], [], [], 0
