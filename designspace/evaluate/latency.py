@@ -523,7 +523,7 @@ def _extra_process_s(timings: Sequence[Timing], k: int, iso: IsolatedProtocol) -
     Why the slowest and not the mean: on a host in a slow stretch the mean of the first processes underestimated
     the extra ones, and measurements the extra processes took past the 10 s budget (10.6 s, docs/latency.md).
     """
-    walls = [s for t in timings[:1] for s in t.process_s]
+    walls = timings[0].process_s if timings else ()  # the processes' walls, shared by all their models
     if not walls:
         return 0.0
     asked = iso.warmup_s + iso.rounds * iso.round_s  # seconds per model (the reference counts as one)

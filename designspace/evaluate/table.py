@@ -404,17 +404,17 @@ def _usable(points: Sequence[Point], form: str) -> bool:
     return len(counts) - max(counts.count(n) for n in set(counts)) >= 2
 
 
-def _predict(points: Sequence[Point], form: str, ridge: float, p: Point) -> float:
-    """The table latency of point ``p`` from the ``form`` fitted on ``points``, milliseconds."""
+def _predictor(points: Sequence[Point], form: str, ridge: float) -> Callable[[Point], float]:
+    """The ``form`` fitted once on ``points``: a point -> its table latency, milliseconds."""
     if form == "types":
         common, intercept, scales = _solve_types(points, ridge)
-        return sum(scales.get(t, common) * ms for t, ms in p[4]) + intercept
+        return lambda p: sum(scales.get(t, common) * ms for t, ms in p[4]) + intercept
     scale, a, b = _solve(points, form)
-    return scale * p[2] + a + b * p[3]
+    return lambda p: scale * p[2] + a + b * p[3]
 
 
 def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
-    return [abs(_predict([q for j, q in enumerate(points) if j != i], form, ridge, p) - p[1]) / p[1]
+    return [abs(_predictor([q for j, q in enumerate(points) if j != i], form, ridge)(p) - p[1]) / p[1]
             for i, p in enumerate(points)]
 
 
@@ -445,7 +445,8 @@ def _slow_outliers(pts: Sequence[Point], form: str, ridge: float) -> set[str]:
     host reads slower than it is (2026-12-04, Intel host: a point measured 18% above its fit, leave-one-out max
     26%); a network faster than the fit predicts is the model's error, not the host's, and stays.
     """
-    errors = [(_predict(pts, form, ridge, p) / p[1] - 1.0, p[0]) for p in pts]
+    predict = _predictor(pts, form, ridge)  # one fit for every point's in-sample error
+    errors = [(predict(p) / p[1] - 1.0, p[0]) for p in pts]
     mid = statistics.median(e for e, _ in errors)
     spread = 1.4826 * statistics.median(abs(e - mid) for e, _ in errors)
     slow = sorted((e, fp) for e, fp in errors if mid - e > max(3.0 * spread, SLOW_OUTLIER))
