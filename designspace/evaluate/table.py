@@ -420,9 +420,14 @@ def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
             for i, p in enumerate(points)]
 
 
+#: a fit the term may take: (mean leave-one-out error, complexity, form, ridge, leave-one-out errors); complexity
+#: is (the form's place in :data:`FORMS`, minus the ridge): lower is simpler
+_Candidate = tuple[float, tuple[int, float], str, float, list[float]]
+
+
 def _select(pts: Sequence[Point]) -> tuple[str, float, list[float]]:
     """(form, ridge, leave-one-out errors) of the form the points prefer (see :func:`fit_term`)."""
-    candidates: list[tuple[float, tuple[int, float], str, float, list[float]]] = []
+    candidates: list[_Candidate] = []
     for rank, form in enumerate(FORMS):
         if not _usable(pts, form) or _solve(pts, form if form != "types" else "scale")[0] <= 0:
             continue  # a scale <= 0: more work would cost less
@@ -437,9 +442,8 @@ def _select(pts: Sequence[Point]) -> tuple[str, float, list[float]]:
     return form, ridge, errors
 
 
-def _one_standard_error(candidates: Sequence[tuple[float, tuple[int, float], str, float, list[float]]]
-                        ) -> tuple[float, tuple[int, float], str, float, list[float]]:
-    """Of ``(mean leave-one-out error, complexity, form, ridge, errors)`` candidates, the simplest (lowest
+def _one_standard_error(candidates: Sequence[_Candidate]) -> _Candidate:
+    """Of the candidates (:data:`_Candidate`), the simplest (lowest
     complexity) whose mean is within one standard error of the best mean (the standard error of the best's
     per-point errors; the one-standard-error rule of cross-validation, Hastie, Tibshirani and Friedman, *The
     Elements of Statistical Learning*, 7.10).
