@@ -6,6 +6,7 @@ Reads what searches wrote (it never runs one) and shows the trade-offs. Widgets 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,7 @@ from designspace.app import analysis, data, figures
 from designspace.exceptions import DesignspaceError
 
 PAGES = ("Trade-offs", "Compare", "Progress", "Zoo")
-FOLDER, URL = "results folder", "storage URL"
+FOLDER, URL = "results folder", "allowed storage"
 
 
 # ----------------------------------------------------------------------------------------------- cached library calls
@@ -25,8 +26,19 @@ def load_study(root: str, name: str, token: tuple[int, int], refresh: int) -> da
 
 
 @st.cache_data(show_spinner=False, max_entries=8, ttl=600)
-def load_storage_study(root: str, url: str, name: str, refresh: int) -> data.Study:
-    return data.load_storage_study(root, url, name)
+def load_storage_study(root: str, storage: str, name: str, refresh: int) -> data.Study:
+    url = allowed_storages()[storage]  # a name the operator allowed: a visitor never supplies a URL
+    return data.load_storage_study(root, url, name, label=storage)
+
+
+def allowed_storages() -> dict[str, str]:
+    """The operator's storages: ``streamlit run app.py -- --storage NAME=URL`` and ``[designspace.storages]`` in
+    Streamlit's secrets; none by default."""
+    try:
+        secrets = st.secrets.get("designspace")
+    except Exception:  # no secrets file: Streamlit raises rather than returning nothing
+        secrets = None
+    return data.allowed_storages(sys.argv[1:], secrets)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -86,13 +98,14 @@ def page_ui() -> str:
     return str(st.sidebar.radio("Page", PAGES, key="page"))
 
 
-def source_ui(studies: list[str]) -> tuple[str, str, str]:
-    """(source kind, study name, storage URL) chosen in the sidebar."""
-    kind = st.sidebar.radio("Read studies from", (FOLDER, URL), key="source", horizontal=True)
+def source_ui(studies: list[str], storages: list[str]) -> tuple[str, str, str]:
+    """(source kind, study name, allowed storage's name) chosen in the sidebar; storages appear only where the
+    app's operator allowed some (a visitor never types a URL)."""
+    kind = st.sidebar.radio("Read studies from", (FOLDER, URL), key="source", horizontal=True) if storages else FOLDER
     if kind == URL:
-        url = st.sidebar.text_input("Storage URL", key="url", placeholder="postgresql+psycopg://USER:PW@HOST/DB")
+        storage = st.sidebar.selectbox("Storage", storages, key="storage")
         name = st.sidebar.text_input("Study name", key="url_study")
-        return URL, name, url
+        return URL, name, str(storage)
     if not studies:
         return FOLDER, "", ""
     name = st.sidebar.selectbox("Study", studies, key="study")
@@ -307,14 +320,14 @@ def main() -> None:
             zoo_page(root)
             return
         studies = data.list_studies(root)
-        kind, name, url = source_ui(studies)
+        kind, name, storage = source_ui(studies, list(allowed_storages()))
         refresh = int(st.session_state.get("refresh_count", 0))
         held: tuple[int, int] = (0, 0)
         if kind == URL:
-            if not url or not name:
-                st.info("Give the storage URL and the study name in the sidebar.")
+            if not name:
+                st.info("Give the study name in the sidebar.")
                 return
-            study = load_storage_study(root, url, name, refresh)
+            study = load_storage_study(root, storage, name, refresh)
         elif not studies:
             st.info(f"No studies in {root} yet. Run a search first, e.g. `designspace search tiny --trials 30`, "
                     "or point DESIGNSPACE_RESULTS at a results folder.")

@@ -10,7 +10,8 @@
 * ``archs/<fingerprint>.yaml``: every evaluated Arch.
 * ``study.db`` (SQLite studies) or ``storage.txt`` (the storage URL, password masked).
 
-Files are replaced atomically (written beside, then renamed), so a reader always sees a whole snapshot.
+Files are replaced atomically (written beside, then renamed), so a reader always sees a whole snapshot, and never
+written through a symbolic link (:mod:`designspace.safe_files`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -30,6 +30,7 @@ import numpy as np
 from designspace._yaml import MAX_JSON_BYTES, load_json, read_document
 from designspace.exceptions import DesignspaceError
 from designspace.pareto import hypervolume, pareto_mask, reference_point
+from designspace.safe_files import atomic_write, refuse_links
 
 __all__ = ["StudyResults", "hypervolume", "pareto_front", "read_results", "study_rows", "write_results"]
 
@@ -38,12 +39,6 @@ __all__ = ["StudyResults", "hypervolume", "pareto_front", "read_results", "study
 TRIALS_CSV, PARETO_CSV, SUMMARY_JSON, ARCHS = "trials.csv", "pareto.csv", "summary.json", "archs"
 _CONTEXT = ("runtime", "runtime_version", "machine", "threads", "batch", "precision", "resolution", "layout",
             "implementation", "exporter")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def study_rows(trials: Sequence[Any], settings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -160,6 +155,7 @@ def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
     search's term), milliseconds; written as
     ``latency_table_all_measured_ms`` and ``latency_table_all_measured_error`` (that / re-measured - 1).
     """
+    refuse_links(folder, folder.parent)
     rows = study_rows(trials, settings)
     for row in rows:
         ms = (remeasured or {}).get(str(row["number"]))
@@ -179,9 +175,9 @@ def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
     columns = [c for c in columns if not c.startswith("param:")] + params
     for name, data in ((TRIALS_CSV, rows), (PARETO_CSV, pareto_front(rows, settings["objectives"]))):
         buf = _csv(columns, data)
-        _atomic_write(folder / name, buf)
+        atomic_write(folder / name, buf)
     summary = summarize(rows, settings)
-    _atomic_write(folder / SUMMARY_JSON, json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write(folder / SUMMARY_JSON, json.dumps(summary, indent=2, default=str) + "\n")
     return summary
 
 

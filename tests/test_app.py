@@ -320,16 +320,21 @@ def test_empty_and_corrupt_studies(app: AppTest) -> None:
 
 def test_missing_study_and_path_traversal(app: AppTest, app_results: Path) -> None:
     at = app.run()
-    at = at.sidebar.radio(key="source").set_value("storage URL").run()
-    assert "Give the storage URL" in at.info[0].value
-    at.sidebar.text_input(key="url").set_value(f"sqlite:///{(app_results / 'mob' / 'study.db').resolve()}")
+    assert all(r.key != "source" for r in at.sidebar.radio)  # storages off until the operator allows some
+    app.secrets["designspace"] = {"storages": {"team": f"sqlite:///{(app_results / 'mob' / 'study.db').resolve()}",
+                                               "passwd": "sqlite:////etc/passwd"}}
+    at = app.run()
+    at = at.sidebar.radio(key="source").set_value("allowed storage").run()
+    assert "Give the study name" in at.info[0].value
+    assert at.sidebar.selectbox(key="storage").options == ["team", "passwd"]  # names only, never a URL field
+    assert [t.key for t in at.sidebar.text_input] == ["url_study"]  # no field takes a URL
     at = at.sidebar.text_input(key="url_study").set_value("gone").run()
     assert not at.exception and "no study 'gone'" in at.error[0].value
     at = at.sidebar.text_input(key="url_study").set_value("mob").run()
     _ok(at)
     assert _metric(at, "trials") == "6"
-    at = at.sidebar.text_input(key="url").set_value("sqlite:////etc/passwd").run()
-    assert not at.exception and "refusing" in at.error[0].value
+    at = at.sidebar.selectbox(key="storage").set_value("passwd").run()
+    assert not at.exception and "refusing" in at.error[0].value and "/etc/passwd" not in at.error[0].value
     at = _choose(at.sidebar.radio(key="source").set_value("results folder").run(), "evil")
     at = at.number_input(key="typed:evil").set_value(0).run()
     assert not at.exception and any("refusing" in i.value for i in at.info)

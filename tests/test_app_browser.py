@@ -8,6 +8,8 @@ documentation's screenshots).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import socket
@@ -54,11 +56,19 @@ def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         _extend(root, ["search", "tiny", "--trials", "40", "--seed", "0", "--no-progress"])
         _extend(root, ["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "log10_macs",
                        "--objective", "params", "--trials", "150", "--study", "mob", "--seed", "1", "--no-progress"])
+    with _serve(root, tmp_path_factory.mktemp("served_log")) as url:
+        yield url, root
+
+
+@contextlib.contextmanager
+def _serve(root: Path, logs: Path, *app_args: str) -> Iterator[str]:
+    """``streamlit run app.py [-- APP_ARGS]`` over the results folder ``root`` on a free port; yields its URL."""
     port = _free_port()
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(root)}
-    log = (tmp_path_factory.mktemp("served_log") / "streamlit.log").open("w")
+    log = (logs / "streamlit.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless",
-                             "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                             "true", "--server.port", str(port), "--browser.gatherUsageStats", "false",
+                             *(["--", *app_args] if app_args else [])],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -73,7 +83,7 @@ def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start (exit {proc.poll()}); see {log.name}")
             time.sleep(0.3)
-        yield url, root
+        yield url
     finally:
         proc.terminate()
         try:
@@ -233,3 +243,39 @@ def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object
     shots.append(_shot(driver, tmp_path, "zoo"))
     assert "Traceback" not in _body(driver)
     assert all(p.stat().st_size > 10_000 for p in shots)
+
+
+def test_browser_storages_are_the_operators_and_read_only(served: tuple[str, Path], browser: object,
+                                                          tmp_path: Path) -> None:
+    """No storage field unless the operator allows storages; then only their names, opened read-only."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, root = served
+    driver = browser
+    driver.get(url)  # type: ignore[attr-defined]
+    body = _wait(driver, "Study", "Pareto front")
+    assert "allowed storage" not in body and "Storage URL" not in body and "Read studies from" not in body
+    study_db = root / "mob" / "study.db"
+    files = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    with _serve(root, tmp_path, "--storage", f"team=sqlite:///{study_db.resolve()}") as allowed:
+        driver.get(allowed)  # type: ignore[attr-defined]
+        _wait(driver, "Read studies from", "allowed storage")
+        _page(driver, "allowed storage")  # the source radio, labelled like the pages' radio
+        body = _wait(driver, "Give the study name", "Storage")
+        page = str(driver.page_source)  # type: ignore[attr-defined]
+        assert "team" in page and "sqlite" not in page and "study.db" not in page  # the name, never the URL
+        inputs = [e for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stTextInput"]')]  # type: ignore
+        assert [e.text.splitlines()[0] for e in inputs] == ["Study name"]  # no field takes a URL
+
+        def type_name() -> None:
+            box = driver.find_element(By.CSS_SELECTOR, '[data-testid="stTextInput"] input')  # type: ignore
+            box.send_keys("mob", Keys.ENTER)
+
+        _stale_safe(type_name)
+        _wait(driver, "Pareto front", "trials")
+        _shot(driver, tmp_path, "storage")
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+            and not p.name.endswith(("-wal", "-shm"))} == {p: h for p, h in files.items()
+                                                           if not p.name.endswith(("-wal", "-shm"))}
+    assert "Traceback" not in _body(driver)

@@ -1,4 +1,5 @@
-"""Studies as the app sees them: read from the results directory (or a storage URL), never written.
+"""Studies as the app sees them: read from the results directory (or a storage its operator allows, opened
+read-only), never written.
 
 Every file the app reads or serves goes through :func:`safe_path`, which resolves a relative path inside the
 results directory and refuses absolute paths, ``..`` and symbolic links that lead out of it.
@@ -6,8 +7,10 @@ results directory and refuses absolute paths, ``..`` and symbolic links that lea
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,10 @@ import pandas as pd
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, SUMMARY_JSON, TRIALS_CSV, read_results, study_rows
 
-__all__ = ["Study", "arch_yaml_bytes", "list_studies", "load_arch_of", "load_storage_study", "load_study",
-           "onnx_bytes", "safe_path", "snapshot_token", "trials_csv_bytes"]
+__all__ = ["Study", "allowed_storages", "arch_yaml_bytes", "list_studies", "load_arch_of", "load_storage_study",
+           "load_study", "onnx_bytes", "safe_path", "snapshot_token", "trials_csv_bytes"]
+
+log = logging.getLogger(__name__)
 
 #: Columns every trials.csv has (besides one per objective).
 REQUIRED = ("number", "state", "feasible")
@@ -191,6 +196,50 @@ def load_study(root: str | Path, name: str) -> Study:
                  source=str(folder), snapshot=token)
 
 
+def allowed_storages(argv: Sequence[str] = (), secrets: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The study storages the app's operator allows, by name; a visitor picks among these and types no URL.
+
+    Two places, both the operator's: ``--storage NAME=URL`` on the app's own command line (``streamlit run app.py
+    -- --storage team=postgresql+psycopg://viewer:PW@db/optuna``), and the ``[designspace.storages]`` table of
+    Streamlit's secrets (``team = "postgresql+psycopg://..."``). None given: storages are off, the app reads only
+    its results folder. Each URL is checked (:func:`designspace.search.storage.check_storage_url`) without
+    connecting; only SQLite and PostgreSQL are allowed, as only those are opened read-only here.
+
+    Raises:
+        DesignspaceError: a malformed entry (the URL's password masked in the message).
+    """
+    from designspace.search.storage import check_storage_url, mask_url
+
+    pairs: list[tuple[str, str]] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--storage" and i + 1 < len(args):
+            pairs.append(_named(args[i + 1]))
+        elif arg.startswith("--storage="):
+            pairs.append(_named(arg.split("=", 1)[1]))
+    table = (secrets or {}).get("storages", {}) if isinstance(secrets, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise DesignspaceError("the app's secrets: [designspace.storages] must be a table of NAME = \"URL\" (fix: "
+                               "see docs/app.md)")
+    pairs += [(str(k), str(v)) for k, v in table.items()]
+    out: dict[str, str] = {}
+    for name, url in pairs:
+        check_storage_url(url)
+        if not url.startswith(("sqlite", "postgresql")):
+            raise DesignspaceError(f"the app's storage {name!r} ({mask_url(url)}) is neither SQLite nor PostgreSQL, "
+                                   "which the app can open read-only (fix: allow only those)")
+        out[name] = url
+    return out
+
+
+def _named(text: str) -> tuple[str, str]:
+    name, sep, url = text.partition("=")
+    if not sep or not name.strip() or "://" in name:
+        raise DesignspaceError("the app's --storage takes NAME=URL (fix: streamlit run app.py -- --storage "
+                               "team=postgresql+psycopg://USER:PW@HOST/DB)")
+    return name.strip(), url.strip()
+
+
 def _sqlite_file(url: str) -> Path | None:
     if not url.startswith("sqlite"):
         return None
@@ -198,14 +247,27 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(rest.split("?", 1)[0])
 
 
-def load_storage_study(root: str | Path, url: str, name: str) -> Study:
-    """Reads a study straight from its Optuna storage (a PostgreSQL server, or an SQLite file in ``root``).
+def _read_only(url: str, db: Path | None) -> tuple[str, dict[str, Any]]:
+    """The URL and engine arguments that open ``url`` read-only: SQLite through its ``mode=ro`` URI, PostgreSQL in
+    read-only transactions; Optuna's table creation then fails rather than writes."""
+    if db is not None:
+        return f"sqlite:///file:{db}?mode=ro&uri=true", {}
+    return url, {"connect_args": {"options": "-c default_transaction_read_only=on"}}
+
+
+def load_storage_study(root: str | Path, url: str, name: str, label: str | None = None) -> Study:
+    """Reads a study straight from its Optuna storage (a PostgreSQL server, or an SQLite file in ``root``), read-only.
+
+    The app passes only URLs its operator allowed (:func:`allowed_storages`). Errors name the storage by ``label``
+    and never say how the server answered (a visitor must not learn which hosts and ports exist); the reason goes
+    to the server's log.
 
     Args:
         root: the results directory: SQLite files must lie inside it, and ``<root>/<name>/archs/`` (if there)
             provides the Arch files.
         url: an SQLAlchemy URL (``postgresql+psycopg://USER:PW@HOST/DB``, ``sqlite:////path/study.db``).
         name: the study name in that storage.
+        label: how messages name the storage (default: the URL, password masked).
 
     Raises:
         DesignspaceError: a refused or malformed URL, an unreachable server, no such study, or a study that
@@ -217,7 +279,7 @@ def load_storage_study(root: str | Path, url: str, name: str) -> Study:
     from designspace.search.storage import mask_url
 
     url, name = url.strip(), name.strip()
-    masked = mask_url(url)
+    masked = label or mask_url(url)
     db = _sqlite_file(url)
     if db is not None:
         base = Path(root).resolve()
@@ -225,10 +287,12 @@ def load_storage_study(root: str | Path, url: str, name: str) -> Study:
             raise DesignspaceError(f"refusing {masked!r}: the app reads SQLite studies only inside the results "
                                    f"directory {base} (fix: give sqlite:////{str(base).lstrip('/')}/STUDY/study.db)")
         if not db.is_file():
-            raise DesignspaceError(f"there is no SQLite file {db} (fix: check the path)")
+            raise DesignspaceError(f"there is no SQLite file for {masked!r} (fix: check the path)")
+        db = db.resolve()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    ro_url, engine_kwargs = _read_only(url, db)
     try:
-        storage = optuna.storages.RDBStorage(url, skip_compatibility_check=False)
+        storage = optuna.storages.RDBStorage(ro_url, engine_kwargs=engine_kwargs, skip_compatibility_check=False)
         try:
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
@@ -240,9 +304,10 @@ def load_storage_study(root: str | Path, url: str, name: str) -> Study:
     except DesignspaceError:
         raise
     except (SQLAlchemyError, ValueError, ImportError, RuntimeError) as err:
-        reason = str(getattr(err, "orig", err)).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DesignspaceError(f"cannot read the storage {masked!r}: {reason} (fix: check the URL, the server and "
-                               "that the database driver is installed)") from None
+        log.warning("app: cannot read the storage %s: %s", mask_url(url),
+                    " ".join(str(getattr(err, "orig", err)).split())[:300])
+        raise DesignspaceError(f"cannot read the storage {masked!r} as a designspace study storage (fix: ask the "
+                               "app's operator, whose server log has the reason)") from None
     if not isinstance(settings, dict):
         raise DesignspaceError(f"study {name!r} in {masked} was not written by designspace search (no settings) "
                                "(fix: pick a study that designspace search wrote)")

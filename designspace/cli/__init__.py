@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from designspace.cli import catalog, deliver, lut, measure, search, spaces
 from designspace.exceptions import DesignspaceError
+from designspace.redact import redact
 
 __all__ = ["main"]
 
@@ -45,17 +46,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _crash_report(err: BaseException) -> str:
-    """Writes the traceback of an unexpected error to a file in the temporary folder; returns its path."""
+def _crash_report(err: BaseException, argv: Sequence[str]) -> str:
+    """Writes the traceback of an unexpected error to a file in the temporary folder; returns its path.
+
+    The report is meant to be attached to a bug report, so credentials (a ``--storage`` password) are redacted.
+    """
     fd, path = tempfile.mkstemp(prefix=f"designspace-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"designspace {' '.join(sys.argv[1:])}\n\n")
-        f.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        f.write(redact(f"designspace {' '.join(argv)}\n\n"))
+        f.write(redact("".join(traceback.format_exception(type(err), err, err.__traceback__))))
     return path
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+    return redact(" ".join(str(text).split()))
+
+
+class _Redacting(logging.Filter):
+    """Redacts credentials in every record the command line's log handler prints."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger("designspace").handlers:  # progress of long work, on stderr
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.addFilter(_Redacting())
         logging.getLogger("designspace").addHandler(handler)
         logging.getLogger("designspace").setLevel(logging.INFO)
     try:
@@ -97,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: out of memory (fix: a smaller network, resolution or batch)", file=sys.stderr)
         return 2
     except Exception as err:  # last resort: a bug, never a traceback on the terminal
-        where = _crash_report(err)
+        where = _crash_report(err, sys.argv[1:] if argv is None else argv)
         print(f"error: internal error {type(err).__name__}: {_one_line(str(err))[:300]} (full report: {where}; "
               "please file it with the command that caused it)", file=sys.stderr)
         return 3

@@ -19,7 +19,8 @@ def _search(args: argparse.Namespace) -> int:
                        objectives=args.objective, device=args.device, sampler=args.sampler, study=args.study,
                        storage=args.storage, seed=args.seed, invalid=args.invalid, runtime=args.runtime,
                        threads=args.threads, batch=args.batch, progress=not args.no_progress and not args.json,
-                       trained=_trained(args), latency=args.latency)
+                       trained=_trained(args), latency=args.latency,
+                       trust_space_code=args.trust_space_code)
     try:
         report = run_search(cfg)
         interrupted = False
@@ -114,7 +115,10 @@ def register(sub: Any) -> None:
     p.add_argument("--objective", action="append",
                    help="top1 (predicted ImageNet-1K top-1 %%), log10_macs, log10_params, a proxy (zico, ...), "
                         "estimate (the default estimate), latency, params, macs, trained (with --data), or "
-                        "module:function; max:/min: prefix sets the direction; repeat (default: the space's)")
+                        "module:function (imported from PYTHONPATH or installed packages); max:/min: prefix sets "
+                        "the direction; repeat (default: the space's)")
+    p.add_argument("--trust-space-code", action="store_true",
+                   help="allow the space file's search.objectives to name code (module:function) to import and run")
     p.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], help="default: the space's, else tpe")
     p.add_argument("--study", help="study name (default: the space's name): letters, digits, . _ -; a folder "
                                    "under the results folder")

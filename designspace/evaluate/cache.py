@@ -47,6 +47,10 @@ class Cache:
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None:
+            if self.path.is_symlink():  # a planted link would make the cache write wherever it points
+                log.warning("evaluation cache %s is a symbolic link, which designspace never writes through; going "
+                            "on without it (fix: replace it by a real file, or remove it)", self.path)
+                return None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30.0)

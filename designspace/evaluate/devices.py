@@ -31,6 +31,7 @@ from designspace.evaluate.costmodel import FitError, fit_cost_model
 from designspace.evaluate.features import FEATURES, network_features
 from designspace.evaluate.profile import DeviceProfile, Prediction, ProfilePoint, parse_device, profile_doc
 from designspace.exceptions import DocumentError, did_you_mean
+from designspace.safe_files import atomic_write
 
 __all__ = ["DeviceProfile", "Prediction", "ProfilePoint", "calibrate", "fit_devices", "fit_profile", "list_devices",
            "load_device", "parse_device", "save_device"]
@@ -222,8 +223,9 @@ def save_device(profile: DeviceProfile, path: Path, *, overwrite: bool = False) 
     if path.exists() and not overwrite:
         raise DocumentError("a profile already exists here", file=str(path),
                             fix="choose another --name or --out, or pass --force to replace it")
+    if path.is_symlink():
+        raise DocumentError("the profile's path is a symbolic link, which designspace never writes through",
+                            file=str(path), fix="remove the link, or choose another --name or --out")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(dump_yaml(profile_doc(profile)), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, dump_yaml(profile_doc(profile)))
     return path

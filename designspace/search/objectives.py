@@ -13,7 +13,10 @@ Written as ``--objective NAME``; the objective's name is its column in the resul
 * ``trained`` (``trained_top1``): maximize the validation top-1 in % after training on ``--data``, with pruning
   (:mod:`designspace.search.trained`).
 * ``module:function``: a user objective, maximized; it is called as ``function(arch, model)`` with the Arch and
-  its built (train-mode) ``nn.Module`` and returns a float, e.g. an accuracy after a short training.
+  its built (train-mode) ``nn.Module`` and returns a float, e.g. an accuracy after a short training. It is
+  imported only when named on the command line (a space file's ``search.objectives`` needs
+  ``--trust-space-code``), from ``PYTHONPATH`` and installed packages (not implicitly from the current folder),
+  and checked to take ``(arch, model)`` before any trial.
 
 Prefix ``max:`` or ``min:`` to set the direction explicitly (``min:mypkg.cost:energy``).
 
@@ -25,15 +28,18 @@ maps such a stored objective to today's, and :data:`LEGACY_COLUMNS` gives the co
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from designspace.evaluate.estimate import DEFAULT, ESTIMATES, canonical
 from designspace.exceptions import DesignspaceError, did_you_mean
 
-__all__ = ["LEGACY_COLUMNS", "Objective", "legacy_column", "load_user_function", "parse_objective",
-           "upgrade_objective"]
+__all__ = ["LEGACY_COLUMNS", "Objective", "check_space_objectives", "legacy_column", "load_user_function",
+           "parse_objective", "upgrade_objective"]
 
 _COSTS = {"latency": "latency_ms", "params": "params_m", "macs": "macs_g"}
 _COST_NAMES = {v: v for v in _COSTS.values()} | _COSTS
@@ -112,20 +118,69 @@ def upgrade_objective(stored: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _import_user_module(module_name: str) -> Any:
+    """Imports ``module_name`` with the current folder off the import path, unless ``PYTHONPATH`` names it.
+
+    ``python -m designspace`` puts the current folder first on ``sys.path``, so a file of the objective's name
+    lying there (a study folder copied from elsewhere, a download) would be found and run without the user
+    having chosen it; the user's own ``PYTHONPATH`` still counts, it is the user naming the folder.
+    """
+    explicit = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    cwd = os.path.abspath(os.getcwd())
+    implicit = [p for p in sys.path if os.path.abspath(p or ".") == cwd and cwd not in explicit]
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if p not in implicit]
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        sys.path[:] = saved
+
+
 def load_user_function(spec: str) -> Callable[[Any, Any], float]:
-    """Imports ``module:function``.
+    """Imports ``module:function`` and checks that it can be called as ``function(arch, model)``.
+
+    Only the user of this process names such a function, on its command line (``--objective``), or by opting in
+    to a space file's code objectives (``--trust-space-code``); objectives stored in a study are never imported.
+    The current folder is not searched unless ``PYTHONPATH`` names it.
 
     Raises:
-        DesignspaceError: the module cannot be imported or has no such callable.
+        DesignspaceError: the module cannot be imported, has no such callable, or the callable does not take
+            the objective's two positional arguments ``(arch, model)``.
     """
     module_name, _, attr = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_user_module(module_name)
     except ImportError as err:
-        raise DesignspaceError(f"objective {spec!r}: cannot import {module_name!r} ({err}) (fix: make it importable, "
-                               "e.g. run from its folder or set PYTHONPATH)") from None
+        raise DesignspaceError(f"objective {spec!r}: cannot import {module_name!r} ({err}) (fix: make it importable "
+                               "through PYTHONPATH, e.g. PYTHONPATH=. to use the current folder)") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise DesignspaceError(f"objective {spec!r}: {module_name} has no callable {attr!r} "
                                "(fix: name a function taking (arch, model) and returning a float)")
+    try:
+        inspect.signature(fn).bind(None, None)
+    except (TypeError, ValueError) as err:  # ValueError: a builtin whose signature cannot be read
+        raise DesignspaceError(f"objective {spec!r}: {module_name}.{attr} cannot be called as {attr}(arch, model) "
+                               f"({_one_line(err) or 'no readable signature'}) (fix: name a Python function "
+                               "def f(arch, model) -> float)") from None
     return fn
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:200]
+
+
+def check_space_objectives(objectives: Sequence[Objective], space_file: str, *, trusted: bool) -> None:
+    """Refuses a space file's code objectives (``module:function``) unless the user opted in.
+
+    A space file is data that travels between people; importing a module it names would run that module's code
+    on whoever searches the space. ``--trust-space-code`` is the explicit opt-in.
+
+    Raises:
+        DesignspaceError: a ``user`` objective without ``trusted``.
+    """
+    code = [o.arg for o in objectives if o.kind == "user"]
+    if code and not trusted:
+        raise DesignspaceError(f"{space_file}: search.objectives: {code[0]!r} is code (module:function), which a "
+                               "space file does not run by itself (fix: pass --trust-space-code if you trust this "
+                               "file's code, or give --objective on the command line)")

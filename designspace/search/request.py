@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from designspace.exceptions import DesignspaceError
 from designspace.search.config import SearchConfig
-from designspace.search.objectives import parse_objective
+from designspace.search.objectives import check_space_objectives, load_user_function, parse_objective
 from designspace.search.trained import TrainedSettings, check_trained
 from designspace.space import Budget, Space, parse_budget
 
@@ -64,17 +64,25 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
                  sampler: str | None = None, study: str | None = None, storage: str | None = None,
                  seed: int | None = None, invalid: str | None = None, runtime: str = "onnxruntime",
                  threads: int = 1, batch: int = 1, progress: bool = True,
-                 trained: TrainedSettings | None = None, latency: str = "measure") -> SearchConfig:
+                 trained: TrainedSettings | None = None, latency: str = "measure",
+                 trust_space_code: bool = False) -> SearchConfig:
     """The :class:`SearchConfig` of a request; options left ``None`` take the space's ``search`` defaults.
 
     ``budgets`` replace the space's budgets when given. Without ``trials`` and ``timeout`` (here or in the
     space) the study runs to the space's ``trials`` default, else 100. ``trained`` (from
     :func:`designspace.search.trained.trained_settings`) goes with a ``trained`` objective and only with one.
+    Code objectives (``module:function``) are imported and checked here, before any trial; the space's own are
+    refused unless ``trust_space_code`` (the user's ``--trust-space-code``).
     """
     defaults = space.doc.search
     parsed_budgets = parse_budgets(budgets) if budgets else space.doc.budgets
     parsed_objectives = tuple(parse_objective(o) for o in (objectives or defaults.get("objectives",
                                                                                       ["accuracy", "latency"])))
+    if not objectives:
+        check_space_objectives(parsed_objectives, space.doc.file, trusted=trust_space_code)
+    for o in parsed_objectives:
+        if o.kind == "user":
+            load_user_function(o.arg)  # imported and its signature checked before any trial
     timeout_s = parse_duration(timeout) if timeout else defaults.get("timeout")
     if threads < 1 or batch < 1:
         raise DesignspaceError(f"--threads and --batch must be at least 1, got {threads} and {batch} "

@@ -28,6 +28,7 @@ from typing import Any
 from designspace.evaluate.cache import results_dir
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
+from designspace.safe_files import make_dirs, refuse_links
 from designspace.search.config import TABLE_MODES, SearchConfig, SearchReport, check_study_name
 from designspace.search.storage import StudyStorage, open_storage
 from designspace.search.trial import Failed, TrialEvaluator
@@ -38,6 +39,8 @@ __all__ = ["SearchConfig", "SearchReport", "check_study_name", "run_search"]  # 
 log = logging.getLogger(__name__)
 
 _WRITE_EVERY_S = 5.0
+#: the study folder's own files besides results.py's: checked for planted links before the storage opens them
+STUDY_FILES = ("study.db", "study.db-wal", "study.db-shm", "storage.txt", ".lock", ARCHS)
 
 
 def _settings(cfg: SearchConfig) -> dict[str, Any]:
@@ -109,9 +112,11 @@ def _prepare(cfg: SearchConfig) -> tuple[Any, StudyStorage, Path, dict[str, Any]
 
     check_version()  # outside the tested range the storage internals may have moved: say so, do not corrupt
     folder = (cfg.results or results_dir()) / cfg.name
+    for name in STUDY_FILES:  # never written through a link planted in a copied or shared study folder
+        refuse_links(folder / name, folder.parent)
     store = open_storage(cfg.storage, folder, cfg.name)
     try:
-        (folder / ARCHS).mkdir(exist_ok=True)
+        make_dirs(folder / ARCHS, folder.parent)
         settings = _settings(cfg)
         directions: list[Any] = [o.direction for o in cfg.objectives]
         try:

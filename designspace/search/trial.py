@@ -13,6 +13,7 @@ from typing import Any
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, results_dir
 from designspace.results import ARCHS
+from designspace.safe_files import atomic_write
 from designspace.search.config import TABLE_MODES, SearchConfig
 from designspace.search.objectives import Objective, load_user_function
 from designspace.space import Budget
@@ -110,8 +111,8 @@ class TrialEvaluator:
             raise optuna.TrialPruned(ds["reason"])
         arch = decoded.arch
         path = self.folder / ARCHS / f"{arch.fingerprint}.yaml"
-        if not path.exists():
-            path.write_text(arch.to_yaml(), encoding="utf-8")
+        if path.is_symlink() or not path.exists():  # a planted link is replaced, never written through
+            atomic_write(path, arch.to_yaml())
         counts = count(arch)
         metrics: dict[str, Any] = {"params": counts.params, "macs": counts.macs, "params_m": counts.params_m,
                                    "macs_g": counts.macs_g}  # exact integers beside the scaled figures
