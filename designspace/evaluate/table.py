@@ -33,7 +33,7 @@ from typing import Protocol as Interface
 import torch
 
 from designspace.arch import Arch
-from designspace.evaluate.cache import Cache
+from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.isolated import IsolatedProtocol
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
 from designspace.exceptions import DesignspaceError
@@ -149,17 +149,18 @@ def _export(p: Placement, batch: int) -> tuple[bytes, tuple[int, ...]]:
     return export_onnx(module, torch.randn(*shape, generator=torch.Generator().manual_seed(0))), shape
 
 
+def entry_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with a stored table entry's row, or ``None``: ``ms`` (milliseconds) and ``ratio`` finite and
+    above 0, ``passes`` a whole number, the entry an object."""
+    problem = number_problem(row, positive=("ms", "ratio"), counts=("passes",), optional=("ratio", "passes"))
+    if problem is None and "entry" in row and not isinstance(row["entry"], dict):
+        problem = "entry is not an object"
+    return problem
+
+
 def _row(cache: Cache, entry: Entry, context: Context) -> dict[str, Any] | None:
     """The entry's stored row, or ``None``: not there, or corrupt (then dropped, to be measured again)."""
-    hit = cache.get(entry.key, KIND, table_context_key(context))
-    if hit is None:
-        return None
-    ms = hit.get("ms")
-    if not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
-        log.warning("latency table: a corrupt entry for %s is measured again", entry.describe())
-        cache.drop(entry.key, KIND, table_context_key(context))
-        return None
-    return hit
+    return cache.get(entry.key, KIND, table_context_key(context), check=entry_problem)
 
 
 def _get(cache: Cache, entry: Entry, context: Context) -> float | None:
@@ -204,7 +205,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             if e.key in rows:
                 continue
             row = _row(cache, e, context)
-            if row is not None and int(row.get("passes", 1)) < 2:
+            if row is not None and int(row.get("passes") or 1) < 2:
                 rows[e.key] = row
                 todo.append(p)
     else:
@@ -220,7 +221,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             ms, ratio, passes = lat.ms, lat.ratio, 1
             old = rows.get(e.key)
             if old is not None:
-                passes = int(old.get("passes", 1)) + 1
+                passes = int(old.get("passes") or 1) + 1
                 if isinstance(old.get("ratio"), (int, float)) and ratio is not None and lat.reference_ms:
                     ratio = min(float(old["ratio"]), ratio)
                     ms = ratio * lat.reference_ms  # both passes scaled by the long-run reference as it is now
@@ -788,8 +789,8 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     # second pass comes minutes after the first, so that a slow stretch of the host inflates one at most
     one = protocol if iso is None else dataclasses.replace(
         protocol, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
-    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context))) is not None
-               and int(row.get("passes", 1)) < 2)  # measured on demand before, by a search: one pass
+    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
+               is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
     total = 2 * len(todo) + once
     done = [0]
 
