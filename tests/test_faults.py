@@ -8,7 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,178 @@ def test_export_and_the_app_refuse_spoiled_results_too(results: Path, tmp_path: 
 def test_intact_results_still_read(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pareto", "tiny"]) == 0
     assert "feasible Pareto-optimal trials of 4" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------- the SQLite file's lock
+def test_the_lock_belongs_to_the_sqlite_file_not_the_results_folder(tmp_path: Path) -> None:
+    from designspace.exceptions import DesignspaceError
+    from designspace.search.storage import open_storage
+
+    url = f"sqlite:///{tmp_path / 'shared' / 'study.db'}"
+    first = open_storage(url, tmp_path / "a" / "s", "s")
+    try:
+        for other in (url, f"sqlite:///{tmp_path / 'shared' / '..' / 'shared' / 'study.db'}"):  # two spellings
+            with pytest.raises(DesignspaceError) as err:
+                open_storage(other, tmp_path / "b" / "s", "s")
+            text = str(err.value)
+            assert len(text.splitlines()) == 1 and "is being written by another process" in text
+            assert str(tmp_path / "a" / "s") in text and "postgresql" in text  # who holds it, and the fix
+    finally:
+        first.close()
+    second = open_storage(url, tmp_path / "b" / "s", "s")  # free once the first writer is done
+    assert second.exclusive
+    second.close()
+
+
+def test_two_searches_in_two_folders_on_one_sqlite_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    argv = ["search", "tiny", "--storage", url, "--trials", "30", "--objective", "slow_objective:slow",
+            "--no-progress"]
+    first = _cli(tmp_path / "a", *argv, wait=False)
+    try:
+        lock = tmp_path / "one.db.lock"
+        for _ in range(600):
+            if lock.exists() and lock.read_text().strip():
+                break
+            time.sleep(0.1)
+        second = _cli(tmp_path / "b", *argv)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is being written by another process" in lines[0], second.stderr
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_the_lock_and_storage_txt_are_never_written_through_a_link(tmp_path: Path) -> None:
+    from designspace.exceptions import DesignspaceError
+    from designspace.search.storage import open_storage
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    folder = tmp_path / "results" / "s"
+    folder.mkdir(parents=True)
+    (folder / "study.db.lock").symlink_to(victim)
+    with pytest.raises(DesignspaceError, match="symbolic link"):
+        open_storage(None, folder, "s")
+    assert victim.read_text() == "keep me\n"
+    (folder / "study.db.lock").unlink()
+    (folder / "storage.txt").symlink_to(victim)
+    store = open_storage(None, folder, "s")
+    store.close()
+    assert victim.read_text() == "keep me\n"  # the link was replaced, not written through
+    assert not (folder / "storage.txt").is_symlink() and "sqlite:///" in (folder / "storage.txt").read_text()
+
+
+def test_a_corrupt_study_db_is_one_line_about_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESIGNSPACE_RESULTS", str(tmp_path))
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "study.db").write_bytes(b"this is not a database at all" * 200)
+    assert main(["search", "tiny", "--trials", "2", *COUNTS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "tiny" / "study.db") in err and "not a database" in err
+    assert "host, port" not in err and "move it aside" in err
+
+
+# ----------------------------------------------------------------------- full disks, read-only folders
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (root only; skipped with the reason otherwise)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True,
+                           text=True, check=False)
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()[:200]}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, check=False)
+
+
+def _remount(disk: Path, options: str) -> None:
+    run = subprocess.run(["mount", "-o", f"remount,{options}", str(disk)], capture_output=True, text=True, check=False)
+    if run.returncode:
+        pytest.skip(f"cannot remount the tmpfs {options}: {run.stderr.strip()[:200]}")
+
+
+def _states(db: Path) -> dict[int, str]:
+    import sqlite3
+
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute("SELECT number, state FROM trials"))
+    finally:
+        con.close()
+
+
+def test_a_full_disk_ends_a_search_in_one_line_and_loses_nothing(small_disk: Path) -> None:
+    argv = ["search", "tiny", "--trials", "2000", *COUNTS]
+    run = _cli(small_disk, *argv)
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "full" in lines[0] and str(small_disk) in lines[0] and "fix: free disk space" in \
+        lines[0], run.stderr
+    before = _states(small_disk / "tiny" / "study.db")
+    done = {n for n, s in before.items() if s == "COMPLETE"}
+    assert done
+    _remount(small_disk, "size=32m")
+    target = len(done) + 3
+    again = _cli(small_disk, "search", "tiny", "--trials", str(target), *COUNTS)
+    assert again.returncode == 0, again.stderr
+    after = _states(small_disk / "tiny" / "study.db")
+    assert all(after[n] == "COMPLETE" for n in done)  # every finished trial kept
+    assert sum(s == "COMPLETE" for s in after.values()) == target and "RUNNING" not in after.values()
+
+
+def test_a_read_only_results_folder_is_one_line_for_search_and_lut_build(small_disk: Path,
+                                                                         capsys: pytest.CaptureFixture[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    _remount(small_disk, "size=32m")
+    assert _cli(small_disk, "search", "tiny", "--trials", "3", *COUNTS).returncode == 0
+    _remount(small_disk, "ro")
+    for argv, name in ((["search", "tiny", "--trials", "6", *COUNTS], "tiny/study.db.lock"),
+                       (["search", "tiny", "--study", "other", "--trials", "6", *COUNTS], "other"),
+                       (["lut", "build", "tiny", "--no-progress"], "cache.sqlite")):
+        run = _cli(small_disk, *argv)
+        lines = run.stderr.strip().splitlines()
+        assert run.returncode == 2 and len(lines) == 1, (argv, run.stderr)
+        low = lines[0].lower()
+        assert str(small_disk / name) in lines[0] and ("read-only" in low or "readonly" in low), lines
+        assert "writable" in lines[0], lines
+    monkeypatch.setenv("DESIGNSPACE_RESULTS", str(small_disk))
+    assert main(["pareto", "tiny"]) == 0  # what is there can still be read
+    assert "of 3" in capsys.readouterr().out
+
+
+def test_lut_build_on_a_full_disk_exits_2_and_a_lenient_cache_warns_once(small_disk: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    from designspace.evaluate.cache import Cache, CacheWriteError
+
+    lenient, strict = Cache(small_disk / "cache.sqlite"), Cache(small_disk / "cache.sqlite", strict=True)
+    lenient.put("k", "kind", "ctx", {"ms": 1.0})  # opened while there is room
+    strict.put("k", "kind", "ctx", {"ms": 1.0})
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    caplog.clear()
+    for i in range(50):
+        lenient.put(f"k{i}", "kind", "ctx", {"ms": 1.0, "pad": "x" * 20000})
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "full" in warned[0].getMessage() and lenient.write_error, warned
+    with pytest.raises(CacheWriteError, match="full"):
+        for i in range(50):
+            strict.put(f"s{i}", "kind", "ctx", {"ms": 1.0, "pad": "x" * 20000})
+    lenient.close()
+    strict.close()
+    run = _cli(small_disk, "lut", "build", "tiny", "--no-progress")
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1 and "cache.sqlite" in lines[0] and "full" in lines[0], run.stderr

@@ -29,7 +29,7 @@ from designspace.exceptions import DesignspaceError
 if TYPE_CHECKING:
     from designspace.arch import Arch
 
-__all__ = ["Cache", "CacheWriteError", "Check", "default_cache_path", "number_problem", "results_dir"]
+__all__ = ["Cache", "CacheWriteError", "Check", "default_cache_path", "disk_note", "number_problem", "results_dir"]
 
 #: a reader's check of a stored value: the problem as text, or ``None`` when the value can be trusted
 Check = Callable[[dict[str, Any]], "str | None"]
@@ -103,14 +103,15 @@ class Cache:
         """One warning per cache for failed writes (a full disk fails every one of hundreds), or the strict
         cache's error."""
         cause = _cause(err)
+        cause += disk_note(self.path, cause)
         if self.write_error is None:
             self.write_error = cause
         if self.strict:
-            raise CacheWriteError(f"{self.path}: {what} failed ({cause}) (fix: {_fix(cause)}; rerun to resume, "
-                                  "every row stored so far is kept)") from None
+            raise CacheWriteError(f"{self.path}: the evaluation cache {what} ({cause}) (fix: {_fix(cause)}; rerun "
+                                  "to resume: every row stored so far is kept)") from None
         if not self._warned:
             self._warned = True
-            log.warning("evaluation cache %s: %s failed (%s); going on without storing results (fix: %s)",
+            log.warning("evaluation cache %s: %s (%s); going on without storing results (fix: %s)",
                         self.path, what, cause, _fix(cause))
 
     def _connect(self) -> sqlite3.Connection | None:
@@ -125,10 +126,11 @@ class Cache:
                 self._db = db
             except (sqlite3.Error, OSError) as err:
                 if self.strict:
-                    self._failed("opening", err)
+                    self._failed("cannot be opened", err)
                 if not self._warned:
                     self._warned = True
-                    log.warning("evaluation cache %s unavailable (%s); going on without it", self.path, _cause(err))
+                    cause = _cause(err) + disk_note(self.path, _cause(err))
+                    log.warning("evaluation cache %s unavailable (%s); going on without it", self.path, cause)
                 return None
         return self._db
 
@@ -172,7 +174,7 @@ class Cache:
             db.execute("DELETE FROM results WHERE fingerprint=? AND kind=? AND context=?", (_key(arch), kind, context))
             db.commit()
         except sqlite3.Error as err:
-            self._failed("dropping a corrupt row", err)
+            self._failed("cannot drop a corrupt row", err)
 
     def put(self, arch: Arch | str, kind: str, context: str, data: dict[str, Any]) -> None:
         """Stores (or replaces) a value (``arch`` as in :meth:`get`)."""
@@ -185,7 +187,7 @@ class Cache:
                        (fingerprint, kind, context, time.time(), json.dumps(data)))
             db.commit()
         except sqlite3.Error as err:
-            self._failed("a write", err)
+            self._failed("cannot be written", err)
 
     def count(self, kind: str, context: str) -> int:
         """How many rows of ``kind`` are stored in ``context`` (0 where the cache is unavailable)."""
@@ -228,6 +230,27 @@ class Cache:
             self._db = None
 
 
+def disk_note(path: Path, cause: str = "") -> str:
+    """``"; the disk is full"`` or ``"; its folder is read-only"`` where that is so of the file system holding
+    ``path`` (or its nearest existing folder) and ``cause`` does not say it already (SQLite reports either as
+    "disk I/O error" or "unable to open database file"), else ``""``."""
+    import shutil
+
+    low = cause.lower()
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists():
+            try:
+                if shutil.disk_usage(folder).free < 64 * 1024 and "full" not in low:
+                    return "; the disk is full"
+                if (os.statvfs(folder).f_flag & os.ST_RDONLY or not os.access(folder, os.W_OK)) \
+                        and "read-only" not in low and "readonly" not in low:
+                    return "; its folder is read-only"
+            except OSError:
+                pass
+            return ""
+    return ""
+
+
 def _cause(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return text[:200]
@@ -237,7 +260,7 @@ def _fix(cause: str) -> str:
     low = cause.lower()
     if "full" in low or "no space" in low or "quota" in low:
         return "free disk space there, or move the results folder with DESIGNSPACE_RESULTS"
-    if "read-only" in low or "readonly" in low or "permission" in low or "denied" in low:
+    if "read-only" in low or "readonly" in low or "permission" in low or "denied" in low or "unable to open" in low:
         return "make the folder writable, or move the results folder with DESIGNSPACE_RESULTS"
     if "not a database" in low or "malformed" in low or "corrupt" in low:
         return "move the damaged file aside; the cache is rebuilt by measuring again"

@@ -29,7 +29,7 @@ from designspace.evaluate.cache import results_dir
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
 from designspace.search.config import TABLE_MODES, SearchConfig, SearchReport, check_study_name
-from designspace.search.storage import StudyStorage, open_storage
+from designspace.search.storage import StudyStorage, open_storage, storage_fault
 from designspace.search.trial import Failed, TrialEvaluator
 from designspace.space import Space, match
 
@@ -143,7 +143,7 @@ def _prepare(cfg: SearchConfig) -> tuple[Any, StudyStorage, Path, dict[str, Any]
             _enqueue_zoo(cfg.space, study)
         return study, store, folder, settings
     except BaseException:
-        store.close()
+        store.close(quiet=True)
         raise
 
 
@@ -169,11 +169,24 @@ def run_search(cfg: SearchConfig) -> SearchReport:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by designspace itself
     if cfg.trials is None and cfg.more is None and cfg.timeout_s is None:
         raise DesignspaceError("say how long to search (fix: --trials N, --trials +N or --timeout SECONDS)")
-    study, store, folder, settings = _prepare(cfg)
+    folder = (cfg.results or results_dir()) / cfg.name
+    store: StudyStorage | None = None
     try:
-        return _loop(cfg, study, store, folder, settings, TrialEvaluator(cfg, folder))
-    finally:
+        study, store, folder, settings = _prepare(cfg)
+        try:
+            report = _loop(cfg, study, store, folder, settings, TrialEvaluator(cfg, folder))
+        except BaseException:
+            store.close(quiet=True)  # the first error is the one to tell
+            raise
         store.close()
+        return report
+    except (DesignspaceError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a full disk, a read-only folder, a damaged database: one line, not a traceback
+        fault = storage_fault(err, store, folder)
+        if fault is None:
+            raise
+        raise fault from None
 
 
 def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, settings: dict[str, Any],
