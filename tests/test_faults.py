@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_search import postgres_url  # noqa: F401 (its private PostgreSQL cluster, for the dead-worker test)
 
 from designspace.cli import main
 
@@ -295,3 +296,56 @@ def test_lut_build_on_a_full_disk_exits_2_and_a_lenient_cache_warns_once(small_d
     run = _cli(small_disk, "lut", "build", "tiny", "--no-progress")
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 2 and len(lines) == 1 and "cache.sqlite" in lines[0] and "full" in lines[0], run.stderr
+
+
+# ------------------------------------------------------------------------------------ dead workers
+def _csv_states(folder: Path) -> dict[int, str]:
+    import csv
+
+    with open(folder / "trials.csv", newline="") as f:
+        return {int(r["number"]): r["state"] for r in csv.DictReader(f)}
+
+
+@pytest.mark.slow
+def test_a_worker_killed_near_the_end_of_a_postgres_study(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Three workers on one PostgreSQL study, one killed with kill -9 near the end: the others re-run its trial
+    (heartbeat 1 s, grace 3 s), and after one more run of the same command the study has its target of COMPLETE
+    trials, none RUNNING, no duplicates, and every worker's trials.csv agrees with the database."""
+    import optuna
+
+    url = str(request.getfixturevalue("postgres_url"))  # the cluster of the multi-worker test (test_search)
+    target = 9
+    argv = ["search", "tiny", "--study", "dead", "--storage", url, "--trials", str(target), "--objective",
+            "slow_objective:slower", "--objective", "params", "--no-progress"]
+    env = {"DESIGNSPACE_HEARTBEAT_S": "1", "DESIGNSPACE_GRACE_S": "3", "SLOW_OBJECTIVE_S": "1.5"}
+    folders = [tmp_path / f"worker{i}" for i in range(3)]
+    workers = [_cli(f, *argv, wait=False, env=env) for f in folders]
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    def trials() -> list[Any]:
+        try:
+            return optuna.load_study(study_name="dead", storage=url).get_trials(deepcopy=False)
+        except KeyError:
+            return []
+
+    deadline = time.time() + 300
+    while sum(t.state.name == "COMPLETE" for t in trials()) < target - 3 and time.time() < deadline:
+        time.sleep(0.3)
+    victim = workers[0]
+    victim.kill()  # SIGKILL: no handler runs, its trial is left RUNNING
+    victim.wait()
+    left_running = sum(t.state.name == "RUNNING" for t in trials())
+    for w in workers[1:]:
+        _out, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err
+    again = _cli(folders[0], *argv, env=env)  # one more run of the same command, in the killed one's folder
+    assert again.returncode == 0, again.stderr
+    final = trials()
+    numbers = [t.number for t in final]
+    assert len(numbers) == len(set(numbers))  # no duplicates
+    states = [t.state.name for t in final]
+    assert states.count("COMPLETE") == target and "RUNNING" not in states and "WAITING" not in states, states
+    assert states.count("FAIL") >= (1 if left_running else 0)  # the dead worker's trial, failed and re-run
+    in_db = {t.number: t.state.name for t in final}
+    for folder in folders:
+        assert _csv_states(folder / "dead") == in_db, folder

@@ -9,8 +9,11 @@ by the sampler's ``constraints_func``; every trial records which budget it broke
 
 Trial counts: ``trials`` is the study's total (rerunning the command resumes to it); ``more`` runs that many
 trials in this process (several workers sum up). Trials that fail to evaluate count; trials a dead worker
-left behind are failed and re-run (heartbeats; at once for an SQLite study, whose single writer holds a
-lock). Ctrl-C fails the running trial, queues it again, writes the results and stops.
+left behind are failed and re-run (heartbeats, checked when a worker starts, before each trial and at its end;
+at once for an SQLite study, whose single writer holds a lock). A worker whose ``trials`` target is reached only
+by counting trials that other workers are running waits until they finish or their heartbeat stops (then
+runs the retry itself), so that the study reaches its target and every worker's results show it finished.
+Ctrl-C fails the running trial, queues it again, writes the results and stops.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from designspace.evaluate.cache import results_dir
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
 from designspace.search.config import TABLE_MODES, SearchConfig, SearchReport, check_study_name
-from designspace.search.storage import StudyStorage, open_storage, storage_fault
+from designspace.search.storage import StudyStorage, fail_stale, heartbeat, open_storage, storage_fault
 from designspace.search.trial import Failed, TrialEvaluator
 from designspace.space import Space, match
 
@@ -201,13 +204,29 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
         current.append(trial.number)
         return evaluate(trial)
 
+    fail_stale(study)  # a dead worker's trial: failed and queued again before anything is counted
     bar = _progress(cfg, _counted(study.get_trials(deepcopy=False)))
+    waiting = False
     try:
         while True:
             trials = study.get_trials(deepcopy=False)
             if cfg.trials is not None and _counted(trials) >= cfg.trials:
-                stopped = "target"
+                running = sum(t.state.name == "RUNNING" for t in trials)
+                timed_out = cfg.timeout_s is not None and time.monotonic() - start >= cfg.timeout_s
+                if running and not store.exclusive and not timed_out:
+                    # the target is reached by counting trials other workers run; one of them may be dead: wait
+                    # until each finishes, or is failed by its heartbeat and queued again (then run here)
+                    if not waiting:
+                        beat, grace = heartbeat()
+                        log.info("waiting for %d trials running in other workers (a dead worker's trial is re-run "
+                                 "after %d s without a heartbeat)", running, grace)
+                        waiting = True
+                    time.sleep(min(1.0, beat / 2))
+                    fail_stale(study)
+                    continue
+                stopped = "timeout" if timed_out and running else "target"
                 break
+            waiting = False
             if cfg.more is not None and ran >= cfg.more:
                 stopped = "more"
                 break
@@ -235,6 +254,8 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     finally:
         if bar is not None:
             bar.close()
+    if stopped != "interrupted":
+        fail_stale(study)  # at the end too: what this worker writes shows no dead worker's trial as running
     front: dict[str, dict[str, float]] = {}
     if cfg.latency in TABLE_MODES and evaluate.needs_latency and stopped != "interrupted":
         front = _remeasure_front(cfg, study, settings, evaluate)

@@ -3,7 +3,9 @@ PostgreSQL (many workers on many machines).
 
 * Every storage gets heartbeats (a trial whose worker stops beating for ``GRACE_S`` is failed) and a retry
   of such trials (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so a killed worker's trial is
-  run again.
+  run again: within ``GRACE_S`` + ``HEARTBEAT_S`` seconds of the kill while another worker runs (every worker
+  checks at its start, before each trial and while it waits at its end, :func:`fail_stale`), else by the next
+  run of the command. ``DESIGNSPACE_HEARTBEAT_S`` and ``DESIGNSPACE_GRACE_S`` (whole seconds) change them.
 * An SQLite database file is locked by its writer (``<file>.lock`` beside it, e.g.
   ``results/<study>/study.db.lock``: an ``flock`` the kernel releases when the process dies, kill -9
   included). The lock belongs to the file, not to the results folder, so two workers with one
@@ -32,10 +34,46 @@ from designspace.evaluate.cache import disk_note
 from designspace.exceptions import DesignspaceError
 from designspace.search import optuna_compat
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "StudyStorage", "mask_url", "open_storage"]
+__all__ = ["GRACE_S", "HEARTBEAT_S", "StudyStorage", "fail_stale", "heartbeat", "mask_url", "open_storage",
+           "sqlite_file", "storage_fault"]
 
 HEARTBEAT_S = 10
 GRACE_S = 40
+
+
+def heartbeat() -> tuple[int, int]:
+    """The heartbeat interval and the grace period, seconds: :data:`HEARTBEAT_S` and :data:`GRACE_S`, or
+    ``$DESIGNSPACE_HEARTBEAT_S`` and ``$DESIGNSPACE_GRACE_S`` (whole seconds, at least 1; the grace at least
+    two beats).
+
+    Raises:
+        DesignspaceError: a value that is not a whole number of seconds, with the fix.
+    """
+    values = []
+    for name, default in (("DESIGNSPACE_HEARTBEAT_S", HEARTBEAT_S), ("DESIGNSPACE_GRACE_S", GRACE_S)):
+        text = os.environ.get(name, "").strip()
+        try:
+            value = int(text) if text else default
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise DesignspaceError(f"${name} is {text[:20]!r} (fix: a whole number of seconds, at least 1, or unset "
+                                   f"it for {default})")
+        values.append(value)
+    beat, grace = values
+    return beat, max(grace, 2 * beat)
+
+
+def fail_stale(study: Any) -> None:
+    """Fails the RUNNING trials whose worker stopped beating for the grace period and queues each again
+    (Optuna runs this only when a trial starts; designspace also runs it when a worker starts, and while it
+    waits at the end for trials running elsewhere, so that a study whose target is reached by counting a dead
+    worker's trial still gets it re-run)."""
+    import optuna
+
+    with warnings.catch_warnings():  # marked experimental since Optuna 2.9, unchanged since; pinned range
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def mask_url(url: str) -> str:
@@ -195,6 +233,7 @@ def open_storage(url: str | None, folder: Path, study: str) -> StudyStorage:
 
     if url is not None:
         check_storage_url(url)  # before anything is created or connected to
+    heartbeat()  # likewise
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -270,12 +309,13 @@ def _create_rdb(url: str, engine_kwargs: dict[str, Any]) -> Any:
     import optuna
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    beat, grace = heartbeat()
     for attempt in range(6):
         try:
             with warnings.catch_warnings():  # heartbeats and their retry callback are marked experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna_compat.batched_rdb_class()(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=beat, grace_period=grace,
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
         except (IntegrityError, ProgrammingError) as err:
             text = str(getattr(err, "orig", err))
