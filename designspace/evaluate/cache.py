@@ -7,6 +7,11 @@ opened or written degrades to no cache with one warning, never to a failed evalu
 ``strict`` (``lut build``, whose whole product is the cache's rows): then the first failure raises
 :class:`CacheWriteError` naming the file, the cause and the fix.
 
+Concurrent measurements of one thing on one machine are coordinated by :meth:`Cache.claim`: a lock file per
+key beside the cache (``cache.sqlite.locks/``); the first process measures, the others wait for it and then
+find its row, so that two ``lut build`` or two ``eval`` of one network at once measure it once (and do not
+slow each other's timings down).
+
 Nothing read back is trusted: a row that is not a JSON object, or whose values fail the reader's check
 (:func:`number_problem`: finite, positive where a time, of the right type), is dropped with one warning and
 measured again.
@@ -14,13 +19,16 @@ measured again.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,11 +231,65 @@ class Cache:
                 out.append((str(key), data))
         return out
 
+    @contextlib.contextmanager
+    def claim(self, key: str, what: str) -> Iterator[None]:
+        """Holds the machine-wide claim on ``key`` (what is about to be measured: ``"latency|<arch>|<context>"``,
+        a table context's entries...) for the ``with`` block; waits (saying so once, naming ``what``) while another
+        process holds it. The caller reads the cache again inside the block: the other process may have stored the row.
+        Re-entrant within a process; kill -9 releases it (an ``flock``). Where the lock cannot be made (a cache
+        in memory, a read-only folder) the block runs unclaimed."""
+        if str(self.path) == ":memory:":
+            yield
+            return
+        name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock"
+        path = self.path.with_name(self.path.name + ".locks") / name
+        held = _CLAIMS.get(str(path))
+        if held is not None:  # this process holds it already (a measurement inside a claimed build)
+            _CLAIMS[str(path)] = (held[0], held[1] + 1)
+            try:
+                yield
+            finally:
+                fd, depth = _CLAIMS[str(path)]
+                _CLAIMS[str(path)] = (fd, depth - 1)
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            log.debug("no claim on %s (%s): measuring unclaimed", key, err)
+            yield
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "?"
+                log.info("waiting for another process on this machine (pid %s) measuring %s; its results are used "
+                         "here", holder, what)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:  # who holds it, for the others' waiting line; a full disk only loses that
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            except OSError:
+                pass
+            _CLAIMS[str(path)] = (fd, 1)
+            try:
+                yield
+            finally:
+                del _CLAIMS[str(path)]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
         """Closes the connection."""
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+#: the claims this process holds: lock file -> (descriptor, depth)
+_CLAIMS: dict[str, tuple[int, int]] = {}
 
 
 def disk_note(path: Path, cause: str = "") -> str:

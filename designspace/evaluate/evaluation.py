@@ -88,17 +88,27 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
                     cache: Cache | None = None, start: float | None = None) -> Latency:
     """The latency of ``arch`` in ``context``, from the cache or measured (and then cached). ``start``: the
     ``time.perf_counter()`` the measurement's wall time and its budget count from (default: now, before the
-    network is built).
+    network is built). Another process on this machine measuring the same network in the same context is
+    waited for, and its figure used (:meth:`Cache.claim`).
 
     Raises:
         MeasurementError: export failed, out of memory, timeout, no GPU.
     """
-    key = context.key()
     hit = _cached(arch, context, cache)
     if hit is not None:
         return hit
+    if cache is None:
+        return _measure_one(arch, context, protocol, cache, start)
+    with cache.claim(f"latency|{arch.fingerprint}|{context.key()}", f"the latency of {arch.name}"):
+        hit = _cached(arch, context, cache)  # the process this one waited for measured it
+        return hit if hit is not None else _measure_one(arch, context, protocol, cache, start)
+
+
+def _measure_one(arch: Arch, context: Context, protocol: Protocol | None, cache: Cache | None,
+                 start: float | None) -> Latency:
     from designspace.network import Network
 
+    key = context.key()
     began = time.perf_counter() if start is None else start  # the wall time counts the model's build too
     try:
         model = Network(arch)

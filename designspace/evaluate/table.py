@@ -213,7 +213,29 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
     reference = ReferenceStore(cache)
     done = 0
     for start in range(0, len(todo), chunk):
-        group = todo[start:start + chunk]
+        # one process measures an entry; the others wait, then skip what it stored
+        with cache.claim(f"table entries|{table_context_key(context)}", "latency table entries"):
+            done += _measure_chunk(todo[start:start + chunk], rows, context, cache, protocol, reference, again)
+        if progress is not None:
+            progress(len(todo[start:start + chunk]))
+    return done
+
+
+def _measure_chunk(group: list[Placement], rows: dict[str, dict[str, Any]], context: Context, cache: Cache,
+                   protocol: Protocol, reference: ReferenceStore, again: bool) -> int:
+    """Measures and stores the entries of ``group`` that still need it once this process holds the claim (another
+    process may have measured some meanwhile); returns how many it measured."""
+    still = []
+    for p in group:
+        row = _row(cache, entry_of(p), context)
+        if again:
+            if row is not None and int(row.get("passes") or 1) < 2:
+                rows[entry_of(p).key] = row  # its latest figure, which the second pass is compared with
+                still.append(p)
+        elif row is None:
+            still.append(p)
+    group = still
+    if group:
         models = [_export(p, context.batch) for p in group]
         lats = measure_onnx(models, context, protocol, reference)
         for p, lat in zip(group, lats, strict=True):
@@ -231,10 +253,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             feats = stored_features(old) if old is not None else None
             row["features"] = feats if feats is not None else _features_or_none(p)
             cache.put(e.key, KIND, table_context_key(context), row)
-        done += len(group)
-        if progress is not None:
-            progress(len(group))
-    return done
+    return len(group)
 
 
 def entry_features(p: Placement) -> list[float]:
@@ -783,6 +802,18 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
                 found.setdefault(entry_of(p).key, p)
         drawn += min(batch, samples - drawn)
         new_last = len(found) - before
+    # one build of a context at a time on this machine: a second waits, then measures only what is missing
+    with cache.claim(f"table build|{table_context_key(context)}", "the latency table of this context"):
+        return _build(found, zoo_archs, picked, context, cache, protocol, progress, whole_protocol,
+                      {"drawn": drawn, "saturated": new_last == 0, "new_in_last_batch": new_last}, began)
+
+
+def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch], context: Context, cache: Cache,
+           protocol: Protocol, progress: Callable[[int, int], None] | None, whole_protocol: Protocol | None,
+           coverage: dict[str, Any], began: float) -> dict[str, Any]:
+    """:func:`build_table` once the entries are found: both passes, then the term."""
+    import time
+
     todo = missing_entries(found.values(), context, cache)
     iso = protocol.isolated
     # two passes of one worker process each rather than one pass of two processes: the same time, but the
@@ -804,8 +835,7 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     calib = list(zoo_archs) + [a for a in picked if a not in zoo_archs]
     fit = calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol) if len(calib) >= 2 else None
     return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
-            "drawn": drawn,
-            "saturated": new_last == 0, "new_in_last_batch": new_last,
+            **coverage,
             "fit": None if fit is None else _fit_summary(fit),
             "seconds": round(time.perf_counter() - began, 1)}
 
