@@ -418,3 +418,18 @@ def test_a_claim_is_reentrant_and_released(tmp_path: Path) -> None:
         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)"),
         str(next((tmp_path / "cache.sqlite.locks").iterdir()))], capture_output=True, text=True, check=False)
     assert probe.returncode == 0, probe.stderr  # free once the block is left
+
+
+def test_heartbeat_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from designspace.exceptions import DesignspaceError
+    from designspace.search.storage import GRACE_S, HEARTBEAT_S, heartbeat
+
+    monkeypatch.delenv("DESIGNSPACE_HEARTBEAT_S", raising=False)
+    monkeypatch.delenv("DESIGNSPACE_GRACE_S", raising=False)
+    assert heartbeat() == (HEARTBEAT_S, GRACE_S)
+    monkeypatch.setenv("DESIGNSPACE_HEARTBEAT_S", "2")
+    monkeypatch.setenv("DESIGNSPACE_GRACE_S", "1")
+    assert heartbeat() == (2, 4)  # the grace is at least two beats
+    monkeypatch.setenv("DESIGNSPACE_GRACE_S", "soon")
+    with pytest.raises(DesignspaceError, match="DESIGNSPACE_GRACE_S"):
+        heartbeat()

@@ -241,7 +241,11 @@ class Cache:
         if str(self.path) == ":memory:":
             yield
             return
-        name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".lock"
+        # a network's latency: 4,096 lock files at most, however many networks a long search measures (two
+        # networks sharing one wait for each other now and then; measurements on one machine are best not run
+        # together anyway); other keys, few and nested (a table build, then its entries), each their own
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        name = (f"latency-{digest[:3]}" if key.startswith("latency|") else digest[:24]) + ".lock"
         path = self.path.with_name(self.path.name + ".locks") / name
         held = _CLAIMS.get(str(path))
         if held is not None:  # this process holds it already (a measurement inside a claimed build)
