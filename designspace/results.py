@@ -271,7 +271,7 @@ def _read_csv(path: Path, objectives: Sequence[Any] = ()) -> list[dict[str, str]
                 raise ValueError(f"line {line} has {len(row) - (None in row) - sum(v is None for v in row.values())}"
                                  f" fields, the header {len(header)} (a truncated or edited file)")
             number = row["number"]
-            if not number.isdigit():
+            if not (number.isascii() and number.isdigit()):
                 raise ValueError(f"line {line}: trial number {number[:20]!r} is not a whole number")
             if number in seen:
                 raise ValueError(f"line {line}: trial {number} appears twice")
