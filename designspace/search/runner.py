@@ -93,6 +93,10 @@ def _sampler(name: str, seed: int) -> Any:
     raise DesignspaceError(f"unknown sampler {name!r} (fix: use tpe, nsga2, gp or random)")
 
 
+class _Surplus(Exception):
+    """A trial started by one worker after others had already started the study's target."""
+
+
 def _counted(trials: list[Any]) -> int:
     """Trials that count towards the requested number: finished ones (a failed evaluation included) and those
     running in other workers; failed leftovers of dead workers do not (they are re-run)."""
@@ -199,9 +203,19 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     start, ran, last_write, stopped = time.monotonic(), 0, 0.0, "target"
     every = _WRITE_EVERY_S
     current: list[int] = []
+    surplus: list[int] = []  # trials this worker started past the target (failed at once, not counted)
 
     def objective(trial: Any) -> list[float]:
         current.append(trial.number)
+        if cfg.trials is not None and not store.exclusive:
+            # workers check the count, then start a trial: two may start the last one. The trials' numbers
+            # decide (the database gives them out one by one): one with the target counted before it is surplus.
+            # A waiting trial numbered before it (a retry queued meanwhile) will be run: it is ahead too
+            before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+            ahead = _counted(before) + sum(t.state.name == "WAITING" for t in before)
+            if ahead >= cfg.trials:
+                surplus.append(trial.number)
+                raise _Surplus(trial.number)
         return evaluate(trial)
 
     fail_stale(study)  # a dead worker's trial: failed and queued again before anything is counted
@@ -234,7 +248,9 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
                 stopped = "timeout"
                 break
             current.clear()
-            study.optimize(objective, n_trials=1, catch=(Failed,), gc_after_trial=False)
+            study.optimize(objective, n_trials=1, catch=(Failed, _Surplus), gc_after_trial=False)
+            if current and current[-1] in surplus:
+                continue  # not a trial of this study's target: FAIL, not counted, not run again
             ran += 1
             if bar is not None:
                 bar.update(1)
