@@ -434,3 +434,26 @@ def test_heartbeat_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DESIGNSPACE_GRACE_S", "soon")
     with pytest.raises(DesignspaceError, match="DESIGNSPACE_GRACE_S"):
         heartbeat()
+
+
+@pytest.mark.parametrize("poison", [-5.0, float("nan"), "fast"])
+def test_a_poisoned_point_of_the_table_term_drops_the_term(tmp_path: Path, poison: Any,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from designspace.evaluate.cache import Cache
+    from designspace.evaluate.latency import Context
+    from designspace.evaluate.table import fit_term, load_fit
+
+    cache, ctx = Cache(tmp_path / "cache.sqlite"), Context.local()
+    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0), ("c", 6.0, 4.1, 0)], ctx, cache)
+    assert load_fit(ctx, cache) == fit
+    stored = dataclasses.asdict(fit)
+    stored["points"] = [list(p) for p in stored["points"]]
+    stored["points"][1] = ["b", poison, 2.5, 0, []]
+    cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(), stored)
+    caplog.clear()
+    assert load_fit(ctx, cache) is None  # never applied
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    assert load_fit(ctx, cache) is None and not cache.get("table-fit", "lut-fit",
+                                                         dataclasses.replace(ctx, resolution=0).key())

@@ -549,6 +549,12 @@ def load_fit(context: Context, cache: Cache) -> TableFit | None:
         if not all(math.isfinite(v) for v in values) or fit.scale <= 0 or fit.form not in FORMS \
                 or (fit.form == "types") != bool(fit.type_scales):
             raise ValueError(fit.form)
+        # its networks' figures: times above 0 (a poisoned point would bend every later fit), counts whole
+        if not all(math.isfinite(v) and v > 0 for p in fit.points for v in (p[1], p[2])) \
+                or any(p[3] < 0 for p in fit.points) or not all(math.isfinite(v) and v >= 0 for p in fit.points
+                                                                for _, v in p[4]) \
+                or not (math.isfinite(fit.loo_mean) and math.isfinite(fit.loo_max)):
+            raise ValueError("a point or an error is not a figure")
         return fit
     except (KeyError, TypeError, ValueError):
         log.warning("latency table: a corrupt per-network term is dropped (lut build fits it again)")
