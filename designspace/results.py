@@ -242,6 +242,13 @@ def _unreadable(path: Path, err: BaseException) -> DesignspaceError:
     return DesignspaceError(f"{path}: cannot be read ({cause}) (fix: {_REPAIR})")
 
 
+#: the columns that are sizes or times when present: finite and above 0
+_POSITIVE = ("params", "macs", "params_m", "macs_g", "latency_ms", "latency_table_ms", "latency_remeasured_ms",
+             "latency_table_all_measured_ms")
+#: other figures, when present: finite
+_FINITE = ("latency_low_ms", "latency_high_ms", "duration_s")
+
+
 def _is_number(text: str) -> bool:
     try:
         return math.isfinite(float(text))
@@ -278,9 +285,14 @@ def _read_csv(path: Path, objectives: Sequence[Any] = ()) -> list[dict[str, str]
             seen.add(number)
             if row["state"] not in _STATES:
                 raise ValueError(f"line {line}: state {row['state'][:20]!r} is not one of {', '.join(_STATES)}")
-            for name in names:
-                if row[name] and not _is_number(row[name]):
+            if row["feasible"] not in ("True", "False"):
+                raise ValueError(f"line {line}: feasible {row['feasible'][:20]!r} is not True or False")
+            for name in (*names, *_FINITE, *(c for c in header if c.startswith("c_"))):
+                if row.get(name) and not _is_number(row[name]):
                     raise ValueError(f"line {line}: {name} {row[name][:20]!r} is not a finite number")
+            for name in _POSITIVE:  # sizes and times: a figure read back is above 0 or it is not one
+                if row.get(name) and not (_is_number(row[name]) and float(row[name]) > 0):
+                    raise ValueError(f"line {line}: {name} {row[name][:20]!r} is not a finite number above 0")
             rows.append(row)
     return rows
 

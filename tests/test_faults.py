@@ -85,6 +85,8 @@ SPOILS = {
     "trials state mistyped": ("trials.csv", _text("trials.csv", _csv_cell("state", "DONE"))),
     "trials number mistyped": ("trials.csv", _text("trials.csv", _csv_cell("number", "x1"))),
     "trials objective mistyped": ("trials.csv", _text("trials.csv", _csv_cell("params_m", "small"))),
+    "trials size negative": ("trials.csv", _text("trials.csv", _csv_cell("macs_g", "-5"))),
+    "trials feasible mistyped": ("trials.csv", _text("trials.csv", _csv_cell("feasible", "maybe"))),
     "trials row duplicated": ("trials.csv", _text("trials.csv", lambda t: t + t.splitlines(keepends=True)[1])),
     "pareto truncated": ("pareto.csv", _text("pareto.csv", lambda t: t[: len(t) - 40])),
 }
