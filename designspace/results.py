@@ -206,13 +206,116 @@ class StudyResults:
         return dict(self.summary["settings"])
 
     def pareto(self) -> list[dict[str, str]]:
-        """The rows of ``pareto.csv``."""
-        return _read_csv(self.folder / PARETO_CSV)
+        """The rows of ``pareto.csv``, checked as ``trials.csv`` is (:func:`read_results`); every one a trial of
+        ``trials.csv``.
+
+        Raises:
+            DesignspaceError: a missing, truncated or mistyped file, naming it, the cause and the fix.
+        """
+        path = self.folder / PARETO_CSV
+        try:
+            rows = _read_csv(path, self.settings.get("objectives", []))
+            known = {r["number"] for r in self.rows}
+            stray = next((r["number"] for r in rows if r["number"] not in known), None)
+            if stray is not None:
+                raise ValueError(f"trial {stray} is not in {TRIALS_CSV}")
+        except (OSError, ValueError, csv.Error) as err:
+            raise _unreadable(path, err) from None
+        return rows
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+#: the states a trial row may have (Optuna's)
+_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+_REPAIR = "rerun the search command with the same study to rewrite it from the study storage"
+
+
+def _unreadable(path: Path, err: BaseException) -> DesignspaceError:
+    """One line: the file, the cause and the fix."""
+    if isinstance(err, OSError):
+        cause = err.strerror or type(err).__name__
+    else:
+        cause = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return DesignspaceError(f"{path}: cannot be read ({cause}) (fix: {_REPAIR})")
+
+
+#: the columns that are sizes or times when present: finite and above 0
+_POSITIVE = ("params", "macs", "params_m", "macs_g", "latency_ms", "latency_table_ms", "latency_remeasured_ms",
+             "latency_table_all_measured_ms")
+#: other figures, when present: finite
+_FINITE = ("latency_low_ms", "latency_high_ms", "duration_s")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _read_csv(path: Path, objectives: Sequence[Any] = ()) -> list[dict[str, str]]:
+    """The rows of a trials table, each checked: as many fields as the header, a trial number (whole, >= 0,
+    not repeated), a known state, the objectives numbers or empty.
+
+    Raises:
+        ValueError: the first problem, with its line.
+    """
+    names = [str(o.get("name")) for o in objectives if isinstance(o, dict)]
     with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in ("number", "state", "feasible", *names) if c not in header]
+        if missing:
+            raise ValueError(f"its rows lack the columns {', '.join(missing)} (a truncated or foreign file)")
+        rows: list[dict[str, str]] = []
+        seen: set[str] = set()
+        for row in reader:
+            line = reader.line_num
+            if None in row or any(v is None for v in row.values()):
+                raise ValueError(f"line {line} has {len(row) - (None in row) - sum(v is None for v in row.values())}"
+                                 f" fields, the header {len(header)} (a truncated or edited file)")
+            number = row["number"]
+            if not (number.isascii() and number.isdigit()):
+                raise ValueError(f"line {line}: trial number {number[:20]!r} is not a whole number")
+            if number in seen:
+                raise ValueError(f"line {line}: trial {number} appears twice")
+            seen.add(number)
+            if row["state"] not in _STATES:
+                raise ValueError(f"line {line}: state {row['state'][:20]!r} is not one of {', '.join(_STATES)}")
+            if row["feasible"] not in ("True", "False"):
+                raise ValueError(f"line {line}: feasible {row['feasible'][:20]!r} is not True or False")
+            for name in (*names, *_FINITE, *(c for c in header if c.startswith("c_"))):
+                if row.get(name) and not _is_number(row[name]):
+                    raise ValueError(f"line {line}: {name} {row[name][:20]!r} is not a finite number")
+            for name in _POSITIVE:  # sizes and times: a figure read back is above 0 or it is not one
+                if row.get(name) and not (_is_number(row[name]) and float(row[name]) > 0):
+                    raise ValueError(f"line {line}: {name} {row[name][:20]!r} is not a finite number above 0")
+            rows.append(row)
+    return rows
+
+
+def _summary_problem(summary: Any) -> str | None:
+    """What makes ``summary`` not a study summary, or ``None``."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("settings"), dict):
+        return "not a study summary (no settings)"
+    settings = summary["settings"]
+    objectives = settings.get("objectives")
+    if not isinstance(objectives, list) or not objectives or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) and o.get("direction") in ("minimize", "maximize")
+            for o in objectives):
+        return "settings.objectives is not a list of objectives (name, direction)"
+    budgets = settings.get("budgets", [])
+    if not isinstance(budgets, list) or not all(
+            isinstance(b, dict) and isinstance(b.get("metric"), str) and isinstance(b.get("limit"), (int, float))
+            and not isinstance(b.get("limit"), bool) for b in budgets):
+        return "settings.budgets is not a list of budgets (metric, limit)"
+    trials = summary.get("trials")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 0:
+        return f"trials is {str(trials)[:20]!r}, not a count"
+    best = summary.get("best", [])
+    if not isinstance(best, list) or not all(isinstance(b, dict) and isinstance(b.get("number"), int)
+                                             and not isinstance(b.get("number"), bool) for b in best):
+        return "best is not a list of trials with their numbers"
+    return None
 
 
 def read_results(study: str | Path) -> StudyResults:
@@ -230,13 +333,28 @@ def read_results(study: str | Path) -> StudyResults:
         known = sorted(p.parent.name for p in results_dir().glob(f"*/{SUMMARY_JSON}"))
         raise DesignspaceError(f"no study results at {folder} (fix: run designspace search first; studies here: "
                                f"{', '.join(known) or 'none'})")
-    try:
-        summary = load_json(read_document(folder / SUMMARY_JSON, "results summary", MAX_JSON_BYTES),
-                            str(folder / SUMMARY_JSON))
-        if not isinstance(summary, dict) or not isinstance(summary.get("settings"), dict):
-            raise ValueError("summary.json is not a study summary")
-        rows = _read_csv(folder / TRIALS_CSV)
-    except (OSError, ValueError, csv.Error) as err:
-        raise DesignspaceError(f"the results in {folder} cannot be read ({err}) (fix: rerun the search command to "
-                               "rewrite them from the study storage)") from None
-    return StudyResults(folder, summary, rows)
+    for attempt in range(2):
+        path = folder / SUMMARY_JSON
+        try:
+            summary = load_json(read_document(path, "results summary", MAX_JSON_BYTES), str(path))
+            problem = _summary_problem(summary)
+            if problem is not None:
+                raise ValueError(problem)
+        except DesignspaceError as err:  # the loader's own one line names the file; add the fix for results
+            raise DesignspaceError(f"{str(err).split(' (fix:')[0]} (fix: {_REPAIR})") from None
+        except (OSError, ValueError) as err:
+            raise _unreadable(path, err) from None
+        path = folder / TRIALS_CSV
+        try:
+            rows = _read_csv(path, summary["settings"]["objectives"])
+            if len(rows) >= summary["trials"]:
+                return StudyResults(folder, summary, rows)
+            # trials.csv is written before summary.json, so it is behind only when cut short, or for a moment
+            # while several workers write one folder: read once more before calling it truncated
+            if attempt:
+                raise ValueError(f"{len(rows)} trials where {SUMMARY_JSON} counts {summary['trials']} (a truncated "
+                                 "file)")
+        except (OSError, ValueError, csv.Error) as err:
+            raise _unreadable(path, err) from None
+        time.sleep(0.5)
+    raise AssertionError("unreachable")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -41,6 +42,9 @@ def make_app_results(root: Path) -> Path:
     (root / "corrupt" / "trials.csv").write_bytes(b"\x89PNG not,a\ntrials\x00table\n")
     lines = (mob / "trials.csv").read_text(encoding="utf-8").splitlines(keepends=True)
     (root / "empty" / "trials.csv").write_text(lines[0], encoding="utf-8")
+    empty = json.loads((root / "empty" / "summary.json").read_text(encoding="utf-8"))  # as a study with none yet
+    empty.update(trials=0, states={}, complete=0, feasible=0, infeasible=0, pareto_size=0, best=[], hypervolume=0.0)
+    (root / "empty" / "summary.json").write_text(json.dumps(empty), encoding="utf-8")
     shutil.copytree(mob / "archs", root / "evil" / "archs")
     first = lines[1].split(",")
     header = lines[0].strip().split(",")

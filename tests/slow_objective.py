@@ -15,3 +15,11 @@ def slow(arch: Any, model: Any) -> float:
 def broken(arch: Any, model: Any) -> float:
     """A user objective that fails."""
     raise RuntimeError("out of patience")
+
+
+def slower(arch: Any, model: Any) -> float:
+    """:func:`slow` taking ``$SLOW_OBJECTIVE_S`` seconds (default 2): a worker is almost always inside a trial."""
+    import os
+
+    time.sleep(float(os.environ.get("SLOW_OBJECTIVE_S", "2")))
+    return float(sum(p.numel() for p in model.parameters())) / 1e6

@@ -346,6 +346,8 @@ def test_refresh_reads_a_new_snapshot(app_results: Path, tmp_path: Path, monkeyp
     shutil.copytree(app_results / "mob", root / "live")
     full = (root / "live" / "trials.csv").read_text(encoding="utf-8")
     (root / "live" / "trials.csv").write_text("".join(full.splitlines(keepends=True)[:4]), encoding="utf-8")
+    summary = json.loads((root / "live" / "summary.json").read_text(encoding="utf-8"))  # the older snapshot's
+    (root / "live" / "summary.json").write_text(json.dumps({**summary, "trials": 3}), encoding="utf-8")
     monkeypatch.setenv("DESIGNSPACE_RESULTS", str(root))
     at = AppTest.from_file(APP, default_timeout=60).run()
     _ok(at)

@@ -203,3 +203,47 @@ def test_eval_cli_measures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     assert main(["eval", str(path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["status"] == "ok" and data["latency"]["ms"] > 0 and data["latency"]["context"]["threads"] == 1
+
+
+@pytest.mark.parametrize("poison", ["-5", "NaN", '"fast"'])
+def test_a_poisoned_cached_latency_is_dropped_and_measured_again(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture, poison: str) -> None:
+    import sqlite3
+
+    calls = []
+    real = evaluation_mod.measure_model
+
+    def counting(*args: Any, **kwargs: Any) -> Latency:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation_mod, "measure_model", counting)
+    cache = Cache(tmp_path / "c.sqlite")
+    arch = ds.Arch.from_yaml(TINY)
+    evaluate(arch, protocol=FAST, cache=cache)
+    db = sqlite3.connect(cache.path)  # a row of valid structure whose latency is not a latency
+    (data,) = db.execute("SELECT data FROM results WHERE kind = 'latency'").fetchone()
+    db.execute("UPDATE results SET data = ? WHERE kind = 'latency'",
+               (data.replace(f'"ms": {json.loads(data)["ms"]}', f'"ms": {poison}', 1),))
+    db.commit()
+    db.close()
+    caplog.clear()
+    again = evaluate(arch, protocol=FAST, cache=cache)
+    assert len(calls) == 2  # measured again, never trusted
+    assert again.status == "ok" and again.latency_ms is not None and again.latency_ms > 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "ms is" in warned[0] and "measured again" in warned[0], warned
+    third = evaluate(arch, protocol=FAST, cache=cache)  # the new row replaced the bad one
+    assert len(calls) == 2 and third.latency_ms == again.latency_ms
+
+
+def test_number_problem_names_the_key_and_the_rule() -> None:
+    from designspace.evaluate.cache import number_problem
+
+    assert number_problem({"ms": 1.5, "runs": 3}, positive=("ms",), counts=("runs",)) is None
+    assert "ms is '-5'" in str(number_problem({"ms": -5}, positive=("ms",)))
+    assert "above 0" in str(number_problem({"ms": float("nan")}, positive=("ms",)))
+    assert "a finite number" in str(number_problem({"value": "x"}, finite=("value",)))
+    assert number_problem({"value": -3.0}, finite=("value",)) is None  # a score may be negative
+    assert "whole number" in str(number_problem({"runs": True}, counts=("runs",)))
+    assert number_problem({}, positive=("ratio",), optional=("ratio",)) is None

@@ -32,8 +32,9 @@ def _build(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        report = build_table(space, Context.local("onnxruntime", args.threads), Cache(), samples=args.samples,
-                             calibrate=args.calibrate, seed=args.seed, progress=progress)
+        # strict: the table is all this command makes, so a cache that cannot be written ends it with one line
+        report = build_table(space, Context.local("onnxruntime", args.threads), Cache(strict=True),
+                             samples=args.samples, calibrate=args.calibrate, seed=args.seed, progress=progress)
     finally:
         if bar is not None:
             bar.close()

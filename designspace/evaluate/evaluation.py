@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from designspace.arch import Arch
-from designspace.evaluate.cache import Cache
+from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.counts import count
 from designspace.evaluate.devices import Prediction, load_device
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_model
@@ -88,17 +88,27 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
                     cache: Cache | None = None, start: float | None = None) -> Latency:
     """The latency of ``arch`` in ``context``, from the cache or measured (and then cached). ``start``: the
     ``time.perf_counter()`` the measurement's wall time and its budget count from (default: now, before the
-    network is built).
+    network is built). Another process on this machine measuring the same network in the same context is
+    waited for, and its figure used (:meth:`Cache.claim`).
 
     Raises:
         MeasurementError: export failed, out of memory, timeout, no GPU.
     """
-    key = context.key()
     hit = _cached(arch, context, cache)
     if hit is not None:
         return hit
+    if cache is None:
+        return _measure_one(arch, context, protocol, cache, start)
+    with cache.claim(f"latency|{arch.fingerprint}|{context.key()}", f"the latency of {arch.name}"):
+        hit = _cached(arch, context, cache)  # the process this one waited for measured it
+        return hit if hit is not None else _measure_one(arch, context, protocol, cache, start)
+
+
+def _measure_one(arch: Arch, context: Context, protocol: Protocol | None, cache: Cache | None,
+                 start: float | None) -> Latency:
     from designspace.network import Network
 
+    key = context.key()
     began = time.perf_counter() if start is None else start  # the wall time counts the model's build too
     try:
         model = Network(arch)
@@ -186,10 +196,23 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
     return [o if o is not None else MeasurementError("not measured") for o in out]
 
 
+def latency_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a stored :class:`Latency` (its ``to_dict`` form), or ``None``: times in milliseconds
+    finite and above 0, counts whole, flags text, a context."""
+    problem = number_problem(data, positive=("ms", "median_ms", "direct_ms", "ratio", "reference_ms"),
+                             finite=("spread", "seconds"), counts=("runs", "rounds", "processes"),
+                             optional=("direct_ms", "ratio", "reference_ms", "processes"))
+    if problem is None and not (isinstance(data.get("flags"), list) and all(isinstance(f, str) for f in data["flags"])):
+        problem = "flags is not a list of text"
+    if problem is None and not isinstance(data.get("context"), dict):
+        problem = "context is not an object"
+    return problem
+
+
 def _cached(arch: Arch, context: Context, cache: Cache | None) -> Latency | None:
     if cache is None:
         return None
-    hit = cache.get(arch, _KIND, context.key())
+    hit = cache.get(arch, _KIND, context.key(), check=latency_problem)
     if hit is None:
         return None
     try:

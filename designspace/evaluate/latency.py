@@ -448,11 +448,13 @@ class ReferenceStore:
         key = self.key(context)
         best = min([*observed, self._process.get(key, math.inf)])
         if self.cache is not None:
-            hit = self.cache.get("reference-network", "reference", key)
-            if hit is not None and isinstance(hit.get("ms"), (int, float)) and math.isfinite(hit["ms"]) \
-                    and hit["ms"] > 0:
+            from designspace.evaluate.cache import number_problem
+
+            hit = self.cache.get("reference-network", "reference", key,
+                                 check=lambda d: number_problem(d, positive=("ms",)))
+            if hit is not None:
                 best = min(best, float(hit["ms"]))
-            if hit is None or best < float(hit.get("ms", math.inf)):
+            if hit is None or best < float(hit["ms"]):
                 self.cache.put("reference-network", "reference", key, {"ms": best})
         self._process[key] = best
         return best

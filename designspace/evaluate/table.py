@@ -33,7 +33,7 @@ from typing import Protocol as Interface
 import torch
 
 from designspace.arch import Arch
-from designspace.evaluate.cache import Cache
+from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.isolated import IsolatedProtocol
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
 from designspace.exceptions import DesignspaceError
@@ -149,17 +149,18 @@ def _export(p: Placement, batch: int) -> tuple[bytes, tuple[int, ...]]:
     return export_onnx(module, torch.randn(*shape, generator=torch.Generator().manual_seed(0))), shape
 
 
+def entry_problem(row: dict[str, Any]) -> str | None:
+    """What is wrong with a stored table entry's row, or ``None``: ``ms`` (milliseconds) and ``ratio`` finite and
+    above 0, ``passes`` a whole number, the entry an object."""
+    problem = number_problem(row, positive=("ms", "ratio"), counts=("passes",), optional=("ratio", "passes"))
+    if problem is None and "entry" in row and not isinstance(row["entry"], dict):
+        problem = "entry is not an object"
+    return problem
+
+
 def _row(cache: Cache, entry: Entry, context: Context) -> dict[str, Any] | None:
     """The entry's stored row, or ``None``: not there, or corrupt (then dropped, to be measured again)."""
-    hit = cache.get(entry.key, KIND, table_context_key(context))
-    if hit is None:
-        return None
-    ms = hit.get("ms")
-    if not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
-        log.warning("latency table: a corrupt entry for %s is measured again", entry.describe())
-        cache.drop(entry.key, KIND, table_context_key(context))
-        return None
-    return hit
+    return cache.get(entry.key, KIND, table_context_key(context), check=entry_problem)
 
 
 def _get(cache: Cache, entry: Entry, context: Context) -> float | None:
@@ -204,7 +205,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             if e.key in rows:
                 continue
             row = _row(cache, e, context)
-            if row is not None and int(row.get("passes", 1)) < 2:
+            if row is not None and int(row.get("passes") or 1) < 2:
                 rows[e.key] = row
                 todo.append(p)
     else:
@@ -212,7 +213,29 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
     reference = ReferenceStore(cache)
     done = 0
     for start in range(0, len(todo), chunk):
-        group = todo[start:start + chunk]
+        # one process measures an entry; the others wait, then skip what it stored
+        with cache.claim(f"table entries|{table_context_key(context)}", "latency table entries"):
+            done += _measure_chunk(todo[start:start + chunk], rows, context, cache, protocol, reference, again)
+        if progress is not None:
+            progress(len(todo[start:start + chunk]))
+    return done
+
+
+def _measure_chunk(group: list[Placement], rows: dict[str, dict[str, Any]], context: Context, cache: Cache,
+                   protocol: Protocol, reference: ReferenceStore, again: bool) -> int:
+    """Measures and stores the entries of ``group`` that still need it once this process holds the claim (another
+    process may have measured some meanwhile); returns how many it measured."""
+    still = []
+    for p in group:
+        row = _row(cache, entry_of(p), context)
+        if again:
+            if row is not None and int(row.get("passes") or 1) < 2:
+                rows[entry_of(p).key] = row  # its latest figure, which the second pass is compared with
+                still.append(p)
+        elif row is None:
+            still.append(p)
+    group = still
+    if group:
         models = [_export(p, context.batch) for p in group]
         lats = measure_onnx(models, context, protocol, reference)
         for p, lat in zip(group, lats, strict=True):
@@ -220,7 +243,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             ms, ratio, passes = lat.ms, lat.ratio, 1
             old = rows.get(e.key)
             if old is not None:
-                passes = int(old.get("passes", 1)) + 1
+                passes = int(old.get("passes") or 1) + 1
                 if isinstance(old.get("ratio"), (int, float)) and ratio is not None and lat.reference_ms:
                     ratio = min(float(old["ratio"]), ratio)
                     ms = ratio * lat.reference_ms  # both passes scaled by the long-run reference as it is now
@@ -230,10 +253,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
             feats = stored_features(old) if old is not None else None
             row["features"] = feats if feats is not None else _features_or_none(p)
             cache.put(e.key, KIND, table_context_key(context), row)
-        done += len(group)
-        if progress is not None:
-            progress(len(group))
-    return done
+    return len(group)
 
 
 def entry_features(p: Placement) -> list[float]:
@@ -529,6 +549,12 @@ def load_fit(context: Context, cache: Cache) -> TableFit | None:
         if not all(math.isfinite(v) for v in values) or fit.scale <= 0 or fit.form not in FORMS \
                 or (fit.form == "types") != bool(fit.type_scales):
             raise ValueError(fit.form)
+        # its networks' figures: times above 0 (a poisoned point would bend every later fit), counts whole
+        if not all(math.isfinite(v) and v > 0 for p in fit.points for v in (p[1], p[2])) \
+                or any(p[3] < 0 for p in fit.points) or not all(math.isfinite(v) and v >= 0 for p in fit.points
+                                                                for _, v in p[4]) \
+                or not (math.isfinite(fit.loo_mean) and math.isfinite(fit.loo_max)):
+            raise ValueError("a point or an error is not a figure")
         return fit
     except (KeyError, TypeError, ValueError):
         log.warning("latency table: a corrupt per-network term is dropped (lut build fits it again)")
@@ -782,14 +808,26 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
                 found.setdefault(entry_of(p).key, p)
         drawn += min(batch, samples - drawn)
         new_last = len(found) - before
+    # one build of a context at a time on this machine: a second waits, then measures only what is missing
+    with cache.claim(f"table build|{table_context_key(context)}", "the latency table of this context"):
+        return _build(found, zoo_archs, picked, context, cache, protocol, progress, whole_protocol,
+                      {"drawn": drawn, "saturated": new_last == 0, "new_in_last_batch": new_last}, began)
+
+
+def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch], context: Context, cache: Cache,
+           protocol: Protocol, progress: Callable[[int, int], None] | None, whole_protocol: Protocol | None,
+           coverage: dict[str, Any], began: float) -> dict[str, Any]:
+    """:func:`build_table` once the entries are found: both passes, then the term."""
+    import time
+
     todo = missing_entries(found.values(), context, cache)
     iso = protocol.isolated
     # two passes of one worker process each rather than one pass of two processes: the same time, but the
     # second pass comes minutes after the first, so that a slow stretch of the host inflates one at most
     one = protocol if iso is None else dataclasses.replace(
         protocol, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
-    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context))) is not None
-               and int(row.get("passes", 1)) < 2)  # measured on demand before, by a search: one pass
+    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
+               is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
     total = 2 * len(todo) + once
     done = [0]
 
@@ -803,8 +841,7 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     calib = list(zoo_archs) + [a for a in picked if a not in zoo_archs]
     fit = calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol) if len(calib) >= 2 else None
     return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
-            "drawn": drawn,
-            "saturated": new_last == 0, "new_in_last_batch": new_last,
+            **coverage,
             "fit": None if fit is None else _fit_summary(fit),
             "seconds": round(time.perf_counter() - began, 1)}
 

@@ -9,8 +9,11 @@ by the sampler's ``constraints_func``; every trial records which budget it broke
 
 Trial counts: ``trials`` is the study's total (rerunning the command resumes to it); ``more`` runs that many
 trials in this process (several workers sum up). Trials that fail to evaluate count; trials a dead worker
-left behind are failed and re-run (heartbeats; at once for an SQLite study, whose single writer holds a
-lock). Ctrl-C fails the running trial, queues it again, writes the results and stops.
+left behind are failed and re-run (heartbeats, checked when a worker starts, before each trial and at its end;
+at once for an SQLite study, whose single writer holds a lock). A worker whose ``trials`` target is reached only
+by counting trials that other workers are running waits until they finish or their heartbeat stops (then
+runs the retry itself), so that the study reaches its target and every worker's results show it finished.
+Ctrl-C fails the running trial, queues it again, writes the results and stops.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
 from designspace.safe_files import make_dirs, refuse_links
 from designspace.search.config import TABLE_MODES, SearchConfig, SearchReport, check_study_name
-from designspace.search.storage import StudyStorage, open_storage
+from designspace.search.storage import StudyStorage, fail_stale, heartbeat, open_storage, storage_fault
 from designspace.search.trial import Failed, TrialEvaluator
 from designspace.space import Space, match
 
@@ -93,6 +96,10 @@ def _sampler(name: str, seed: int) -> Any:
     raise DesignspaceError(f"unknown sampler {name!r} (fix: use tpe, nsga2, gp or random)")
 
 
+class _Surplus(Exception):
+    """A trial started by one worker after others had already started the study's target."""
+
+
 def _counted(trials: list[Any]) -> int:
     """Trials that count towards the requested number: finished ones (a failed evaluation included) and those
     running in other workers; failed leftovers of dead workers do not (they are re-run)."""
@@ -148,7 +155,7 @@ def _prepare(cfg: SearchConfig) -> tuple[Any, StudyStorage, Path, dict[str, Any]
             _enqueue_zoo(cfg.space, study)
         return study, store, folder, settings
     except BaseException:
-        store.close()
+        store.close(quiet=True)
         raise
 
 
@@ -174,11 +181,24 @@ def run_search(cfg: SearchConfig) -> SearchReport:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials are reported by designspace itself
     if cfg.trials is None and cfg.more is None and cfg.timeout_s is None:
         raise DesignspaceError("say how long to search (fix: --trials N, --trials +N or --timeout SECONDS)")
-    study, store, folder, settings = _prepare(cfg)
+    folder = (cfg.results or results_dir()) / cfg.name
+    store: StudyStorage | None = None
     try:
-        return _loop(cfg, study, store, folder, settings, TrialEvaluator(cfg, folder))
-    finally:
+        study, store, folder, settings = _prepare(cfg)
+        try:
+            report = _loop(cfg, study, store, folder, settings, TrialEvaluator(cfg, folder))
+        except BaseException:
+            store.close(quiet=True)  # the first error is the one to tell
+            raise
         store.close()
+        return report
+    except (DesignspaceError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a full disk, a read-only folder, a damaged database: one line, not a traceback
+        fault = storage_fault(err, store, folder)
+        if fault is None:
+            raise
+        raise fault from None
 
 
 def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, settings: dict[str, Any],
@@ -188,18 +208,44 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     start, ran, last_write, stopped = time.monotonic(), 0, 0.0, "target"
     every = _WRITE_EVERY_S
     current: list[int] = []
+    surplus: list[int] = []  # trials this worker started past the target (failed at once, not counted)
 
     def objective(trial: Any) -> list[float]:
         current.append(trial.number)
+        if cfg.trials is not None and not store.exclusive:
+            # workers check the count, then start a trial: two may start the last one. The trials' numbers
+            # decide (the database gives them out one by one): one with the target counted before it is surplus.
+            # A waiting trial numbered before it (a retry queued meanwhile) will be run: it is ahead too
+            before = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+            ahead = _counted(before) + sum(t.state.name == "WAITING" for t in before)
+            if ahead >= cfg.trials:
+                surplus.append(trial.number)
+                raise _Surplus(trial.number)
         return evaluate(trial)
 
+    fail_stale(study)  # a dead worker's trial: failed and queued again before anything is counted
     bar = _progress(cfg, _counted(study.get_trials(deepcopy=False)))
+    waiting = False
     try:
         while True:
             trials = study.get_trials(deepcopy=False)
             if cfg.trials is not None and _counted(trials) >= cfg.trials:
-                stopped = "target"
+                running = sum(t.state.name == "RUNNING" for t in trials)
+                timed_out = cfg.timeout_s is not None and time.monotonic() - start >= cfg.timeout_s
+                if running and not store.exclusive and not timed_out:
+                    # the target is reached by counting trials other workers run; one of them may be dead: wait
+                    # until each finishes, or is failed by its heartbeat and queued again (then run here)
+                    if not waiting:
+                        beat, grace = heartbeat()
+                        log.info("waiting for %d trials running in other workers (a dead worker's trial is re-run "
+                                 "after %d s without a heartbeat)", running, grace)
+                        waiting = True
+                    time.sleep(min(1.0, beat / 2))
+                    fail_stale(study)
+                    continue
+                stopped = "timeout" if timed_out and running else "target"
                 break
+            waiting = False
             if cfg.more is not None and ran >= cfg.more:
                 stopped = "more"
                 break
@@ -207,7 +253,9 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
                 stopped = "timeout"
                 break
             current.clear()
-            study.optimize(objective, n_trials=1, catch=(Failed,), gc_after_trial=False)
+            study.optimize(objective, n_trials=1, catch=(Failed, _Surplus), gc_after_trial=False)
+            if current and current[-1] in surplus:
+                continue  # not a trial of this study's target: FAIL, not counted, not run again
             ran += 1
             if bar is not None:
                 bar.update(1)
@@ -227,6 +275,8 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     finally:
         if bar is not None:
             bar.close()
+    if stopped != "interrupted":
+        fail_stale(study)  # at the end too: what this worker writes shows no dead worker's trial as running
     front: dict[str, dict[str, float]] = {}
     if cfg.latency in TABLE_MODES and evaluate.needs_latency and stopped != "interrupted":
         front = _remeasure_front(cfg, study, settings, evaluate)

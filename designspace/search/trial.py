@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from designspace.arch import Arch
-from designspace.evaluate.cache import Cache, results_dir
+from designspace.evaluate.cache import Cache, number_problem, results_dir
 from designspace.results import ARCHS
 from designspace.safe_files import atomic_write
 from designspace.search.config import TABLE_MODES, SearchConfig
@@ -65,7 +65,7 @@ class TrialEvaluator:
             return estimate(arch, name, seed=self.cfg.seed)
         code = "+".join(module_identity(m) for m in ("designspace.evaluate.proxies", "designspace.evaluate.estimate"))
         context = f"designspace {__version__}|proxies {code}|seed {self.cfg.seed}"
-        hit = self.cache.get(arch, f"estimate:{name}", context)
+        hit = self.cache.get(arch, f"estimate:{name}", context, check=lambda d: number_problem(d, finite=("value",)))
         if hit is not None:
             return float(hit["value"])
         value = estimate(arch, name, seed=self.cfg.seed)
