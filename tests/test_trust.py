@@ -99,7 +99,7 @@ def test_a_study_folder_whose_files_are_links_out_is_refused(results: Path, tmp_
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    for name in ("storage.txt", ".lock"):
+    for name in ("storage.txt", "study.db.lock"):
         target = outside / f"victim{name}"
         target.write_text("precious\n", encoding="utf-8")
         folder = results / f"s{len(name)}"
@@ -111,7 +111,7 @@ def test_a_study_folder_whose_files_are_links_out_is_refused(results: Path, tmp_
         assert target.read_text(encoding="utf-8") == "precious\n"
     (results / "linked").symlink_to(outside, target_is_directory=True)  # the study folder itself
     assert main(["search", "tiny", "--study", "linked", "--trials", "1", *COUNTS]) == 2
-    assert sorted(p.name for p in outside.iterdir()) == ["victim.lock", "victimstorage.txt"]
+    assert sorted(p.name for p in outside.iterdir()) == ["victimstorage.txt", "victimstudy.db.lock"]
 
 
 def test_results_files_and_archs_replace_planted_links_never_write_through(results: Path, tmp_path: Path) -> None:

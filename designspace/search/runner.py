@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 _WRITE_EVERY_S = 5.0
 #: the study folder's own files besides results.py's: checked for planted links before the storage opens them
-STUDY_FILES = ("study.db", "study.db-wal", "study.db-shm", "storage.txt", ".lock", ARCHS)
+STUDY_FILES = ("study.db", "study.db-wal", "study.db-shm", "study.db.lock", "storage.txt", ARCHS)
 
 
 def _settings(cfg: SearchConfig) -> dict[str, Any]:
