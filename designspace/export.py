@@ -385,14 +385,13 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
 
 
 def _load_weights(model: Any, path: Path) -> None:
-    import torch
+    from designspace.train.checkpoint import CheckpointError, load_tensors, model_state
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a file it cannot read
-        raise ExportError(f"{path}: cannot read the weights ({type(err).__name__}: {err}) (fix: a checkpoint.pt or "
-                          "best.pt from designspace train, or a torch.save'd state_dict)") from None
-    state = state.get("model", state) if isinstance(state, dict) else state
+    fix = "a checkpoint.pt or best.pt from designspace train, or a torch.save'd state_dict"
+    try:  # weights only: a pickle that names code is refused before anything in it runs
+        state = model_state(load_tensors(path, fix=fix), path, fix=fix)
+    except CheckpointError as err:
+        raise ExportError(str(err)) from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
 from pathlib import Path
 
@@ -53,18 +54,21 @@ def test_train_smoke_then_resume(data: Path, tmp_path: Path, capsys: pytest.Capt
     assert {"checkpoint.pt", "best.pt", "metrics.csv", "arch.yaml", "recipe.yaml"} <= {p.name for p in out.iterdir()}
     first = _rows(out / "metrics.csv")
     assert len(first) == 1 and 0 <= float(first[0]["val_top1"]) <= 100 and math.isfinite(float(first[0]["train_loss"]))
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert state["epoch"] == 1 and state["classes"] == sorted(CLASSES[:3])
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert state["epoch"] == 1 and state["classes"] == sorted(CLASSES[:3]) and state["epochs"] == 1
+    tensors = torch.load(out / "checkpoint.pt", weights_only=True)  # tensors only: loads without unpickling code
+    assert int(tensors["epoch"]) == 1 and set(tensors) == {"model", "optimizer", "rng", "epoch"}
     assert main([*argv, "--epochs", "2"]) == 0
     text = capsys.readouterr().out
     assert "resuming" in text and "after epoch 1" in text and "epoch 2/2" in text and "epoch 1/2" not in text
+    assert "started with --epochs 1, now 2: the cosine schedule is stretched" in text  # said, not silent
     rows = _rows(out / "metrics.csv")
     assert len(rows) == 2 and rows[0] == first[0]  # the first epoch kept, not re-run
     # the trained model is what build_model + the checkpoint give
     import designspace as ds
 
     model = ds.build_model(out / "arch.yaml")
-    model.load_state_dict(torch.load(out / "best.pt", weights_only=False)["model"])
+    model.load_state_dict(torch.load(out / "best.pt", weights_only=True)["model"])
     assert model.arch.num_classes == 3 and model.arch.resolution == 32
 
 
