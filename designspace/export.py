@@ -254,11 +254,13 @@ For another number of classes, edit `num_classes` in `arch.yaml`. With timm inst
 `not_applied` lists what the paper also used that `designspace train` does not implement.
 
 ```bash
-designspace train arch.yaml --data /path/to/imagefolder --recipe recipe.yaml --out run/
+designspace train arch.yaml --data /path/to/imagefolder --recipe recipe.yaml --epochs 30 --out run/
 ```
 
-The data folder holds one sub-folder per class (or `train/` and `val/` folders of them). The run writes a
-checkpoint every epoch and resumes from it when rerun with the same `--out`.
+The recipe's own schedule is the paper's ImageNet-1K one (`epochs` in `recipe.yaml`, usually 300, with its
+warm-up and cosine decay); `--epochs` shortens it (the warm-up in proportion), and 30 is a first run's length
+on a small dataset. The data folder holds one sub-folder per class (or `train/` and `val/` folders of them).
+The run writes a checkpoint every epoch and resumes from it when rerun with the same `--out`.
 
 ## Deploy it
 

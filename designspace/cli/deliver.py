@@ -32,9 +32,26 @@ def _export(args: argparse.Namespace) -> int:
     lines.append(f"  recipe: {m['family']} (recipe.yaml)   files: {', '.join(f.name for f in report.files)}")
     lines += ["", f"  in Python:  model = designspace.build_model('{report.out / 'arch.yaml'}')",
               f"  train it:   designspace train {report.out / 'arch.yaml'} --data DIR --recipe "
-              f"{report.out / 'recipe.yaml'} --out {report.out / 'run'}"]
+              f"{report.out / 'recipe.yaml'} --epochs {HINT_EPOCHS} --out {report.out / 'run'}",
+              f"              {_schedule(report.out / 'recipe.yaml')}; --epochs {HINT_EPOCHS} shortens it (the "
+              "warm-up in proportion)",
+              "              several GPUs: torchrun --standalone --nproc_per_node N -m designspace train ... "
+              "--device cuda"]
     print("\n".join(lines))
     return 0
+
+
+#: the hint's epoch count: a first run on a small dataset, not the recipe's ImageNet-1K schedule (300 epochs)
+HINT_EPOCHS = 30
+
+
+def _schedule(recipe_file: Any) -> str:
+    """The recipe's schedule in words (epochs, batch, peak learning rate, warm-up), for the export's hint."""
+    from designspace.recipes import load_recipe
+
+    r = load_recipe(recipe_file)
+    return (f"the recipe's schedule is ImageNet-1K's: {r.epochs} epochs at batch {r.batch_size}, lr {r.lr:g}, "
+            f"{r.warmup_epochs:g} epochs of warm-up, cosine")
 
 
 def _train(args: argparse.Namespace) -> int:

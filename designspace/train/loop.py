@@ -39,7 +39,8 @@ from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError, DocumentError
 from designspace.recipes import Recipe, load_recipe, recipe_for
 from designspace.train import checkpoint as ckpt
-from designspace.train.data import ImageFolder, Split, image_side, scan
+from designspace.train.announce import announce
+from designspace.train.data import ImageFolder, Split, scan
 from designspace.train.distributed import Dist, amp_dtype, default_workers, setup
 from designspace.train.steps import (
     BN_BATCHES,
@@ -277,8 +278,8 @@ def _run(cfg: TrainConfig, dist: Dist, say: Callable[[str], None],
     if dist.main:
         (out / ARCH_FILE).write_text(arch.to_yaml(), encoding="utf-8")
         (out / RECIPE_FILE).write_text(recipe.to_yaml(), encoding="utf-8")
-    _announce(say, cfg, arch, recipe, split, net, resolution, arch_resolution, peak, epochs, warmup, dist, per,
-              steps_per_epoch, lone, amp, channels_last, workers, len(train_set))
+    announce(say, cfg, arch, recipe, split, net, resolution, arch_resolution, peak, epochs, warmup, dist, per,
+             steps_per_epoch, lone, amp, channels_last, workers, len(train_set))
 
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     for epoch in range(start, epochs):
@@ -413,35 +414,3 @@ def _resume(out: Path, net: nn.Module, optimizer: torch.optim.Optimizer, ema: nn
             f"{epochs} epochs from here (learning rate {lr_new:.3g} at epoch {done + 1} instead of {lr_old:.3g}); "
             f"rerun with --epochs {before} to keep the original schedule")
     return done, best, history
-
-
-def _announce(say: Callable[[str], None], cfg: TrainConfig, arch: Arch, recipe: Recipe, split: Split, net: nn.Module,
-              resolution: int, arch_resolution: int, peak: float, epochs: int, warmup: int, dist: Dist, per: int,
-              steps: int, lone: bool, amp: torch.dtype | None, channels_last: bool, workers: int, n: int) -> None:
-    """The run's opening lines: what trains on what, how, and what it does to the data."""
-    say(f"training {arch.name or arch.fingerprint}: {sum(p.numel() for p in net.parameters()):,} params, "
-        f"{len(split.classes)} classes, {len(split.train)} train / {len(split.val)} val images at {resolution}px, "
-        f"recipe {recipe.name} (lr {peak:.3g} at batch {cfg.batch_size}, {epochs} epochs, warm-up {warmup} steps)")
-    mine = math.ceil(n / dist.world)
-    last = mine - (steps - 1) * per
-    batches = (f"{steps} steps an epoch" + (f" of {per} images a process over {dist.world} processes"
-                                             if dist.world > 1 else f" of {per} images"))
-    if lone:
-        batches += "; the last image of each epoch's shuffle is left out (a batch of one breaks BatchNorm)"
-    elif last != per:
-        batches += f", the last of {last} (kept)"
-    setup_line = [batches, f"{dist.device}", f"{str(amp).removeprefix('torch.')} autocast" if amp else "float32"]
-    if channels_last:
-        setup_line.append("channels-last")
-    if cfg.compile:
-        setup_line.append("torch.compile")
-    setup_line.append(f"{workers} loader worker{'s' if workers != 1 else ''}" + (" a process" if dist.world > 1
-                                                                                  else ""))
-    say("  " + "; ".join(setup_line))
-    side = image_side(split.train)
-    if side is not None and side < resolution:
-        say(f"  note: the training images are smaller than the input: median short side {side}px, upscaled to "
-            f"{resolution}px (fix: --resolution {side} to train at the data's size, if the Arch runs there)")
-    if resolution != arch_resolution:
-        say(f"  note: the Arch is defined at {arch_resolution}px and trains at {resolution}px; {ARCH_FILE} in the "
-            "run folder records the training resolution")
