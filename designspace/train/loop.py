@@ -298,7 +298,10 @@ def _run(cfg: TrainConfig, dist: Dist, say: Callable[[str], None],
             with autocast(device, amp):
                 logits = runner(x)
                 loss = criterion(logits.float(), y)
-            if not torch.isfinite(loss.detach()):
+            finite = bool(torch.isfinite(loss.detach()))
+            if dist.world > 1:  # every process stops together (one alone would leave the others waiting)
+                finite = dist.sum(float(not finite))[0] == 0
+            if not finite:
                 raise DesignspaceError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {i} (fix: a lower "
                                        "learning rate: --lr or a smaller batch)")
             optimizer.zero_grad(set_to_none=True)
