@@ -145,6 +145,13 @@ def test_multi_objective_trains_every_epoch_with_pruning_off_and_exports_it(
     # resuming with other training settings is refused
     assert main([*argv[:-len(SMALL)], *SMALL[2:], "--epochs", "3"]) == 2
     assert "exists with other settings (trained" in capsys.readouterr().err
+    # a multi-objective study written before --pruner pareto named Optuna's pruner, which was off: --pruner none
+    # resumes it
+    stored = study.user_attrs["designspace"]
+    stored["trained"]["pruner"] = "hyperband"
+    study.set_user_attr("designspace", stored)
+    assert main(argv) == 0
+    capsys.readouterr()
 
     # the app draws the learning curves
     from designspace.app import data as app_data
