@@ -286,3 +286,19 @@ def test_amp_channels_last_and_the_partial_batch(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "1 steps an epoch of 29 images; the last image of each epoch's shuffle is left out" in text
     assert "upscaled" not in text
+
+
+@pytest.mark.slow
+def test_compile_trains_and_its_checkpoint_fits_build_model(tmp_path: Path) -> None:
+    """--compile (inductor; about 45 s of compilation on the 2-core development machine): the run trains, and its
+    checkpoint holds the plain module's weights (no torch.compile prefix), which build_model loads."""
+    from designspace import Arch
+
+    data = make_imagefolder(tmp_path / "tex", per_class=12, size=24, classes=CLASSES[:3], seed=0)
+    lines: list[str] = []
+    report = train(TrainConfig(arch=Arch.from_yaml(TINY), data=data, out=tmp_path / "run", epochs=2, batch_size=8,
+                               lr=1e-2, resolution=24, progress=False, compile=True), echo=lines.append)
+    assert "torch.compile" in lines[1] and report.epochs == 2
+    assert all(math.isfinite(h["train_loss"]) for h in report.history)
+    model = ds.build_model(tmp_path / "run" / "arch.yaml")
+    model.load_state_dict(torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"])

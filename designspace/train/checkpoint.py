@@ -10,7 +10,8 @@ the file and the fix, exit 2), and its payload never runs.
 What designspace writes:
 
 * ``checkpoint.pt``: ``{"model": state_dict, "optimizer": {param index: {"step", "exp_avg", "exp_avg_sq"}},
-  "ema": state_dict (when the recipe has an EMA), "rng": the CPU generator's state}``: tensors only;
+  "ema": state_dict (when the recipe has an EMA), "rng": the CPU generator's state, "cuda_rng": the GPU's (when
+  training on one), "epoch"}``: tensors only;
 * ``checkpoint.json`` beside it: the epoch, the run's epoch count (the schedule's length), the best top-1,
   the metrics history, the Arch fingerprint, the classes, the recipe, the batch and process count, the
   optimizer's hyper-parameters (``param_groups``);

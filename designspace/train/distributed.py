@@ -169,8 +169,11 @@ def setup(device: str, nproc: int | None) -> Dist:
     else:
         dev = torch.device("cpu")
     owns = not td.is_initialized()
-    if owns:
-        td.init_process_group("nccl" if device == "cuda" else "gloo")
+    if owns:  # NCCL bound to this process's GPU from the start (barriers then know which device to use)
+        if device == "cuda":
+            td.init_process_group("nccl", device_id=dev)
+        else:
+            td.init_process_group("gloo")
     return Dist(td.get_rank(), td.get_world_size(), local, dev, owns)
 
 

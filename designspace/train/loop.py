@@ -342,6 +342,8 @@ def _run(cfg: TrainConfig, dist: Dist, say: Callable[[str], None],
                                        "rng": torch.get_rng_state(), "epoch": torch.tensor(epoch + 1)}
             if ema is not None:
                 tensors["ema"] = ema.state_dict()
+            if device.type == "cuda":  # stochastic depth's masks are drawn on the GPU
+                tensors["cuda_rng"] = torch.cuda.get_rng_state(device)
             ckpt.save_tensors(tensors, state_path)
             _write_metrics(out / METRICS, history)
         best = max(best, improved)
@@ -399,6 +401,8 @@ def _resume(out: Path, net: nn.Module, optimizer: torch.optim.Optimizer, ema: nn
             scaler.load_state_dict(meta["scaler"])
         if dist.world == 1:
             torch.set_rng_state(state["rng"])
+            if dist.device.type == "cuda" and isinstance(state.get("cuda_rng"), torch.Tensor):
+                torch.cuda.set_rng_state(state["cuda_rng"], dist.device)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ckpt.CheckpointError(f"{state_path}: an incomplete or damaged checkpoint ({type(err).__name__}: "
                                    f"{str(err)[:120]}) (fix: {_FIX})") from None
