@@ -25,16 +25,29 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["CheckpointError", "load_tensors", "model_state", "read_state", "save_tensors", "write_state"]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
+    from designspace.arch import Arch
+    from designspace.recipes import Recipe
+    from designspace.train.data import Split
+    from designspace.train.distributed import Dist
+
+__all__ = ["CHECKPOINT", "STATE", "CheckpointError", "load_tensors", "model_state", "read_state", "resume",
+           "save_tensors", "write_state"]
+
+CHECKPOINT, STATE = "checkpoint.pt", "checkpoint.json"
+_FIX = "delete it to start over, or another --out"
 _GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
@@ -142,3 +155,67 @@ def model_state(state: Mapping[str, Any], path: str | Path, *, fix: str, key: st
             raise CheckpointError(f"{path}: entry {str(name)[:60]!r} is a {type(value).__name__}, not a tensor "
                                   f"(fix: {fix})")
     return weights
+
+
+def _best_of(history: list[dict[str, Any]]) -> float:
+    return max((max(float(r["val_top1"]), float(r.get("val_top1_ema") or 0.0)) for r in history), default=0.0)
+
+
+def resume(out: Path, net: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None, scaler: Any,
+            arch: Arch, split: Split, epochs: int, say: Callable[[str], None], *, lone: bool, steps: int,
+            warmup: int, peak: float, recipe: Recipe, dist: Dist) -> tuple[int, float, list[dict[str, float]]]:
+    """Loads the run folder ``out``'s checkpoint into the run's network, optimizer, EMA and scaler (weights only);
+    says what it resumes, and explains a changed epoch count (the schedule is stretched from the epoch reached).
+
+    Returns:
+        (the epoch it resumes after, the best validation top-1 so far in %, the metrics rows of the epochs done).
+
+    Raises:
+        CheckpointError: not a plain weights file, damaged, or its JSON inconsistent with it.
+        DesignspaceError: a checkpoint of another Arch, resolution or class set.
+    """
+    import torch
+
+    from designspace.train.steps import lr_at
+
+    state_path = out / CHECKPOINT
+    state = load_tensors(state_path, fix=_FIX)
+    # the JSON beside it; a run written before it existed kept these plain values inside the .pt
+    meta = read_state(out / STATE) if (out / STATE).exists() else dict(state)
+    if meta.get("fingerprint") != arch.fingerprint or tuple(meta.get("classes") or ()) != split.classes:
+        raise DesignspaceError(f"{state_path}: a checkpoint of another run (another Arch, resolution or classes) "
+                               f"(fix: another --out, or {_FIX.split(',')[0]})")
+    try:
+        done = int(state["epoch"])
+        # a state written ahead of its tensors is trimmed; NaN was written as null
+        history = [{k: math.nan if v is None else v for k, v in r.items()} for r in meta["history"]][:done]
+        net.load_state_dict(model_state(state, state_path, fix=_FIX))
+        opt = state["optimizer"]
+        optimizer.load_state_dict(opt if "param_groups" in opt else {"state": opt,
+                                                                     "param_groups": meta["param_groups"]})
+        if ema is not None and state.get("ema") is not None:
+            ema.load_state_dict(model_state(state, state_path, fix=_FIX, key="ema"))
+        if meta.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(meta["scaler"])
+        if dist.world == 1:
+            torch.set_rng_state(state["rng"])
+            if dist.device.type == "cuda" and isinstance(state.get("cuda_rng"), torch.Tensor):
+                torch.cuda.set_rng_state(state["cuda_rng"], dist.device)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{state_path}: an incomplete or damaged checkpoint ({type(err).__name__}: "
+                                   f"{str(err)[:120]}) (fix: {_FIX})") from None
+    if len(history) != done:
+        raise CheckpointError(f"{state_path}: holds epoch {done}, but {out / STATE} records "
+                                   f"{len(history)} (fix: {_FIX})")
+    best = _best_of(history) if history else float(meta.get("best_top1") or 0.0)
+    was = meta.get("processes") or 1
+    note = f", {was} process{'es' if was != 1 else ''} before, {dist.world} now" if was != dist.world else ""
+    say(f"resuming {out} after epoch {done} of {epochs} (best val top-1 {best:.2f}%{note})")
+    before = meta.get("epochs")
+    if isinstance(before, int) and before != epochs and done < epochs:
+        lr_old = lr_at(done * steps, steps * before, warmup, peak, recipe.warmup_lr, recipe.min_lr)
+        lr_new = lr_at(done * steps, steps * epochs, warmup, peak, recipe.warmup_lr, recipe.min_lr)
+        say(f"note: this run was started with --epochs {before}, now {epochs}: the cosine schedule is stretched to "
+            f"{epochs} epochs from here (learning rate {lr_new:.3g} at epoch {done + 1} instead of {lr_old:.3g}); "
+            f"rerun with --epochs {before} to keep the original schedule")
+    return done, best, history

@@ -57,10 +57,10 @@ from designspace.train.steps import (
 __all__ = ["BN_BATCHES", "TrainConfig", "TrainReport", "lr_at", "train"]
 
 log = logging.getLogger("designspace")
-CHECKPOINT, STATE, BEST, BEST_STATE, METRICS = "checkpoint.pt", "checkpoint.json", "best.pt", "best.json", "metrics.csv"
+CHECKPOINT, STATE = ckpt.CHECKPOINT, ckpt.STATE
+BEST, BEST_STATE, METRICS = "best.pt", "best.json", "metrics.csv"
 ARCH_FILE, RECIPE_FILE = "arch.yaml", "recipe.yaml"
 COLUMNS = ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top1_ema", "lr", "seconds")
-_FIX = "delete it to start over, or another --out"
 
 
 @dataclass(frozen=True)
@@ -174,10 +174,6 @@ def _check(cfg: TrainConfig) -> None:
         raise DesignspaceError(f"--workers must be 0 or more, got {cfg.workers} (fix: --workers 0)")
 
 
-def _best_of(history: list[dict[str, Any]]) -> float:
-    return max((max(float(r["val_top1"]), float(r.get("val_top1_ema") or 0.0)) for r in history), default=0.0)
-
-
 def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None,
           on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainReport:
     """Trains ``cfg.arch`` on ``cfg.data`` (see the module docstring); resumes from ``cfg.out`` when it holds a
@@ -260,7 +256,7 @@ def _run(cfg: TrainConfig, dist: Dist, say: Callable[[str], None],
     start, best = 0, 0.0
     state_path = out / CHECKPOINT
     if state_path.exists():
-        start, best, history = _resume(out, net, optimizer, ema, scaler, arch, split, epochs, say, lone=lone,
+        start, best, history = ckpt.resume(out, net, optimizer, ema, scaler, arch, split, epochs, say, lone=lone,
                                        steps=steps_per_epoch, warmup=warmup, peak=peak, recipe=recipe, dist=dist)
         for done in history:
             if on_epoch is not None:
@@ -374,50 +370,3 @@ def _train_loader(train_set: ImageFolder, epoch: int, seed: int, dist: Dist, per
     return torch.utils.data.DataLoader(train_set, batch_size=per, shuffle=sampler is None, sampler=sampler,
                                        generator=order if sampler is None else None, num_workers=workers,
                                        drop_last=lone, pin_memory=dist.device.type == "cuda")
-
-
-def _resume(out: Path, net: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None, scaler: Any,
-            arch: Arch, split: Split, epochs: int, say: Callable[[str], None], *, lone: bool, steps: int,
-            warmup: int, peak: float, recipe: Recipe, dist: Dist) -> tuple[int, float, list[dict[str, float]]]:
-    """Loads ``out``'s checkpoint (weights only) into the run; (start epoch, best top-1, history)."""
-    state_path = out / CHECKPOINT
-    state = ckpt.load_tensors(state_path, fix=_FIX)
-    # the JSON beside it; a run written before it existed kept these plain values inside the .pt
-    meta = ckpt.read_state(out / STATE) if (out / STATE).exists() else dict(state)
-    if meta.get("fingerprint") != arch.fingerprint or tuple(meta.get("classes") or ()) != split.classes:
-        raise DesignspaceError(f"{state_path}: a checkpoint of another run (another Arch, resolution or classes) "
-                               f"(fix: another --out, or {_FIX.split(',')[0]})")
-    try:
-        done = int(state["epoch"])
-        # a state written ahead of its tensors is trimmed; NaN was written as null
-        history = [{k: math.nan if v is None else v for k, v in r.items()} for r in meta["history"]][:done]
-        net.load_state_dict(ckpt.model_state(state, state_path, fix=_FIX))
-        opt = state["optimizer"]
-        optimizer.load_state_dict(opt if "param_groups" in opt else {"state": opt,
-                                                                     "param_groups": meta["param_groups"]})
-        if ema is not None and state.get("ema") is not None:
-            ema.load_state_dict(ckpt.model_state(state, state_path, fix=_FIX, key="ema"))
-        if meta.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(meta["scaler"])
-        if dist.world == 1:
-            torch.set_rng_state(state["rng"])
-            if dist.device.type == "cuda" and isinstance(state.get("cuda_rng"), torch.Tensor):
-                torch.cuda.set_rng_state(state["cuda_rng"], dist.device)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ckpt.CheckpointError(f"{state_path}: an incomplete or damaged checkpoint ({type(err).__name__}: "
-                                   f"{str(err)[:120]}) (fix: {_FIX})") from None
-    if len(history) != done:
-        raise ckpt.CheckpointError(f"{state_path}: holds epoch {done}, but {out / STATE} records "
-                                   f"{len(history)} (fix: {_FIX})")
-    best = _best_of(history) if history else float(meta.get("best_top1") or 0.0)
-    was = meta.get("processes") or 1
-    note = f", {was} process{'es' if was != 1 else ''} before, {dist.world} now" if was != dist.world else ""
-    say(f"resuming {out} after epoch {done} of {epochs} (best val top-1 {best:.2f}%{note})")
-    before = meta.get("epochs")
-    if isinstance(before, int) and before != epochs and done < epochs:
-        lr_old = lr_at(done * steps, steps * before, warmup, peak, recipe.warmup_lr, recipe.min_lr)
-        lr_new = lr_at(done * steps, steps * epochs, warmup, peak, recipe.warmup_lr, recipe.min_lr)
-        say(f"note: this run was started with --epochs {before}, now {epochs}: the cosine schedule is stretched to "
-            f"{epochs} epochs from here (learning rate {lr_new:.3g} at epoch {done + 1} instead of {lr_old:.3g}); "
-            f"rerun with --epochs {before} to keep the original schedule")
-    return done, best, history
