@@ -284,7 +284,7 @@ def test_amp_channels_last_and_the_partial_batch(tmp_path: Path) -> None:
     train(TrainConfig(arch=Arch.from_yaml(TINY), data=data, out=tmp_path / "b", epochs=1, batch_size=29,
                       lr=1e-2, resolution=24, progress=False), echo=lines.append)
     text = "\n".join(lines)
-    assert "1 steps an epoch of 29 images; the last image of each epoch's shuffle is left out" in text
+    assert "1 step an epoch of 29 images; the last image of each epoch's shuffle is left out" in text
     assert "upscaled" not in text
 
 
