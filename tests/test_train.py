@@ -205,7 +205,8 @@ def test_torchrun_two_processes_train_alike_and_resume_in_one(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """torchrun --nproc_per_node 2 (gloo, CPU), 2 epochs: both processes train, rank 0 alone prints and writes,
     the two processes end with identical weights; the run then resumes in one process for a third epoch, and its
-    training loss falls. About 13 s on the 2-core development machine (two processes importing torch)."""
+    training loss falls; then ``designspace train`` under torchrun resumes it in two processes again. About 20 s on
+    the 2-core development machine (processes importing torch)."""
     import subprocess
     import sys
 
@@ -237,8 +238,21 @@ def test_torchrun_two_processes_train_alike_and_resume_in_one(tmp_path: Path,
                  "--lr", "1e-2", "--resolution", "32", "--out", str(out), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "after epoch 2 of 3" in text and "2 processes before, 1 now" in text and "epoch 3/3" in text
+    three = _rows(out / "metrics.csv")
+    assert three[:2] == first and len(three) == 3
+
+    # designspace train itself under torchrun, resuming the one-process run in two: one process speaks
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "designspace", "train", str(tmp_path / "tiny.yaml"), "--data", str(data), "--epochs",
+                           "4", "--batch-size", "8", "--lr", "1e-2", "--resolution", "32", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = proc.stdout.splitlines()
+    assert sum(ln.startswith("resuming") for ln in said) == 1 and "1 process before, 2 now" in proc.stdout
+    assert sum(ln.startswith("epoch 4/4") for ln in said) == 1 and sum(ln.startswith("done:") for ln in said) == 1
     rows = _rows(out / "metrics.csv")
-    assert rows[:2] == first and len(rows) == 3
+    assert rows[:3] == three and len(rows) == 4
     losses = [float(r["train_loss"]) for r in rows]
     assert losses[-1] < losses[0], losses
 
