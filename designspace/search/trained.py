@@ -290,7 +290,11 @@ class TrialTrainer:
         self.pruner = make_pruner(self.name, settings.epochs, n_objectives)
         self.prune = self.name != "none"
         self.report = n_objectives == 1  # Trial.report exists for single-objective studies only
-        self.objectives = [o for o in objectives if o.kind != "trained"]
+        # known before a candidate trains: counts and latency (measured first, for the budgets), and estimates or
+        # user objectives listed before the trained one (evaluated in the listed order)
+        first = next((i for i, o in enumerate(objectives) if o.kind == "trained"), len(objectives))
+        self.objectives = [o for i, o in enumerate(objectives)
+                           if o.kind in ("count", "latency") or (o.kind != "trained" and i < first)]
         self.progress = progress
         self.device, self._gpu_lock = _claim_gpu(settings.train_device)
 
@@ -313,8 +317,8 @@ class TrialTrainer:
         trial.study.pruner = self.pruner  # Study.pruner is public; the runner creates studies without one
         s = self.settings
         # the objectives known before training, minimized: what the pareto pruner ranks a rung's trials by
+        # (None where a value is missing: the pruner reads it as the worst)
         costs = [_minimized(o, metrics.get(o.name)) for o in self.objectives]
-        costs = [c for c in costs if c is not None] if len(costs) == len(self.objectives) else []
         run = self.folder / TRAIN / arch.fingerprint
         curve: list[float] = []
         bar = self._bar(trial.number)

@@ -30,8 +30,8 @@ def announce(say: Callable[[str], None], cfg: Any, arch: Arch, recipe: Recipe, s
         f"recipe {recipe.name} (lr {peak:.3g} at batch {cfg.batch_size}, {epochs} epochs, warm-up {warmup} steps)")
     mine = math.ceil(n / dist.world)
     last = mine - (steps - 1) * per
-    batches = (f"{steps} step{'s' if steps != 1 else ''} an epoch" + (f" of {per} images a process over {dist.world} processes"
-                                             if dist.world > 1 else f" of {per} images"))
+    batches = f"{steps} step{'s' if steps != 1 else ''} an epoch" + (
+        f" of {per} images a process over {dist.world} processes" if dist.world > 1 else f" of {per} images")
     if lone:
         batches += "; the last image of each epoch's shuffle is left out (a batch of one breaks BatchNorm)"
     elif last != per:
