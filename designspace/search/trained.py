@@ -74,7 +74,8 @@ class TrainedSettings:
         batch_size: images per step (the recipe's learning rate is scaled to it).
         lr: peak learning rate at ``batch_size`` (``None``: the recipe's, scaled).
         val_fraction: held-out share per class when the data has no ``train``/``val`` folders.
-        workers: DataLoader worker processes.
+        workers: DataLoader worker processes (``None``: on a GPU, :func:`designspace.train.distributed.default_workers`,
+            the CPUs' share of each GPU less one; on the CPU none, the trial's training uses the cores).
         split: the scan of ``data`` made when the settings were checked (not part of the study's settings).
     """
 
@@ -87,7 +88,7 @@ class TrainedSettings:
     batch_size: int = 64
     lr: float | None = None
     val_fraction: float = 0.2
-    workers: int = 0
+    workers: int | None = None
     split: Any = field(default=None, compare=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def check_train_device(spec: str) -> str:
 def trained_settings(data: str | Path | None, *, epochs: int | None = None, resolution: int | None = None,
                      pruner: str | None = None, train_device: str | None = None, recipe: str | None = None,
                      batch_size: int | None = None, lr: float | None = None, val_fraction: float = 0.2,
-                     workers: int = 0, seed: int = 0) -> TrainedSettings:
+                     workers: int | None = None, seed: int = 0) -> TrainedSettings:
     """Checked :class:`TrainedSettings`; the dataset is scanned here, before any trial starts.
 
     Args:
@@ -342,7 +343,8 @@ class TrialTrainer:
                 raise _Pruned(int(row["epoch"]), value)
 
         cfg = TrainConfig(arch=arch, data=s.data, out=run, recipe=s.recipe, epochs=s.epochs, batch_size=s.batch_size,
-                          lr=s.lr, resolution=s.resolution, val_fraction=s.val_fraction, workers=s.workers,
+                          lr=s.lr, resolution=s.resolution, val_fraction=s.val_fraction,
+                          workers=s.workers if s.workers is not None or self.device.startswith("cuda") else 0,
                           device=self.device, seed=self.seed, progress=False, split=s.split)
         try:
             with _locked(run):

@@ -205,14 +205,17 @@ def default_workers(device: torch.device, local_world: int) -> int:
     """Data-loading worker processes per training process when ``--workers`` is not given.
 
     Decoding and augmenting with Pillow costs a few milliseconds an image. A GPU outruns one process at that,
-    so each training process gets the CPUs it can call its own (this machine's share, less one for itself, at
-    most 8). On a CPU the training itself uses those cores, so workers only pay where cores are plentiful: a
-    quarter of the share, at most 4, and none below 4 cores (the loading then runs in the training process).
+    so each training process gets the CPUs it can call its own (this machine's share per local process, or per
+    GPU outside torchrun, where search workers run one per GPU; less one for itself, at most 8). On a CPU the
+    training itself uses those cores, so workers only pay where cores are plentiful: a quarter of the share, at
+    most 4, and none below 4 cores (the loading then runs in the training process).
     """
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
+    if device.type == "cuda" and "LOCAL_WORLD_SIZE" not in os.environ:
+        local_world = max(local_world, torch.cuda.device_count())  # a process per GPU may run beside this one
     share = max(1, cpus // max(1, local_world))
     if device.type == "cuda":
         return max(0, min(8, share - 1))
