@@ -254,11 +254,13 @@ For another number of classes, edit `num_classes` in `arch.yaml`. With timm inst
 `not_applied` lists what the paper also used that `designspace train` does not implement.
 
 ```bash
-designspace train arch.yaml --data /path/to/imagefolder --recipe recipe.yaml --out run/
+designspace train arch.yaml --data /path/to/imagefolder --recipe recipe.yaml --epochs 30 --out run/
 ```
 
-The data folder holds one sub-folder per class (or `train/` and `val/` folders of them). The run writes a
-checkpoint every epoch and resumes from it when rerun with the same `--out`.
+The recipe's own schedule is the paper's ImageNet-1K one (`epochs` in `recipe.yaml`, usually 300, with its
+warm-up and cosine decay); `--epochs` shortens it (the warm-up in proportion), and 30 is a first run's length
+on a small dataset. The data folder holds one sub-folder per class (or `train/` and `val/` folders of them).
+The run writes a checkpoint every epoch and resumes from it when rerun with the same `--out`.
 
 ## Deploy it
 
@@ -385,14 +387,13 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
 
 
 def _load_weights(model: Any, path: Path) -> None:
-    import torch
+    from designspace.train.checkpoint import CheckpointError, load_tensors, model_state
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a file it cannot read
-        raise ExportError(f"{path}: cannot read the weights ({type(err).__name__}: {err}) (fix: a checkpoint.pt or "
-                          "best.pt from designspace train, or a torch.save'd state_dict)") from None
-    state = state.get("model", state) if isinstance(state, dict) else state
+    fix = "a checkpoint.pt or best.pt from designspace train, or a torch.save'd state_dict"
+    try:  # weights only: a pickle that names code is refused before anything in it runs
+        state = model_state(load_tensors(path, fix=fix), path, fix=fix)
+    except CheckpointError as err:
+        raise ExportError(str(err)) from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as err:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from textures import CLASSES, make_imagefolder
 
+import designspace as ds
 from designspace.cli import main
 from designspace.train import TrainConfig, lr_at, scan, train
 
@@ -53,18 +56,19 @@ def test_train_smoke_then_resume(data: Path, tmp_path: Path, capsys: pytest.Capt
     assert {"checkpoint.pt", "best.pt", "metrics.csv", "arch.yaml", "recipe.yaml"} <= {p.name for p in out.iterdir()}
     first = _rows(out / "metrics.csv")
     assert len(first) == 1 and 0 <= float(first[0]["val_top1"]) <= 100 and math.isfinite(float(first[0]["train_loss"]))
-    state = torch.load(out / "checkpoint.pt", weights_only=False)
-    assert state["epoch"] == 1 and state["classes"] == sorted(CLASSES[:3])
+    state = json.loads((out / "checkpoint.json").read_text())
+    assert state["epoch"] == 1 and state["classes"] == sorted(CLASSES[:3]) and state["epochs"] == 1
+    tensors = torch.load(out / "checkpoint.pt", weights_only=True)  # tensors only: loads without unpickling code
+    assert int(tensors["epoch"]) == 1 and set(tensors) == {"model", "optimizer", "rng", "epoch"}
     assert main([*argv, "--epochs", "2"]) == 0
     text = capsys.readouterr().out
     assert "resuming" in text and "after epoch 1" in text and "epoch 2/2" in text and "epoch 1/2" not in text
+    assert "started with --epochs 1, now 2: the cosine schedule is stretched" in text  # said, not silent
     rows = _rows(out / "metrics.csv")
     assert len(rows) == 2 and rows[0] == first[0]  # the first epoch kept, not re-run
     # the trained model is what build_model + the checkpoint give
-    import designspace as ds
-
     model = ds.build_model(out / "arch.yaml")
-    model.load_state_dict(torch.load(out / "best.pt", weights_only=False)["model"])
+    model.load_state_dict(torch.load(out / "best.pt", weights_only=True)["model"])
     assert model.arch.num_classes == 3 and model.arch.resolution == 32
 
 
@@ -194,3 +198,121 @@ def test_training_learns_textures(tmp_path: Path) -> None:
                                resolution=64, progress=False))
     assert report.history[-1]["val_top1"] >= 30.0, report.history
     assert report.history[-1]["train_loss"] < report.history[0]["train_loss"]
+
+
+# --------------------------------------------------------------- several processes, device settings, the traps
+def test_torchrun_two_processes_train_alike_and_resume_in_one(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """torchrun --nproc_per_node 2 (gloo, CPU), 2 epochs: both processes train, rank 0 alone prints and writes,
+    the two processes end with identical weights; the run then resumes in one process for a third epoch, and its
+    training loss falls; then ``designspace train`` under torchrun resumes it in two processes again. About 20 s on
+    the 2-core development machine (processes importing torch)."""
+    import subprocess
+    import sys
+
+    data = make_imagefolder(tmp_path / "tex", per_class=24, size=32, classes=CLASSES[:3], seed=0)
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(Path(__file__).parent / "ddp_train.py"), str(tmp_path / "tiny.yaml"), str(data),
+                           str(out), "2"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[rank")]
+    assert "[rank 0] processes 2 epochs 2" in lines and "[rank 1] processes 2 epochs 2" in lines  # both trained
+    said = [ln for ln in lines if "processes 2 epochs" not in ln]
+    assert said and all(ln.startswith("[rank 0]") for ln in said)  # rank 0 alone prints
+    assert any("over 2 processes" in ln for ln in said) and any("identical on all 2 processes" in ln for ln in said)
+    assert [r["epoch"] for r in _rows(out / "metrics.csv")] == ["1", "2"]
+    assert json.loads((out / "checkpoint.json").read_text())["processes"] == 2
+    w0, w1 = torch.load(out / "rank0.pt", weights_only=True), torch.load(out / "rank1.pt", weights_only=True)
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(saved[k], w0[k]) for k in w0)  # rank 0's checkpoint holds them
+    torch.manual_seed(0)
+    init = ds.build_model(ds.Arch.from_yaml(TINY)).state_dict()
+    assert any(not torch.equal(init[k], w1[k]) for k in w1)  # rank 1's weights moved from the initialization
+
+    first = _rows(out / "metrics.csv")
+    assert main(["train", str(tmp_path / "tiny.yaml"), "--data", str(data), "--epochs", "3", "--batch-size", "8",
+                 "--lr", "1e-2", "--resolution", "32", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "after epoch 2 of 3" in text and "2 processes before, 1 now" in text and "epoch 3/3" in text
+    three = _rows(out / "metrics.csv")
+    assert three[:2] == first and len(three) == 3
+
+    # designspace train itself under torchrun, resuming the one-process run in two: one process speaks
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "designspace", "train", str(tmp_path / "tiny.yaml"), "--data", str(data), "--epochs",
+                           "4", "--batch-size", "8", "--lr", "1e-2", "--resolution", "32", "--out", str(out),
+                           "--no-progress"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = proc.stdout.splitlines()
+    assert sum(ln.startswith("resuming") for ln in said) == 1 and "1 process before, 2 now" in proc.stdout
+    assert sum(ln.startswith("epoch 4/4") for ln in said) == 1 and sum(ln.startswith("done:") for ln in said) == 1
+    rows = _rows(out / "metrics.csv")
+    assert rows[:3] == three and len(rows) == 4
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0], losses
+
+
+def test_bad_flags_exit_2_with_one_line(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    base = ["train", "mobilenetv2_100", "--data", str(data), "--epochs", "1", "--out", str(tmp_path / "run"),
+            "--no-progress"]
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    for extra, text in ((["--nproc", "2"], "torchrun --standalone --nproc_per_node 2"),
+                        (["--nproc_per_node", "4"], "designspace train does not start processes"),
+                        (["--workers", "-1"], "--workers must be 0 or more")):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and text in err, err
+    from designspace.train import distributed
+
+    monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: False)  # a CPU without AVX-512 BF16 or AMX
+    assert main([*base, "--amp"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--amp on this CPU: it has no native bfloat16" in err, err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_amp_channels_last_and_the_partial_batch(tmp_path: Path) -> None:
+    """bf16 autocast where the CPU has it, channels-last: the run trains, its losses are finite; every training
+    image is used (the last batch smaller, said), a lone last image is left out (said); a resolution above the
+    images' size is said once."""
+    from designspace import Arch
+    from designspace.train.distributed import cpu_has_bf16
+
+    data = make_imagefolder(tmp_path / "tex", per_class=12, size=24, classes=CLASSES[:3], seed=0)  # 30 train
+    lines: list[str] = []
+    report = train(TrainConfig(arch=Arch.from_yaml(TINY), data=data, out=tmp_path / "a", epochs=1, batch_size=8,
+                               lr=1e-2, resolution=32, progress=False, amp=cpu_has_bf16(), channels_last=True),
+                   echo=lines.append)
+    assert math.isfinite(report.history[0]["train_loss"])
+    text = "\n".join(lines)
+    assert "4 steps an epoch of 8 images, the last of 6 (kept)" in text and "channels-last" in text
+    assert ("bfloat16 autocast" in text) == cpu_has_bf16()
+    assert text.count("median short side 24px, upscaled to 32px") == 1
+    lines.clear()
+    train(TrainConfig(arch=Arch.from_yaml(TINY), data=data, out=tmp_path / "b", epochs=1, batch_size=29,
+                      lr=1e-2, resolution=24, progress=False), echo=lines.append)
+    text = "\n".join(lines)
+    assert "1 step an epoch of 29 images; the last image of each epoch's shuffle is left out" in text
+    assert "upscaled" not in text
+
+
+@pytest.mark.slow
+def test_compile_trains_and_its_checkpoint_fits_build_model(tmp_path: Path) -> None:
+    """--compile (inductor; about 45 s of compilation on the 2-core development machine): the run trains, and its
+    checkpoint holds the plain module's weights (no torch.compile prefix), which build_model loads."""
+    from designspace import Arch
+
+    data = make_imagefolder(tmp_path / "tex", per_class=12, size=24, classes=CLASSES[:3], seed=0)
+    lines: list[str] = []
+    report = train(TrainConfig(arch=Arch.from_yaml(TINY), data=data, out=tmp_path / "run", epochs=2, batch_size=8,
+                               lr=1e-2, resolution=24, progress=False, compile=True), echo=lines.append)
+    assert "torch.compile" in lines[1] and report.epochs == 2
+    assert all(math.isfinite(h["train_loss"]) for h in report.history)
+    model = ds.build_model(tmp_path / "run" / "arch.yaml")
+    model.load_state_dict(torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"])

@@ -117,11 +117,10 @@ def test_bad_requests_exit_2_before_any_trial(results: Path, data: Path, tmp_pat
 def test_multi_objective_trains_every_epoch_with_pruning_off_and_exports_it(
         results: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["search", "tiny", "--objective", "trained", "--objective", "params", "--data", str(data), "--trials", "3",
-            "--seed", "0", *SMALL]
-    with pytest.warns(UserWarning, match="prunes single-objective studies only"):
-        assert main(argv) == 0
+            "--seed", "0", "--pruner", "none", *SMALL]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "trained_top1" in out and "pruned by hyperband 0" in out and "cap 2 a trial" in out
+    assert "trained_top1" in out and "pruned by none 0" in out and "cap 2 a trial" in out
     folder = results / "tiny"
     rows = _rows(folder / "trials.csv")
     trained = [r for r in rows if r["epochs_trained"]]
@@ -134,7 +133,7 @@ def test_multi_objective_trains_every_epoch_with_pruning_off_and_exports_it(
             assert float(r["chance_top1"]) == pytest.approx(100 / 3)
             run = folder / "train" / r["fingerprint"]
             assert [float(m["val_top1"]) for m in _rows(run / "metrics.csv")] == pytest.approx(curve, abs=1e-3)
-            assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == 2
+            assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 2
         else:  # over a budget: never trained
             assert not curve and not r["trained_top1"]
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{folder / 'study.db'}")
@@ -146,6 +145,13 @@ def test_multi_objective_trains_every_epoch_with_pruning_off_and_exports_it(
     # resuming with other training settings is refused
     assert main([*argv[:-len(SMALL)], *SMALL[2:], "--epochs", "3"]) == 2
     assert "exists with other settings (trained" in capsys.readouterr().err
+    # a multi-objective study written before --pruner pareto named Optuna's pruner, which was off: --pruner none
+    # resumes it
+    stored = study.user_attrs["designspace"]
+    stored["trained"]["pruner"] = "hyperband"
+    study.set_user_attr("designspace", stored)
+    assert main(argv) == 0
+    capsys.readouterr()
 
     # the app draws the learning curves
     from designspace.app import data as app_data
@@ -172,7 +178,7 @@ def test_multi_objective_trains_every_epoch_with_pruning_off_and_exports_it(
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert metrics["trained"]["val_top1"] == pytest.approx(float(best["trained_top1"]))
     model = ds.build_model(out_dir / "trained_arch.yaml")
-    model.load_state_dict(torch.load(out_dir / "best.pt", weights_only=False)["model"])
+    model.load_state_dict(torch.load(out_dir / "best.pt", weights_only=True)["model"])
     assert model.arch.num_classes == 3 and model.arch.resolution == 32
     assert "## Trained weights" in (out_dir / "README.md").read_text()
 
@@ -192,7 +198,7 @@ def test_a_pruned_trial_keeps_its_last_figure_and_checkpoint_and_its_arch_resume
     assert pruned.state.name == "PRUNED" and record["metrics"]["epochs_trained"] == 1
     assert pruned.value == pytest.approx(record["metrics"]["val_top1_last"])  # its last figure is its value
     run = tmp_path / "train" / arch.fingerprint
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == 1  # the epoch is kept
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1  # the epoch is kept
     epoch1 = _rows(run / "metrics.csv")
 
     trainer.pruner = optuna.pruners.NopPruner()
@@ -208,6 +214,68 @@ def test_a_pruned_trial_keeps_its_last_figure_and_checkpoint_and_its_arch_resume
     third = {"metrics": {}}
     assert trainer(study.ask(), ds.load_arch("emo_6m"), third, False) == -math.inf  # infeasible: not trained
     assert not (tmp_path / "train" / ds.load_arch("emo_6m").fingerprint).exists()
+
+
+def test_pareto_pruner_rule_on_an_optuna_study() -> None:
+    """Successive halving by Pareto rank, on Optuna's public API: at a rung a trial dominated in (top-1, cost) by
+    another that reached it stops unless within the best third; a non-dominated one goes on; between rungs, alone
+    at a rung or without figures, nothing stops."""
+    from designspace.search.pareto_pruner import ATTR, ParetoHalvingPruner
+
+    pruner = ParetoHalvingPruner(max_resource=9)
+    assert pruner.rungs == {1, 3}
+    study = optuna.create_study(directions=["maximize", "minimize"])
+
+    def trial(cost: float, top1: list[float]) -> Any:
+        t = study.ask()
+        t.set_user_attr(ATTR, {"costs": [cost], "top1": top1})
+        return t
+
+    first = trial(1.0, [50.0])
+    assert not pruner.prune(study, first)  # alone at its rung
+    assert not pruner.prune(study, trial(2.0, [60.0]))  # slower, more accurate: non-dominated
+    worse = trial(3.0, [40.0])  # slower and less accurate than both: of 3, the best 1 goes on
+    assert pruner.prune(study, worse)
+    assert not pruner.prune(study, trial(0.5, [10.0]))  # the fastest: non-dominated, however inaccurate
+    assert not pruner.prune(study, trial(3.0, [40.0, 45.0]))  # epoch 2: not a rung
+    assert not pruner.prune(study, study.ask())  # no figures
+    late = trial(2.5, [55.0, 56.0, 57.0])  # rung 3: alone there
+    assert not pruner.prune(study, late)
+    # a trial dominated at rung 1 but within the best third of many goes on
+    for cost in range(10, 19):
+        trial(float(cost), [5.0])
+    # 16 at rung 1, keep 16 // 3 = 5: front 0 holds 3, front 1 (1.5, 45) and (2.5, 55): both go on
+    assert not pruner.prune(study, trial(1.5, [45.0]))
+    assert pruner.prune(study, trial(3.5, [40.0]))  # front 2 of 17: stops
+
+
+def test_multi_objective_search_prunes_by_pareto_rank(results: Path, data: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from designspace.search.pareto_pruner import ATTR
+
+    argv = ["search", "tiny", "--objective", "trained", "--objective", "params", "--data", str(data), "--trials", "8",
+            "--seed", "0", *SMALL[2:], "--epochs", "4"]
+    assert main([*argv, "--pruner", "hyperband"]) == 2  # Optuna's pruners: single-objective only
+    err = capsys.readouterr().err.strip()
+    assert "--pruner hyperband works on single-objective studies only" in err and len(err.splitlines()) == 1
+    assert not (results / "tiny").exists()
+    assert main(argv) == 0  # pareto: the default with several objectives
+    assert "pruned by pareto" in capsys.readouterr().out
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{results / 'tiny' / 'study.db'}")
+    figures = {t.number: t.user_attrs[ATTR] for t in study.trials if ATTR in t.user_attrs}
+    pruned = [t for t in study.trials if t.state.name == "PRUNED" and ATTR in t.user_attrs]
+    assert pruned, [(t.number, t.state.name) for t in study.trials]
+    for t in pruned:
+        mine = figures[t.number]
+        epoch = len(mine["top1"])
+        assert epoch in (1, 3) and "pruned by pareto after epoch" in t.user_attrs["ds"]["reason"]
+        assert mine["costs"] == [pytest.approx(t.user_attrs["ds"]["metrics"]["params_m"])]
+        # never stopped while non-dominated: another trial that reached the epoch is as good in both, better in one
+        assert any(len(f["top1"]) >= epoch and f["top1"][epoch - 1] >= mine["top1"][epoch - 1]
+                   and f["costs"][0] <= mine["costs"][0] and (f["top1"][epoch - 1], f["costs"][0]) !=
+                   (mine["top1"][epoch - 1], mine["costs"][0]) for n, f in figures.items() if n != t.number)
+    done = [t for t in study.trials if t.state.name == "COMPLETE" and ATTR in t.user_attrs]
+    assert done and all(len(figures[t.number]["top1"]) == 4 for t in done)
 
 
 def test_a_diverging_training_fails_its_trial_with_the_reason(results: Path, data: Path) -> None:

@@ -136,7 +136,9 @@ def register(sub: Any) -> None:
     g.add_argument("--data", help="ImageFolder dataset: DIR/<class>/*.png, or DIR/train|val/<class>/")
     g.add_argument("--epochs", type=int, help="the per-trial epoch cap and schedule length (default 10)")
     g.add_argument("--resolution", type=int, help="training input side in pixels (default: the recipe's/Arch's)")
-    g.add_argument("--pruner", help="hyperband (default), sha, median or none; single-objective studies only")
+    g.add_argument("--pruner", help="hyperband (default with one objective), sha, median: Optuna's, single-objective "
+                                    "only; pareto (default with several: successive halving by Pareto rank over "
+                                    "top-1 and the known latency/counts); none")
     g.add_argument("--train-device", help="cpu (default), cuda or cuda:N (--device is the latency profile)")
     g.add_argument("--recipe", help="efficientmod|emo|iformer|smt|FILE (default: the family the Arch resembles)")
     g.add_argument("--train-batch", type=int, help="images per training step (default 64; the lr scales to it)")

@@ -87,7 +87,7 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
     if threads < 1 or batch < 1:
         raise DesignspaceError(f"--threads and --batch must be at least 1, got {threads} and {batch} "
                                "(fix: --threads 1)")
-    check_trained(parsed_objectives, trained)
+    trained = check_trained(parsed_objectives, trained)
     if storage is not None:
         from designspace.search.storage import check_storage_url
 

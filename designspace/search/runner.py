@@ -70,6 +70,11 @@ def _check_settings(study: Any, settings: dict[str, Any], name: str) -> None:
                                                                stored.get("objectives", [])] == settings["objectives"]:
         # a study written before the objectives were renamed (accuracy -> log10_macs): the same objectives
         settings["objectives"] = stored["objectives"]
+    old, new = stored.get("trained") or {}, settings.get("trained") or {}
+    if (len(settings["objectives"]) > 1 and old.get("pruner") in ("hyperband", "sha", "median")
+            and new.get("pruner") == "none" and {**old, "pruner": "none"} == new):
+        # a multi-objective study written before --pruner pareto: Optuna's pruner was named but off (no pruning)
+        settings["trained"] = old
     for key in ("space_params", "objectives", "budgets", "device", "context", "invalid", "trained"):
         if stored.get(key) != settings.get(key):
             raise DesignspaceError(f"study {name!r} exists with other settings ({key}: {stored.get(key)!r}, now "

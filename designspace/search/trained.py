@@ -21,9 +21,13 @@ and the later trial resumes from what the earlier one left (a finished run is re
 
 Pruners: ``hyperband`` (:class:`optuna.pruners.HyperbandPruner`, resources 1 to ``epochs`` epochs, reduction
 factor 3), ``sha`` (successive halving from 1 epoch, reduction factor 3), ``median`` (the median of earlier
-trials at the same epoch, after 2 completed trials), ``none``. Optuna's pruners, and ``trial.report`` itself,
-work on single-objective studies only: with ``trained_top1`` beside other objectives (latency, counts) nothing
-is pruned, a warning says so, and every feasible trial trains all its epochs.
+trials at the same epoch, after 2 completed trials), ``pareto`` (successive halving by Pareto rank over the
+validation top-1 and the objectives known before training, reduction factor 3:
+:mod:`designspace.search.pareto_pruner`), ``none``. Optuna's own pruners, and ``trial.report`` itself, work on
+single-objective studies only: with ``trained_top1`` beside other objectives (latency, counts) the default is
+``pareto``, and naming one of Optuna's is refused. ``pareto`` reads each trial's figures from its user attribute
+``pareto_rungs`` (the costs known before training, the validation top-1 after each epoch); in a
+single-objective study they are also reported to Optuna (``trial.report``).
 """
 
 from __future__ import annotations
@@ -34,7 +38,6 @@ import logging
 import math
 import re
 import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,11 +46,12 @@ from typing import IO, Any
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["MAX_EPOCHS", "PRUNERS", "TRAIN", "TrainedSettings", "TrialTrainer", "check_train_device",
-           "check_trained", "make_pruner", "trained_settings"]
+           "check_trained", "default_pruner", "make_pruner", "trained_settings"]
 
 log = logging.getLogger("designspace")
 
-PRUNERS = ("hyperband", "sha", "median", "none")
+PRUNERS = ("hyperband", "sha", "median", "pareto", "none")
+SINGLE_ONLY = ("hyperband", "sha", "median")  # Optuna's: single-objective studies only
 TRAIN = "train"  # results/<study>/train/<fingerprint>/
 #: the most epochs a trial may train; far above what a search runs, low enough that a typo is refused
 MAX_EPOCHS = 10_000
@@ -62,14 +66,16 @@ class TrainedSettings:
         data: the ImageFolder dataset (``ROOT/<class>/`` or ``ROOT/train|val/<class>/``).
         epochs: the per-trial epoch cap (and the schedule's length); pruned trials stop earlier.
         resolution: training and validation input side in pixels (``None``: the recipe's, else the Arch's).
-        pruner: one of :data:`PRUNERS`.
+        pruner: one of :data:`PRUNERS`, or ``""`` for the default of the study's objective count
+            (:func:`default_pruner`, settled by :func:`check_trained`).
         train_device: ``cpu``, ``cuda`` or ``cuda:N`` (``cuda`` with several GPUs: one per worker, see
             :func:`check_train_device`).
         recipe: a shipped recipe name or a recipe YAML (``None``: the family the Arch resembles).
         batch_size: images per step (the recipe's learning rate is scaled to it).
         lr: peak learning rate at ``batch_size`` (``None``: the recipe's, scaled).
         val_fraction: held-out share per class when the data has no ``train``/``val`` folders.
-        workers: DataLoader worker processes.
+        workers: DataLoader worker processes (``None``: on a GPU, :func:`designspace.train.distributed.default_workers`,
+            the CPUs' share of each GPU less one; on the CPU none, the trial's training uses the cores).
         split: the scan of ``data`` made when the settings were checked (not part of the study's settings).
     """
 
@@ -82,7 +88,7 @@ class TrainedSettings:
     batch_size: int = 64
     lr: float | None = None
     val_fraction: float = 0.2
-    workers: int = 0
+    workers: int | None = None
     split: Any = field(default=None, compare=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
@@ -120,14 +126,14 @@ def check_train_device(spec: str) -> str:
 def trained_settings(data: str | Path | None, *, epochs: int | None = None, resolution: int | None = None,
                      pruner: str | None = None, train_device: str | None = None, recipe: str | None = None,
                      batch_size: int | None = None, lr: float | None = None, val_fraction: float = 0.2,
-                     workers: int = 0, seed: int = 0) -> TrainedSettings:
+                     workers: int | None = None, seed: int = 0) -> TrainedSettings:
     """Checked :class:`TrainedSettings`; the dataset is scanned here, before any trial starts.
 
     Args:
         data: the dataset folder (required).
         epochs: the per-trial epoch cap (default 10).
         resolution: input side in pixels.
-        pruner: ``hyperband`` (default), ``sha``, ``median`` or ``none``.
+        pruner: ``hyperband``, ``sha``, ``median``, ``pareto`` or ``none`` (default: :func:`default_pruner`).
         train_device: ``cpu`` (default), ``cuda`` or ``cuda:N``.
         recipe: a shipped recipe name or a recipe file.
         batch_size: images per step (default 64).
@@ -143,8 +149,8 @@ def trained_settings(data: str | Path | None, *, epochs: int | None = None, reso
     if data is None:
         raise DesignspaceError("--objective trained needs a dataset (fix: --data DIR, one sub-folder of images per "
                                "class)")
-    name = (pruner or "hyperband").strip().lower()
-    if name not in PRUNERS:
+    name = (pruner or "").strip().lower()
+    if name and name not in PRUNERS:
         raise DesignspaceError(f"unknown pruner {str(pruner)[:40]!r} (fix: --pruner {', '.join(PRUNERS)})")
     n_epochs = 10 if epochs is None else epochs
     if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or not 1 <= n_epochs <= MAX_EPOCHS:
@@ -192,13 +198,31 @@ def check_data(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> An
     return split
 
 
+def default_pruner(n_objectives: int) -> str:
+    """``hyperband`` for a single-objective study, ``pareto`` for several objectives."""
+    return "hyperband" if n_objectives == 1 else "pareto"
+
+
 def make_pruner(name: str, epochs: int, n_objectives: int) -> Any:
-    """The Optuna pruner ``name`` for trials of at most ``epochs`` epochs (see the module docstring); a
-    :class:`optuna.pruners.NopPruner` for ``none`` and for multi-objective studies."""
+    """The Optuna pruner ``name`` (``""``: :func:`default_pruner`) for trials of at most ``epochs`` epochs (see the
+    module docstring); a :class:`optuna.pruners.NopPruner` for ``none``.
+
+    Raises:
+        DesignspaceError: an unknown name; one of Optuna's single-objective pruners for several objectives.
+    """
     import optuna
 
-    if name == "none" or n_objectives > 1:
+    name = name or default_pruner(n_objectives)
+    if name in SINGLE_ONLY and n_objectives > 1:
+        raise DesignspaceError(f"--pruner {name} works on single-objective studies only, and this one has "
+                               f"{n_objectives} objectives (fix: --pruner pareto, successive halving by Pareto rank, "
+                               "or --pruner none)")
+    if name == "none":
         return optuna.pruners.NopPruner()
+    if name == "pareto":
+        from designspace.search.pareto_pruner import ParetoHalvingPruner
+
+        return ParetoHalvingPruner(max_resource=epochs, min_resource=1, reduction_factor=3)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
     if name == "sha":
@@ -250,25 +274,29 @@ class TrialTrainer:
         settings: how to train.
         folder: ``results/<study>/``.
         seed: the training seed (the search's: every candidate gets the same split, order and augmentation).
-        n_objectives: the study's objective count (pruning needs exactly one).
+        n_objectives: the study's objective count (Optuna's own pruners need exactly one).
         progress: show a bar of the trial's epochs.
         failed: the exception a failed training raises (the search's ``Failed``: the trial is FAIL and counts).
+        objectives: the study's objectives (:class:`~designspace.search.objectives.Objective`): those whose value
+            the trial's metrics hold before training (latency, counts) are the costs ``pareto`` ranks by.
     """
 
     def __init__(self, settings: TrainedSettings, folder: Path, *, seed: int, n_objectives: int,
-                 progress: bool, failed: type[Exception] = DesignspaceError) -> None:
+                 progress: bool, failed: type[Exception] = DesignspaceError, objectives: Sequence[Any] = ()) -> None:
         self.settings = settings
         self.failed = failed
         self.folder = folder
         self.seed = seed
-        self.prune = n_objectives == 1 and settings.pruner != "none"
-        self.pruner = make_pruner(settings.pruner, settings.epochs, n_objectives)
+        self.name = settings.pruner or default_pruner(n_objectives)
+        self.pruner = make_pruner(self.name, settings.epochs, n_objectives)
+        self.prune = self.name != "none"
+        self.report = n_objectives == 1  # Trial.report exists for single-objective studies only
+        # known before a candidate trains: counts and latency (measured first, for the budgets), and estimates or
+        # user objectives listed before the trained one (evaluated in the listed order)
+        first = next((i for i, o in enumerate(objectives) if o.kind == "trained"), len(objectives))
+        self.objectives = [o for i, o in enumerate(objectives)
+                           if o.kind in ("count", "latency") or (o.kind != "trained" and i < first)]
         self.progress = progress
-        if n_objectives > 1 and settings.pruner != "none":
-            warnings.warn(f"--pruner {settings.pruner} is off: Optuna prunes single-objective studies only, and this "
-                          f"one has {n_objectives} objectives; every feasible trial trains all {settings.epochs} "
-                          "epochs (fix: --objective trained alone to prune, or --pruner none)", UserWarning,
-                          stacklevel=2)
         self.device, self._gpu_lock = _claim_gpu(settings.train_device)
 
     def __call__(self, trial: Any, arch: Any, ds: dict[str, Any], feasible: bool) -> float:
@@ -280,7 +308,8 @@ class TrialTrainer:
         """
         import optuna
 
-        from designspace.train import TrainConfig, train
+        from designspace.search.pareto_pruner import ATTR
+        from designspace.train import CheckpointError, TrainConfig, train
 
         metrics = ds["metrics"]
         if not feasible:  # budgets first: an infeasible candidate is never trained
@@ -288,6 +317,9 @@ class TrialTrainer:
             return -math.inf
         trial.study.pruner = self.pruner  # Study.pruner is public; the runner creates studies without one
         s = self.settings
+        # the objectives known before training, minimized: what the pareto pruner ranks a rung's trials by
+        # (None where a value is missing: the pruner reads it as the worst)
+        costs = [_minimized(o, metrics.get(o.name)) for o in self.objectives]
         run = self.folder / TRAIN / arch.fingerprint
         curve: list[float] = []
         bar = self._bar(trial.number)
@@ -302,24 +334,29 @@ class TrialTrainer:
             if bar is not None:
                 bar.set_postfix_str(f"val top-1 {value:.1f}%", refresh=False)  # drawn by the update
                 bar.update(1)
-            if self.prune:
+            if self.name == "pareto":
+                trial.set_user_attr(ATTR, {"costs": costs, "top1": curve})
+            if self.report:
                 trial.report(value, step=int(row["epoch"]))
-                # after the last epoch the training is done: stopping it would only discard its figure
-                if int(row["epoch"]) < s.epochs and trial.should_prune():
-                    raise _Pruned(int(row["epoch"]), value)
+            # after the last epoch the training is done: stopping it would only discard its figure
+            if self.prune and int(row["epoch"]) < s.epochs and self._should_prune(trial):
+                raise _Pruned(int(row["epoch"]), value)
 
         cfg = TrainConfig(arch=arch, data=s.data, out=run, recipe=s.recipe, epochs=s.epochs, batch_size=s.batch_size,
-                          lr=s.lr, resolution=s.resolution, val_fraction=s.val_fraction, workers=s.workers,
+                          lr=s.lr, resolution=s.resolution, val_fraction=s.val_fraction,
+                          workers=s.workers if s.workers is not None or self.device.startswith("cuda") else 0,
                           device=self.device, seed=self.seed, progress=False, split=s.split)
         try:
             with _locked(run):
                 report = train(cfg, on_epoch=on_epoch)
         except _Pruned as stop:
             epoch, value = stop.args
-            ds["reason"] = f"pruned by {s.pruner} after epoch {epoch} of {s.epochs}: val top-1 {value:.2f}%"
+            ds["reason"] = f"pruned by {self.name} after epoch {epoch} of {s.epochs}: val top-1 {value:.2f}%"
             metrics["trained_top1"] = None
             trial.set_user_attr("ds", ds)
             raise optuna.TrialPruned(ds["reason"]) from None
+        except CheckpointError:
+            raise  # a run folder that is not plain data: the study is suspect, the search stops (exit 2)
         except DesignspaceError as err:
             ds.update(reason=f"training failed: {err}", counted=True)
             trial.set_user_attr("ds", ds)
@@ -341,6 +378,11 @@ class TrialTrainer:
         metrics.update(trained_top1=report.best_top1, chance_top1=100.0 / len(report.classes))
         return float(report.best_top1)
 
+    def _should_prune(self, trial: Any) -> bool:
+        if self.name == "pareto":  # its own figures: Trial.should_prune() refuses multi-objective studies
+            return bool(self.pruner.prune(trial.study, trial))
+        return bool(trial.should_prune())
+
     def _bar(self, number: int) -> Any:
         if not self.progress:
             return None
@@ -350,12 +392,21 @@ class TrialTrainer:
                     dynamic_ncols=True)
 
 
-def check_trained(objectives: Sequence[Any], trained: TrainedSettings | None) -> None:
-    """Refuses a ``trained`` objective without training settings (``--data``) and training settings without a
-    ``trained`` objective (``--data`` given to a search that would not use it).
+def _minimized(objective: Any, value: Any) -> float | None:
+    """``value`` as a minimized cost (negated for a maximized objective); ``None`` when not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value) if objective.direction == "minimize" else -float(value)
+
+
+def check_trained(objectives: Sequence[Any], trained: TrainedSettings | None) -> TrainedSettings | None:
+    """Refuses a ``trained`` objective without training settings (``--data``), training settings without a
+    ``trained`` objective (``--data`` given to a search that would not use it), and one of Optuna's
+    single-objective pruners for several objectives; returns ``trained`` with its pruner settled
+    (:func:`default_pruner` when none was named).
 
     Raises:
-        DesignspaceError: either mismatch, with the fix.
+        DesignspaceError: either mismatch, or the pruner, with the fix.
     """
     wants = any(o.kind == "trained" for o in objectives)
     if wants and trained is None:
@@ -364,3 +415,10 @@ def check_trained(objectives: Sequence[Any], trained: TrainedSettings | None) ->
     if trained is not None and not wants:
         raise DesignspaceError("--data, --epochs and --pruner train candidates only for --objective trained (fix: add "
                                "--objective trained, beside latency or counts if you like)")
+    if trained is None:
+        return None
+    import dataclasses
+
+    name = trained.pruner or default_pruner(len(objectives))
+    make_pruner(name, trained.epochs, len(objectives))  # refuses Optuna's pruners for several objectives
+    return dataclasses.replace(trained, pruner=name)

@@ -72,25 +72,34 @@ class TrainedRun:
 
 
 def trained_run(study_folder: Path, row: dict[str, Any] | None) -> TrainedRun | None:
-    """The training run of a study trial (its trials-table ``row``) when it holds a ``best.pt``, else ``None``."""
-    import torch
+    """The training run of a study trial (its trials-table ``row``) when it holds a ``best.pt``, else ``None``.
 
+    Raises:
+        CheckpointError: a ``best.pt`` that is not a plain weights file (it would run code when loaded).
+    """
     fp = str((row or {}).get("fingerprint") or "")
     if not _FINGERPRINT.match(fp):  # a hex digest, never a path: nothing outside the study is read
         return None
     run = Path(study_folder) / TRAIN / fp
     if not (run / "best.pt").is_file() or not (run / "arch.yaml").is_file():
         return None
-    best = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
+    from designspace.train.checkpoint import load_tensors, model_state, read_state
+
+    fix = f"delete {run} (the trial's run folder) and resume the search to train it again"
+    # weights only, checked before export copies it: a study folder from elsewhere must not run code here
+    tensors = load_tensors(run / "best.pt", fix=fix)
+    model_state(tensors, run / "best.pt", fix=fix)
+    best = read_state(run / "best.json") if (run / "best.json").is_file() else tensors  # older runs: inside
     from designspace.network import load_arch
 
     trained = load_arch(run / "arch.yaml")
     files = {"best.pt": run / "best.pt", "trained_arch.yaml": run / "arch.yaml"}
     if (run / "metrics.csv").is_file():
         files["trained_metrics.csv"] = run / "metrics.csv"
-    metrics = {"checkpoint": "best.pt", "arch": "trained_arch.yaml", "val_top1": float(best.get("val_top1", math.nan)),
-               "epoch": int(best.get("epoch", 0)), "classes": trained.num_classes, "class_names": best.get("classes"),
-               "resolution": trained.resolution, "run": str(run)}
+    metrics = {"checkpoint": "best.pt", "arch": "trained_arch.yaml",
+               "val_top1": float(best.get("val_top1") or math.nan), "epoch": int(best.get("epoch") or 0),
+               "classes": trained.num_classes, "class_names": best.get("classes"), "resolution": trained.resolution,
+               "run": str(run)}
     return TrainedRun(run, files, metrics)
 
 

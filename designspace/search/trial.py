@@ -53,7 +53,7 @@ class TrialEvaluator:
             from designspace.search.trained import TrialTrainer
 
             self.trainer = TrialTrainer(cfg.trained, folder, seed=cfg.seed, n_objectives=len(cfg.objectives),
-                                        progress=cfg.progress, failed=Failed)
+                                        progress=cfg.progress, failed=Failed, objectives=cfg.objectives)
             self.slow_objectives = True
 
     def _estimate(self, arch: Arch, name: str) -> float:

@@ -18,7 +18,7 @@ import torch
 
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DataError", "ImageFolder", "Split", "scan"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DataError", "ImageFolder", "Split", "image_side", "scan"]
 
 log = logging.getLogger("designspace")
 
@@ -140,6 +140,22 @@ def scan(root: str | Path, val_fraction: float = 0.2, seed: int = 0) -> Split:
             val += [(p, i) for p in sorted(files[:n_val])]
             train += [(p, i) for p in sorted(files[n_val:])]
     return Split(classes, tuple(train), tuple(val), tuple(skipped))
+
+
+def image_side(samples: tuple[tuple[Path, int], ...], limit: int = 64) -> int | None:
+    """The median short side (pixels) of up to ``limit`` of ``samples``' images, evenly spaced (headers only,
+    nothing decoded); ``None`` when none can be opened."""
+    from PIL import Image
+
+    sides = []
+    step = max(1, len(samples) // limit)
+    for path, _ in samples[::step][:limit]:
+        try:
+            with Image.open(path) as img:
+                sides.append(min(img.size))
+        except Exception:
+            continue
+    return sorted(sides)[len(sides) // 2] if sides else None
 
 
 def _to_tensor(img: object) -> torch.Tensor:

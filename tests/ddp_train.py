@@ -1,0 +1,29 @@
+"""Run by tests/test_train.py under torchrun: trains the tiny Arch with :func:`designspace.train.train` in each
+process and saves that process's final weights as ``OUT/rank<R>.pt``, so the test can compare the processes.
+
+Usage: ``torchrun --standalone --nproc_per_node N ddp_train.py ARCH DATA OUT EPOCHS``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from designspace.train import TrainConfig, train
+
+
+def main() -> None:
+    """Trains, prints rank 0's lines prefixed with the rank, saves this process's weights."""
+    arch, data, out, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    rank = int(os.environ["RANK"])
+    report = train(TrainConfig(arch=arch, data=data, out=out, epochs=epochs, batch_size=8, lr=1e-2, resolution=32,
+                               progress=False, seed=0), echo=lambda line: print(f"[rank {rank}] {line}", flush=True))
+    assert report.model is not None
+    torch.save(report.model.state_dict(), f"{out}/rank{rank}.pt")
+    print(f"[rank {rank}] processes {report.processes} epochs {report.epochs}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
