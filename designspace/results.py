@@ -162,9 +162,9 @@ def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
     ``remeasured``: trial number (as text) -> the whole network's latency in milliseconds, for a ``--latency
     table`` study whose front was re-measured; written as ``latency_remeasured_ms`` and the table's error
     ``latency_table_error`` (the trial's table latency ``latency_ms`` / re-measured - 1). ``table_all_measured``:
-    trial number -> the same trial's table latency once the entries it predicted were measured and every entry had its second pass (the
-    search's term), milliseconds; written as
-    ``latency_table_all_measured_ms`` and ``latency_table_all_measured_error`` (that / re-measured - 1).
+    trial number -> the same trial's table latency once the entries it predicted were measured and every entry
+    had its second pass (the search's term), milliseconds; written as ``latency_table_all_measured_ms`` and
+    ``latency_table_all_measured_error`` (that / re-measured - 1).
     """
     rows = study_rows(trials, settings)
     for row in rows:
