@@ -56,7 +56,7 @@ def table(rows: list[dict[str, Any]], columns: Sequence[Column]) -> str:
             return f"{v:g}"
         return str(v)
 
-    cells = [[cell(r.get(c[0]), c[2] if len(c) > 2 else None) for c in columns] for r in rows]  # type: ignore[misc]
+    cells = [[cell(r.get(c[0]), c[2] if len(c) > 2 else None) for c in columns] for r in rows]
     widths = [max([len(c[1])] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c[1].ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))

@@ -127,9 +127,10 @@ class LatencyEstimate:
             return "-"
         return f"{self.lo_ms:.{digits}f}-{self.hi_ms:.{digits}f}"
 
-    def text(self, digits: int = 3) -> str:
-        """One phrase: ``"1.040 ms on iphone13, predicted (interval 0.903-1.203 ms)"``, then the extrapolation."""
-        out = f"{self.value_ms:.{digits}f} ms on {self.device}, {self.source}"
+    def text(self, digits: int = 3, named: bool = True) -> str:
+        """One phrase: ``"1.040 ms on iphone13, predicted (interval 0.903-1.203 ms)"``, then the flags and the
+        extrapolation; without ``named`` the device and source are left to the caller (after :attr:`label`)."""
+        out = f"{self.value_ms:.{digits}f} ms" + (f" on {self.device}, {self.source}" if named else "")
         if self.lo_ms is not None and self.hi_ms is not None:
             out += f" (interval {self.interval_text(digits)} ms)"
         if self.flags:
@@ -188,6 +189,9 @@ class LatencyEstimate:
         flags = tuple(f for f in str(row.get("latency_flags") or "").split(",") if f)
         extrapolation = ("outside the fit",) if _truthy(row.get("latency_extrapolated")) else ()
         context = {k[4:]: v for k, v in row.items() if str(k).startswith("ctx_") and v not in (None, "")}
+        if source == "predicted":  # a prediction's context is its profile's fit
+            context = {k: v for k, v in (("points", _opt(row.get("latency_fit_points"))),
+                                         ("loo_mean_error", _opt(row.get("latency_loo_error")))) if v is not None}
         return cls(value, dev, source, lo, hi, context, flags, extrapolation)
 
 

@@ -139,7 +139,7 @@ class TrialEvaluator:
             pr = self.profile.predict(arch)
             est = LatencyEstimate.from_prediction(pr)
             metrics.update(est.columns())
-            metrics["latency_loo_error"] = pr.fit.loo_mean
+            metrics.update(latency_loo_error=pr.fit.loo_mean, latency_fit_points=pr.fit.points)
         elif cheap_ok and self.needs_latency:
             ev = evaluate(arch, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
                           protocol=cfg.protocol, cache=self.cache)
