@@ -25,7 +25,7 @@ REQUIRED = ("number", "state", "feasible")
 #: Text columns (everything else that parses as numbers is numeric).
 TEXT_COLUMNS = ("state", "broken", "latency_flags", "device", "repairs", "reason", "zoo", "fingerprint", "arch",
                 "ctx_runtime", "ctx_runtime_version", "ctx_machine", "ctx_precision", "ctx_layout",
-                "ctx_implementation", "ctx_exporter", "latency_source")
+                "ctx_implementation", "ctx_exporter", "latency_source", "latency_device", "latency_extrapolation")
 
 
 def safe_path(root: str | Path, relative: str | Path) -> Path:

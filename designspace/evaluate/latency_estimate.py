@@ -157,10 +157,12 @@ class LatencyEstimate:
     def columns(self) -> dict[str, Any]:
         """The trial row's latency columns: ``latency_ms`` (the one latency column), ``latency_low_ms``,
         ``latency_high_ms`` (its interval; empty without one), ``latency_device``, ``latency_source``,
-        ``latency_extrapolated`` and ``latency_flags`` (comma-separated)."""
+        ``latency_extrapolated``, ``latency_extrapolation`` (the features outside the fit, ``; ``-separated) and
+        ``latency_flags`` (comma-separated)."""
         return {"latency_ms": self.value_ms, "latency_low_ms": self.lo_ms, "latency_high_ms": self.hi_ms,
                 "latency_device": self.device, "latency_source": self.source,
-                "latency_extrapolated": self.extrapolated, "latency_flags": ",".join(self.flags)}
+                "latency_extrapolated": self.extrapolated, "latency_extrapolation": "; ".join(self.extrapolation),
+                "latency_flags": ",".join(self.flags)}
 
     @classmethod
     def from_columns(cls, row: Mapping[str, Any], device: str | None = None) -> LatencyEstimate | None:
@@ -187,7 +189,8 @@ class LatencyEstimate:
         if source == "measured" and (lo is None or lo == hi == value):  # old rows: the value itself, not an interval
             lo = hi = None
         flags = tuple(f for f in str(row.get("latency_flags") or "").split(",") if f)
-        extrapolation = ("outside the fit",) if _truthy(row.get("latency_extrapolated")) else ()
+        extrapolation = tuple(x for x in str(row.get("latency_extrapolation") or "").split("; ") if x) or (
+            ("outside the fit",) if _truthy(row.get("latency_extrapolated")) else ())
         context = {k[4:]: v for k, v in row.items() if str(k).startswith("ctx_") and v not in (None, "")}
         if source == "predicted":  # a prediction's context is its profile's fit
             context = {k: v for k, v in (("points", _opt(row.get("latency_fit_points"))),
