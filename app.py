@@ -15,6 +15,9 @@ from designspace.app import analysis, data, figures
 from designspace.exceptions import DesignspaceError
 
 PAGES = ("Trade-offs", "Compare", "Progress", "Zoo")
+#: Each page's title (the heading and the browser tab).
+TITLES = {"Trade-offs": "Trade-offs", "Compare": "Compare trials", "Progress": "Search progress",
+          "Zoo": "Published models and device profiles"}
 FOLDER, URL = "results folder", "storage URL"
 
 
@@ -170,7 +173,8 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     m1.metric("trials", len(df))
     m2.metric("feasible under these budgets", int(feasible.sum()))
     m3.metric("on this front", int(front.sum()))
-    m4.metric("device", study.device)
+    device, source = study.latency_kind
+    m4.metric("latency on", f"{device}, {source}")
     if not feasible.any():
         st.warning("No trial is feasible under these budgets: loosen a budget slider in the sidebar.")
     st.plotly_chart(figures.tradeoff_figure(study, x, y, feasible, front, colors, limits, zoo, intervals, published),
@@ -183,9 +187,10 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     st.caption("Feasible trials no other feasible trial beats on every objective ("
                + ", ".join(f"{o['name']} {o['direction']}d" for o in study.objectives)
                + "). Click a column header to sort.")
-    cols = ["number", *[o["name"] for o in study.objectives], "params_m", "macs_g", "latency_ms", "zoo", "fingerprint"]
+    cols = ["number", *[o["name"] for o in study.objectives], "params_m", "macs_g", "latency_ms", "latency_low_ms",
+            "latency_high_ms", "zoo", "fingerprint"]
     table = df.loc[obj_front, [c for c in dict.fromkeys(cols) if c in df.columns]]
-    st.dataframe(table, hide_index=True, key="pareto_table")
+    st.dataframe(analysis.display_table(study, table), hide_index=True, key="pareto_table")
     number = trial_ui(study, table["number"].tolist())
     if number is not None:
         trial_details(study, number)
@@ -204,14 +209,18 @@ def trial_details(study: data.Study, number: int) -> None:
     for cell, key in zip(cells, ["params_m", "macs_g", "latency_ms", *[o["name"] for o in study.objectives]],
                          strict=False):
         value = data.finite(row.get(key))
-        cell.metric(analysis.metric_label(key), "-" if value is None else f"{value:.4g}")
+        text = "-" if value is None else f"{value:.3f}" if key == "latency_ms" else f"{value:.4g}"
+        lo, hi = data.finite(row.get("latency_low_ms")), data.finite(row.get("latency_high_ms"))
+        cell.metric(analysis.metric_label(key, study), text,
+                    help=f"interval {lo:.3f}-{hi:.3f} ms" if key == "latency_ms" and lo is not None
+                    and hi is not None else None)
     try:
         arch_yaml = data.arch_yaml_bytes(study, row)
     except DesignspaceError as err:
         st.info(str(err))
         return
     stages, blocks, dot = arch_tables(arch_yaml)
-    t1, t2, t3, t4, t5 = st.tabs(["Stages", "Blocks", "Diagram", "Measurement context", "Downloads"])
+    t1, t2, t3, t4, t5 = st.tabs(["Stages", "Blocks", "Diagram", "Latency context", "Downloads"])
     with t1:
         st.table(stages.set_index("part"))
     with t2:
@@ -298,9 +307,10 @@ def zoo_page(root: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- main
 def main() -> None:
-    st.set_page_config(page_title="designspace", layout="wide")
-    st.title("designspace: trade-offs")
+    page = str(st.session_state.get("page", PAGES[0]))  # the radio's value from the last run: the tab's title
+    st.set_page_config(page_title=f"designspace: {TITLES.get(page, page)}", layout="wide")
     page = page_ui()
+    st.title(f"designspace: {TITLES.get(page, page)}")
     root = str(data.default_results_dir())
     try:
         if page == "Zoo":

@@ -132,6 +132,14 @@ class Study:
         """The device latencies refer to (a profile name), ``"local"`` when measured on the search machine."""
         return str(self.settings.get("device") or "local")
 
+    @property
+    def latency_kind(self) -> tuple[str, str]:
+        """(device, source) of the study's latencies: ``("iphone13", "predicted")``, ``("local", "measured")``
+        or ``("local", "table")``."""
+        from designspace.evaluate.latency_estimate import study_latency
+
+        return study_latency(self.settings)
+
 
 def _frame(rows: list[dict[str, Any]], settings: dict[str, Any], where: str) -> pd.DataFrame:
     """Typed data frame of trials.csv rows (strings) or study rows (Python values)."""
