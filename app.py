@@ -301,7 +301,7 @@ def zoo_page(root: str) -> None:
                "device); diff % = ours / paper - 1.")
     st.dataframe(zoo_table(), hide_index=True, key="zoo_table")
     st.subheader("Device profiles")
-    st.caption("Latency predictions carry the profile fit's leave-one-out error (loo_mean / loo_max, fractions).")
+    st.caption("Latency predictions carry the profile fit's leave-one-out error (mean and max, in %).")
     st.dataframe(device_table(root), hide_index=True, key="device_table")
 
 
