@@ -6,7 +6,10 @@
 * ``model.onnx``: the network in eval mode at batch 1 (input ``"input"``, output ``"logits"``), checked against
   PyTorch with ONNX Runtime;
 * ``metrics.json``: parameters, MACs, latency with its context and the accuracy estimate as the search
-  recorded them, beside what the export re-counted and re-measured, and the predicted ImageNet-1K top-1 with
+  recorded them (``recorded``; its latency as a :class:`LatencyEstimate`, ``recorded.latency``), beside what the
+  export re-counted and re-measured (``latency_now``: device ``local``, source ``measured``, with its interval),
+  for a study on a device that device's latency predicted now with its interval and whether it meets the study's
+  latency budget (``latency_device``, with ``budget``), and the predicted ImageNet-1K top-1 with
   its 95% interval (``top1_predicted``: ``top1_mean``, ``top1_std``, ``top1_lo``, ``top1_hi`` in %,
   ``extrapolated``, ``reason``);
 * ``recipe.yaml``: the training recipe of the paper family the Arch most resembles (:mod:`designspace.recipes`);

@@ -52,12 +52,10 @@ def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     root = tmp_path_factory.mktemp("served") / "results"
     for name in ("mob", "tiny"):
         shutil.copytree(app_results / name, root / name)
-    _extend(root, ["search", "mobile", "--device", "iphone13", "--budget", "1.1ms", "--trials", "60", "--study",
+    # the screenshots for docs/ show more of it (seconds either way)
+    trials = "300" if os.environ.get("DESIGNSPACE_SCREENSHOTS") else "60"
+    _extend(root, ["search", "mobile", "--device", "iphone13", "--budget", "1.1ms", "--trials", trials, "--study",
                    "dev", "--seed", "1", "--no-progress"])
-    if os.environ.get("DESIGNSPACE_SCREENSHOTS"):  # screenshots for docs/: a study with more to look at
-        _extend(root, ["search", "tiny", "--trials", "40", "--seed", "0", "--no-progress"])
-        _extend(root, ["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "log10_macs",
-                       "--objective", "params", "--trials", "150", "--study", "mob", "--seed", "1", "--no-progress"])
     port = _free_port()
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(root)}
     log = (tmp_path_factory.mktemp("served_log") / "streamlit.log").open("w")
