@@ -174,7 +174,7 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     m2.metric("feasible under these budgets", int(feasible.sum()))
     m3.metric("on this front", int(front.sum()))
     device, source = study.latency_kind
-    m4.metric("latency on", f"{device}, {source}")
+    m4.metric(f"latency: {source}", device)
     if not feasible.any():
         st.warning("No trial is feasible under these budgets: loosen a budget slider in the sidebar.")
     st.plotly_chart(figures.tradeoff_figure(study, x, y, feasible, front, colors, limits, zoo, intervals, published),
@@ -281,12 +281,13 @@ def progress_page(study: data.Study, limits: dict[str, float]) -> None:
         value = s.get(key)
         cell.metric(label, f"{value:.4g}" if isinstance(value, float) else str(value if value is not None else "-"))
     if s.get("broken_budgets"):
-        st.caption("Budgets broken: " + ", ".join(f"{k} by {v} trials" for k, v in s["broken_budgets"].items()))
+        st.caption("Budgets broken: " + ", ".join(f"{analysis.metric_label(k, study)} by {v} trials"
+                                                  for k, v in s["broken_budgets"].items()))
     hist = history(study, study_key(study), limits)
     if hist.empty:
         st.info("No trials yet.")
         return
-    st.plotly_chart(figures.history_figure(hist, study.objectives), key="history")
+    st.plotly_chart(figures.history_figure(hist, study.objectives, study), key="history")
     curves = figures.learning_curves(study)  # --objective trained: validation top-1 per epoch
     if not curves.empty:
         st.subheader("Learning curves")

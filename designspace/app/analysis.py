@@ -314,7 +314,8 @@ def context_table(study: Study | None, row: pd.Series | dict[str, Any]) -> pd.Da
     if est is None and clean.get("latency_table_ms") not in (None, ""):  # an old table row without latency_ms
         est = LatencyEstimate.from_columns({**clean, "latency_ms": clean["latency_table_ms"]})
     if est is not None:
-        out += [{"field": "latency", "value": est.text()}, {"field": "device (latency refers to)", "value": est.device},
+        out += [{"field": "latency", "value": est.text(extrapolation=False)},
+                {"field": "device (latency refers to)", "value": est.device},
                 {"field": "source", "value": {"predicted": "predicted by the device profile's cost model (nothing "
                                                             "measured)",
                                               "table": "the per-block table (entries measured here)",
@@ -355,13 +356,18 @@ def display_table(study: Study, table: pd.DataFrame) -> pd.DataFrame:
     """``table`` (trial columns) for the page: each column under its label with unit (and for the latency its
     device and source), fractions as percentages, milliseconds to 3 decimals."""
     out = table.copy()
+    if {"latency_low_ms", "latency_high_ms"} <= set(out.columns):  # one interval column beside the latency
+        lo, hi = out.pop("latency_low_ms"), out.pop("latency_high_ms")
+        text = [f"{a:.3f}-{b:.3f}" if np.isfinite(a) and np.isfinite(b) else "" for a, b in zip(lo, hi, strict=True)]
+        out.insert(list(out.columns).index("latency_ms") + 1 if "latency_ms" in out.columns else len(out.columns),
+                   "latency interval (ms)", text)
     for col in out.columns:
         if col in PERCENT_COLUMNS:
             out[col] = out[col] * 100
         elif col.endswith("_ms") and pd.api.types.is_numeric_dtype(out[col]):
             out[col] = out[col].round(3)
-    return out.rename(columns={c: metric_label(c, study) for c in out.columns if c not in ("number", "zoo",
-                                                                                          "fingerprint")})
+    keep = ("number", "zoo", "fingerprint", "latency interval (ms)")
+    return out.rename(columns={c: metric_label(c, study) for c in out.columns if c not in keep})
 
 
 def compare_table(study: Study, numbers: Sequence[int], mixes: pd.Series | None = None) -> pd.DataFrame:
@@ -379,7 +385,15 @@ def compare_table(study: Study, numbers: Sequence[int], mixes: pd.Series | None 
         if n not in df.index:
             raise DesignspaceError(f"trial {n} is not in study {study.name!r} (fix: pick one from the list)")
         r = df.loc[n]
-        col: dict[str, Any] = {q: finite(r[q]) for q in quantities}
+        col: dict[str, Any] = {}
+        for q in quantities:  # under its label with unit; milliseconds to 3 decimals with the interval
+            v = finite(r[q])
+            label = metric_label(q, study)
+            if q == "latency_ms" and v is not None:
+                lo, hi = finite(r.get("latency_low_ms")), finite(r.get("latency_high_ms"))
+                col[label] = f"{v:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else "")
+            else:
+                col[label] = None if v is None else f"{v:.4g}"
         col["feasible"] = bool(r["feasible"])
         col["budgets broken"] = r.get("broken", "") or "none"
         if mixes is not None:

@@ -237,12 +237,13 @@ def published_top1_points(x: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "x", "y"])
 
 
-def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> Any:
+def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]], study: Study | None = None) -> Any:
     """Best-so-far of each objective and the hypervolume against the trial number (one panel each).
 
     Args:
         hist: what :func:`designspace.app.analysis.history` returns.
         objectives: the study's objectives (names and directions).
+        study: the study, for its quantities' labels (the latency's device and source).
 
     Returns:
         A ``plotly.graph_objects.Figure``.
@@ -253,9 +254,11 @@ def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> 
     rows = len(objectives) + 1
     from designspace.evaluate.estimate import description
 
-    def what(o: dict[str, Any]) -> str:  # a size proxy says what it is
+    def what(o: dict[str, Any]) -> str:  # a size proxy says what it is; a latency its device and source
         d = description(str(o.get("arg") or o["name"])) if o.get("kind") == "estimate" else ""
-        return f"{o['name']}: {d}" if "proxy for" in d else str(o["name"])
+        if "proxy for" in d:
+            return f"{o['name']}: {d}"
+        return metric_label(str(o["name"]), study) if study is not None else str(o["name"])
 
     titles = [f"best {what(o)} so far ({'higher' if o['direction'] == 'maximize' else 'lower'} is better)"
               for o in objectives] + ["hypervolume of the feasible front"]

@@ -127,15 +127,16 @@ class LatencyEstimate:
             return "-"
         return f"{self.lo_ms:.{digits}f}-{self.hi_ms:.{digits}f}"
 
-    def text(self, digits: int = 3, named: bool = True) -> str:
+    def text(self, digits: int = 3, named: bool = True, extrapolation: bool = True) -> str:
         """One phrase: ``"1.040 ms on iphone13, predicted (interval 0.903-1.203 ms)"``, then the flags and the
-        extrapolation; without ``named`` the device and source are left to the caller (after :attr:`label`)."""
+        extrapolation; without ``named`` the device and source are left to the caller (after :attr:`label`), without
+        ``extrapolation`` the extrapolated features too."""
         out = f"{self.value_ms:.{digits}f} ms" + (f" on {self.device}, {self.source}" if named else "")
         if self.lo_ms is not None and self.hi_ms is not None:
             out += f" (interval {self.interval_text(digits)} ms)"
         if self.flags:
             out += f" [{', '.join(self.flags)}]"
-        if self.extrapolated:
+        if self.extrapolated and extrapolation:
             out += f" EXTRAPOLATED ({'; '.join(self.extrapolation)})"
         return out
 
