@@ -9,7 +9,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["MS", "PERCENT", "emit", "front_table", "runtime_args", "table"]
+__all__ = ["MS", "PERCENT", "Column", "emit", "front_table", "runtime_args", "table"]
 
 Column = tuple[str, str] | tuple[str, str, Callable[[Any], str]]
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from designspace.cli._format import emit, json_arg, runtime_args, table
+from designspace.cli._format import MS, PERCENT, Column, emit, json_arg, runtime_args, table
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -141,8 +141,9 @@ def _devices(args: argparse.Namespace) -> int:
 
     if args.name:
         rows = profile_rows(args.name)
-        cols = [("point", "point"), ("ms", "published ms"), ("loo_pred_ms", "leave-one-out prediction"),
-                ("loo_error", "error")]
+        cols: list[Column] = [("point", "point"), ("ms", f"latency ms on {args.name}, published", MS),
+                              ("loo_pred_ms", f"latency ms on {args.name}, predicted without it", MS),
+                              ("loo_error", "error", PERCENT)]
         emit(args, rows, table(rows, cols))
         return 0
     rows = device_rows()
@@ -161,8 +162,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     report = calibrate_command(args.name, points=args.point or [], points_file=args.points,
                                description=args.description, source=args.source,
                                prior=None if args.prior == "none" else args.prior, out=args.out, force=args.force)
-    cols = [("model", "point"), ("target_ms", "your ms"), ("loo_pred_ms", "leave-one-out prediction"),
-            ("loo_error", "error")]
+    cols: list[Column] = [("model", "point"), ("target_ms", f"latency ms on {args.name}, yours", MS),
+                          ("loo_pred_ms", f"latency ms on {args.name}, predicted without it", MS),
+                          ("loo_error", "error", PERCENT)]
     text = table(report["points"], cols) + (
         f"\n\n{report['name']}: cost model fitted with prior {report['prior'] or 'none'}, leave-one-out error "
         f"{report['loo_mean']:.1%} mean, {report['loo_max']:.1%} max" + (f"\nwritten to {report['file']}"
