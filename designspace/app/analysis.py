@@ -33,20 +33,19 @@ _LABELS = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "latency_ms": "la
            "latency_measured_ms": "measured latency here (ms)",
            "accuracy": "log10 MACs, a size proxy for accuracy: docs/proxies.md (old name: accuracy)",
            "top1": "predicted ImageNet-1K top-1 (%)", "trained_top1": "validation top-1 after training (%)",
-           "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error (%)",
+           "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error",
            "latency_table_ms": "latency from the per-block table (ms)",
            "latency_remeasured_ms": "latency re-measured whole (ms)",
-           "latency_table_error": "table vs re-measured (%)",
+           "latency_table_error": "table vs re-measured",
            "latency_table_all_measured_ms": "table latency, every entry measured (ms)",
-           "latency_table_all_measured_error": "table, every entry measured, vs re-measured (%)"}
+           "latency_table_all_measured_error": "table, every entry measured, vs re-measured"}
 _KNOWN = ("params_m", "macs_g", "latency_ms", "latency_measured_ms", "latency_table_ms", "latency_remeasured_ms",
-          "latency_table_all_measured_ms",
-          "latency_loo_error", "duration_s")
+          "latency_table_all_measured_ms", "duration_s")
 #: Columns that are not an axis of their own: the exact counts beside ``params_m``/``macs_g`` (one name per
 #: quantity), the latency's interval (drawn as error bars on ``latency_ms``), flags and bookkeeping.
 _NOT_METRICS = ("number", "feasible", "latency_predicted", "params", "macs", "latency_low_ms", "latency_high_ms",
                 "latency_extrapolated", "latency_fit_points", "top1_lo", "top1_hi", "top1_std", "top1_extrapolated",
-                "latency_entries_measured", "latency_entries_predicted")
+                "latency_entries_measured", "latency_entries_predicted", "latency_loo_error")
 #: Columns holding fractions, shown as percentages.
 PERCENT_COLUMNS = ("latency_loo_error", "latency_table_error", "latency_table_all_measured_error")
 
@@ -367,7 +366,8 @@ def display_table(study: Study, table: pd.DataFrame) -> pd.DataFrame:
         elif col.endswith("_ms") and pd.api.types.is_numeric_dtype(out[col]):
             out[col] = out[col].round(3)
     keep = ("number", "zoo", "fingerprint", "latency interval (ms)")
-    return out.rename(columns={c: metric_label(c, study) for c in out.columns if c not in keep})
+    return out.rename(columns={c: metric_label(c, study) + (" (%)" if c in PERCENT_COLUMNS else "")
+                               for c in out.columns if c not in keep})
 
 
 def compare_table(study: Study, numbers: Sequence[int], mixes: pd.Series | None = None) -> pd.DataFrame:

@@ -109,6 +109,11 @@ def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: n
             fig.add_vline(x=limit, line_dash="dash", line_color="#444", annotation_text=text, name=f"budget {metric}")
         if metric == y:
             fig.add_hline(y=limit, line_dash="dash", line_color="#444", annotation_text=text, name=f"budget {metric}")
+    from designspace.app.analysis import PERCENT_COLUMNS
+
+    for axis, metric in (("xaxis", x), ("yaxis", y)):  # fractions read as percentages
+        if metric in PERCENT_COLUMNS:
+            fig.update_layout(**{axis: {"tickformat": ".0%"}})
     fig.update_layout(xaxis_title=metric_label(x, study), yaxis_title=metric_label(y, study), height=560,
                       legend={"title": "block mix" if colors is not None else ""},
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})
