@@ -125,8 +125,9 @@ class TrialEvaluator:
 
             # a missing entry is a component, timed by the entries' light protocol (the whole network's protocol
             # is for the front's re-measurement): 3 processes of 0.5 s for one component made a cold table slow
-            context = dataclasses.asdict(self.table_context(arch))
-            tab = table_latency(arch, self.table_context(arch), self.cache, entry_protocol(cfg.protocol),
+            where = self.table_context(arch)
+            context = dataclasses.asdict(where)
+            tab = table_latency(arch, where, self.cache, entry_protocol(cfg.protocol),
                                 self._predictor(arch) if cfg.latency == "table" else None)
             est = LatencyEstimate.from_table(tab, context)
             metrics.update(est.columns())
@@ -160,7 +161,8 @@ class TrialEvaluator:
                 continue
             constraints.append(value - b.limit)
             if value > b.limit:
-                broken.append(f"{b.metric} {value:.4g} > {b.limit:g} (+{(value / b.limit - 1):.1%})")
+                on = f" on {est.device}, {est.source}" if b.metric == "latency_ms" and est is not None else ""
+                broken.append(f"{b.metric} {value:.4g} > {b.limit:g} (+{(value / b.limit - 1):.1%}){on}")
         ds.update(constraints=constraints, broken=broken, feasible=not broken and cheap_ok)
         if not cheap_ok:
             ds["reason"] = "latency not measured: " + "; ".join(broken)
