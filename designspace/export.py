@@ -222,7 +222,7 @@ def _device_latency(arch: Arch, settings: dict[str, Any] | None) -> dict[str, An
     est = LatencyEstimate.from_prediction(pr)
     out = est.to_dict()
     limit = _latency_budget(settings)
-    out["budget"] = budget_verdict(est, limit) if limit is not None else None
+    out["budget"] = budget_verdict(est, limit, "the study's") if limit is not None else None
     return out
 
 
@@ -273,7 +273,7 @@ def _latency_lines(metrics: dict[str, Any]) -> str:
         ctx = est.context
         fit = (f"; the profile's cost model, fitted on {ctx['points']} published latencies, leave-one-out error "
                f"{ctx['loo_mean_error']:.1%} mean" if "points" in ctx else "")
-        verdict = f": {dev['budget']['text']} of the study" if dev.get("budget") else ""
+        verdict = f": {dev['budget']['text']}" if dev.get("budget") else ""
         lines.append(f"- {est.label}: {est.value_ms:.3f} ms "
                      f"(interval {est.interval_text()} ms{fit}){verdict}"
                      + (f"; EXTRAPOLATED: {'; '.join(est.extrapolation)}" if est.extrapolated else ""))
@@ -281,7 +281,7 @@ def _latency_lines(metrics: dict[str, Any]) -> str:
     if lat.get("latency_ms"):
         c = lat["context"]
         interval = (f"interval {lat['lo_ms']:.3f}-{lat['hi_ms']:.3f} ms, " if lat.get("lo_ms") is not None else "")
-        verdict = f": {lat['budget']['text']} of the study" if lat.get("budget") else ""
+        verdict = f": {lat['budget']['text']}" if lat.get("budget") else ""
         lines.append(f"- latency on local, measured: {lat['latency_ms']:.3f} ms re-measured at export ({interval}"
                      f"{c.get('runtime')}, {c.get('threads')} thread(s), batch {c.get('batch')}, {c.get('machine')})"
                      + verdict + (" (this machine, not the device)" if dev else ""))
@@ -431,7 +431,7 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
         limit = _latency_budget(settings)
         if now is not None and limit is not None and metrics["latency_device"] is None:  # the budget is local
             now["budget"] = budget_verdict(LatencyEstimate(now["latency_ms"], "local", "measured", now["lo_ms"],
-                                                           now["hi_ms"]), limit)
+                                                           now["hi_ms"]), limit, "the study's")
         metrics["latency_now"] = now
         if warning:
             report.warnings.append(warning)

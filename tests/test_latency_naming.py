@@ -90,7 +90,7 @@ def test_a_device_study_names_its_device_source_and_interval(device_study: dict[
     assert m["recorded"]["context"] and "" not in m["recorded"]["context"].values()
     readme = s["readme"]
     assert re.search(rf"latency on iphone13, predicted: \d+\.\d{{3}} ms \(interval {INTERVAL} ms", readme)
-    assert re.search(r"(meets|breaks) the 1\.1 ms budget", readme)
+    assert re.search(r"(meets|breaks) the study's 1\.1 ms budget", readme)
     assert re.search(rf"latency on local, measured: \d+\.\d{{3}} ms re-measured at export \(interval {INTERVAL} ms",
                      readme)
 

@@ -213,15 +213,16 @@ def describe_column(device: str, source: str, unit: str = "ms") -> str:
     return f"latency {unit} on {device}, {source}"
 
 
-def budget_verdict(est: LatencyEstimate, limit_ms: float) -> dict[str, Any]:
-    """Whether ``est`` meets a latency budget: ``{"limit_ms", "meets", "interval_within", "text"}``.
+def budget_verdict(est: LatencyEstimate, limit_ms: float, owner: str = "the") -> dict[str, Any]:
+    """Whether ``est`` meets a latency budget: ``{"limit_ms", "meets", "interval_within", "text"}``; ``owner``
+    is said before the budget in ``text`` (``"the study's"``: "meets the study's 1.1 ms budget").
 
     ``meets``: the figure is at most the limit. ``interval_within``: the interval's high end is too (``None``
     without an interval), so that a figure that meets the budget only at its centre says so.
     """
     meets = est.value_ms <= limit_ms
     within = None if est.hi_ms is None else est.hi_ms <= limit_ms
-    text = f"{'meets' if meets else 'breaks'} the {limit_ms:g} ms budget"
+    text = f"{'meets' if meets else 'breaks'} {owner} {limit_ms:g} ms budget"
     if within is not None and meets and not within:
         text += f" (its interval's high end {est.hi_ms:.3f} ms does not)"
     elif within is not None and not meets and est.lo_ms is not None and est.lo_ms <= limit_ms:
