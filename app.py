@@ -16,6 +16,9 @@ from designspace.app import analysis, data, figures
 from designspace.exceptions import DesignspaceError
 
 PAGES = ("Trade-offs", "Compare", "Progress", "Zoo")
+#: Each page's title (the heading and the browser tab).
+TITLES = {"Trade-offs": "Trade-offs", "Compare": "Compare trials", "Progress": "Search progress",
+          "Zoo": "Published models and device profiles"}
 FOLDER, URL = "results folder", "allowed storage"
 
 
@@ -183,7 +186,8 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     m1.metric("trials", len(df))
     m2.metric("feasible under these budgets", int(feasible.sum()))
     m3.metric("on this front", int(front.sum()))
-    m4.metric("device", study.device)
+    device, source = study.latency_kind
+    m4.metric(f"latency: {source}", device)
     if not feasible.any():
         st.warning("No trial is feasible under these budgets: loosen a budget slider in the sidebar.")
     st.plotly_chart(figures.tradeoff_figure(study, x, y, feasible, front, colors, limits, zoo, intervals, published),
@@ -196,9 +200,10 @@ def tradeoffs_page(study: data.Study, limits: dict[str, float]) -> None:
     st.caption("Feasible trials no other feasible trial beats on every objective ("
                + ", ".join(f"{o['name']} {o['direction']}d" for o in study.objectives)
                + "). Click a column header to sort.")
-    cols = ["number", *[o["name"] for o in study.objectives], "params_m", "macs_g", "latency_ms", "zoo", "fingerprint"]
+    cols = ["number", *[o["name"] for o in study.objectives], "params_m", "macs_g", "latency_ms", "latency_low_ms",
+            "latency_high_ms", "zoo", "fingerprint"]
     table = df.loc[obj_front, [c for c in dict.fromkeys(cols) if c in df.columns]]
-    st.dataframe(table, hide_index=True, key="pareto_table")
+    st.dataframe(analysis.display_table(study, table), hide_index=True, key="pareto_table")
     number = trial_ui(study, table["number"].tolist())
     if number is not None:
         trial_details(study, number)
@@ -217,14 +222,18 @@ def trial_details(study: data.Study, number: int) -> None:
     for cell, key in zip(cells, ["params_m", "macs_g", "latency_ms", *[o["name"] for o in study.objectives]],
                          strict=False):
         value = data.finite(row.get(key))
-        cell.metric(analysis.metric_label(key), "-" if value is None else f"{value:.4g}")
+        text = "-" if value is None else f"{value:.3f}" if key == "latency_ms" else f"{value:.4g}"
+        lo, hi = data.finite(row.get("latency_low_ms")), data.finite(row.get("latency_high_ms"))
+        cell.metric(analysis.metric_label(key, study), text,
+                    help=f"interval {lo:.3f}-{hi:.3f} ms" if key == "latency_ms" and lo is not None
+                    and hi is not None else None)
     try:
         arch_yaml = data.arch_yaml_bytes(study, row)
     except DesignspaceError as err:
         st.info(str(err))
         return
     stages, blocks, dot = arch_tables(arch_yaml)
-    t1, t2, t3, t4, t5 = st.tabs(["Stages", "Blocks", "Diagram", "Measurement context", "Downloads"])
+    t1, t2, t3, t4, t5 = st.tabs(["Stages", "Blocks", "Diagram", "Latency context", "Downloads"])
     with t1:
         st.table(stages.set_index("part"))
     with t2:
@@ -285,12 +294,13 @@ def progress_page(study: data.Study, limits: dict[str, float]) -> None:
         value = s.get(key)
         cell.metric(label, f"{value:.4g}" if isinstance(value, float) else str(value if value is not None else "-"))
     if s.get("broken_budgets"):
-        st.caption("Budgets broken: " + ", ".join(f"{k} by {v} trials" for k, v in s["broken_budgets"].items()))
+        st.caption("Budgets broken: " + ", ".join(f"{analysis.metric_label(k, study)} by {v} trials"
+                                                  for k, v in s["broken_budgets"].items()))
     hist = history(study, study_key(study), limits)
     if hist.empty:
         st.info("No trials yet.")
         return
-    st.plotly_chart(figures.history_figure(hist, study.objectives), key="history")
+    st.plotly_chart(figures.history_figure(hist, study.objectives, study), key="history")
     curves = figures.learning_curves(study)  # --objective trained: validation top-1 per epoch
     if not curves.empty:
         st.subheader("Learning curves")
@@ -305,15 +315,16 @@ def zoo_page(root: str) -> None:
                "device); diff % = ours / paper - 1.")
     st.dataframe(zoo_table(), hide_index=True, key="zoo_table")
     st.subheader("Device profiles")
-    st.caption("Latency predictions carry the profile fit's leave-one-out error (loo_mean / loo_max, fractions).")
+    st.caption("Latency predictions carry the profile fit's leave-one-out error (mean and max, in %).")
     st.dataframe(device_table(root), hide_index=True, key="device_table")
 
 
 # ----------------------------------------------------------------------------------------------- main
 def main() -> None:
-    st.set_page_config(page_title="designspace", layout="wide")
-    st.title("designspace: trade-offs")
+    page = str(st.session_state.get("page", PAGES[0]))  # the radio's value from the last run: the tab's title
+    st.set_page_config(page_title=f"designspace: {TITLES.get(page, page)}", layout="wide")
     page = page_ui()
+    st.title(f"designspace: {TITLES.get(page, page)}")
     root = str(data.default_results_dir())
     try:
         if page == "Zoo":

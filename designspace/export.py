@@ -6,7 +6,10 @@
 * ``model.onnx``: the network in eval mode at batch 1 (input ``"input"``, output ``"logits"``), checked against
   PyTorch with ONNX Runtime;
 * ``metrics.json``: parameters, MACs, latency with its context and the accuracy estimate as the search
-  recorded them, beside what the export re-counted and re-measured, and the predicted ImageNet-1K top-1 with
+  recorded them (``recorded``; its latency as a :class:`LatencyEstimate`, ``recorded.latency``), beside what the
+  export re-counted and re-measured (``latency_now``: device ``local``, source ``measured``, with its interval),
+  for a study on a device that device's latency predicted now with its interval and whether it meets the study's
+  latency budget (``latency_device``, with ``budget``), and the predicted ImageNet-1K top-1 with
   its 95% interval (``top1_predicted``: ``top1_mean``, ``top1_std``, ``top1_lo``, ``top1_hi`` in %,
   ``extrapolated``, ``reason``);
 * ``recipe.yaml``: the training recipe of the paper family the Arch most resembles (:mod:`designspace.recipes`);
@@ -32,15 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from designspace.arch import Arch
+from designspace.evaluate.latency_estimate import MIN_NOISE as _MIN_NOISE
+from designspace.evaluate.latency_estimate import LatencyEstimate, budget_verdict
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["ExportError", "ExportReport", "export", "resolve_source"]
 
 log = logging.getLogger("designspace")
 
-#: The smallest relative latency difference called real: the minimum-of-runs estimator's spread between
-#: independent 3 s measurements on the shared development host was 4.0-4.8% (docs/latency.md).
-MIN_NOISE = 0.05
+#: The smallest relative latency difference called real (:data:`designspace.evaluate.latency_estimate.MIN_NOISE`).
+MIN_NOISE = _MIN_NOISE
 FILES = ("arch.yaml", "model.onnx", "metrics.json", "recipe.yaml", "README.md")
 
 
@@ -173,9 +177,11 @@ def _remeasure(arch: Arch, row: dict[str, str] | None, settings: dict[str, Any] 
         lat = measure_latency(arch, context, cache=None)  # no cache: the point is a fresh measurement
     except MeasurementError as err:
         return None, f"latency not re-measured: {err}"
-    now: dict[str, Any] = {"latency_ms": lat.ms, "spread": lat.spread, "flags": list(lat.flags),
+    est = LatencyEstimate.from_measurement(lat)
+    now: dict[str, Any] = {"latency_ms": lat.ms, "device": est.device, "source": est.source, "lo_ms": est.lo_ms,
+                           "hi_ms": est.hi_ms, "spread": lat.spread, "flags": list(lat.flags),
                            "context": dataclasses.asdict(lat.context)}
-    recorded = _float(row, "latency_measured_ms") if row is not None else None
+    recorded = _recorded_local_ms(row, settings)
     if recorded is None:
         return now, None
     noise = max(lat.spread, MIN_NOISE)
@@ -190,6 +196,44 @@ def _remeasure(arch: Arch, row: dict[str, str] | None, settings: dict[str, Any] 
     return now, None
 
 
+def _recorded_local_ms(row: dict[str, str] | None, settings: dict[str, Any] | None) -> float | None:
+    """The trial's own local measurement (ms) to compare a re-measurement with: its latency where the study
+    measured it, a table study's front re-measured whole, an older study's ``latency_measured_ms``; else None."""
+    if row is None:
+        return None
+    est = LatencyEstimate.from_columns(row, (settings or {}).get("device") or None)
+    if est is not None and est.source == "measured" and est.device == "local":
+        return est.value_ms
+    return _float(row, "latency_remeasured_ms") or _float(row, "latency_measured_ms")
+
+
+def _device_latency(arch: Arch, settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The study's device's latency of ``arch``, predicted now by its profile (milliseconds, from the Arch alone),
+    with its interval and whether it meets the study's latency budget; None for a local study or a plain Arch."""
+    from designspace.evaluate.devices import load_device
+
+    device = (settings or {}).get("device")
+    if not device or device == "local":
+        return None
+    try:
+        pr = load_device(str(device)).predict(arch)
+    except DesignspaceError as err:  # a study's profile removed since: say so, export the rest
+        return {"device": device, "source": "predicted", "error": str(err)}
+    est = LatencyEstimate.from_prediction(pr)
+    out = est.to_dict()
+    limit = _latency_budget(settings)
+    out["budget"] = budget_verdict(est, limit, "the study's") if limit is not None else None
+    return out
+
+
+def _latency_budget(settings: dict[str, Any] | None) -> float | None:
+    """The study's latency budget in ms (on its device), or None."""
+    for b in (settings or {}).get("budgets", []):
+        if b.get("metric") == "latency_ms":
+            return float(b["limit"])
+    return None
+
+
 def _recorded(row: dict[str, str] | None, settings: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -202,7 +246,11 @@ def _recorded(row: dict[str, str] | None, settings: dict[str, Any] | None) -> di
         out["objectives"] = {o["name"]: _float(row, o["name"]) for o in settings.get("objectives", [])}
         out["budgets"] = settings.get("budgets", [])
         out["space"] = settings.get("space")
-    out["context"] = {k[4:]: v for k, v in row.items() if k.startswith("ctx_")}
+    est = LatencyEstimate.from_columns(row, (settings or {}).get("device") or None)
+    out["latency"] = est.to_dict() if est is not None else None  # the trial's figure, its device and source
+    # where the figure was obtained: the local measurement context, or (a prediction) the device and its fit
+    out["context"] = {k[4:]: v for k, v in row.items() if k.startswith("ctx_") and v not in (None, "")} or (
+        {"device": est.device, "source": est.source, **est.context} if est is not None else {})
     return out
 
 
@@ -213,12 +261,36 @@ def _top1_line(p: dict[str, Any]) -> str:
     return line + (f"; extrapolated: {p['reason']}" if p["extrapolated"] else "")
 
 
+def _latency_lines(metrics: dict[str, Any]) -> str:
+    """README lines for the latencies: the study's device's prediction with its interval and budget verdict,
+    then the local re-measurement, each naming its device and source."""
+    lines = []
+    dev = metrics.get("latency_device")
+    if dev and dev.get("error"):
+        lines.append(f"- latency on {dev['device']}, predicted: not available ({dev['error']})")
+    elif dev:
+        est = LatencyEstimate.from_dict(dev)
+        ctx = est.context
+        fit = (f"; the profile's cost model, fitted on {ctx['points']} published latencies, leave-one-out error "
+               f"{ctx['loo_mean_error']:.1%} mean" if "points" in ctx else "")
+        verdict = f": {dev['budget']['text']}" if dev.get("budget") else ""
+        lines.append(f"- {est.label}: {est.value_ms:.3f} ms "
+                     f"(interval {est.interval_text()} ms{fit}){verdict}"
+                     + (f"; EXTRAPOLATED: {'; '.join(est.extrapolation)}" if est.extrapolated else ""))
+    lat = metrics.get("latency_now") or {}
+    if lat.get("latency_ms"):
+        c = lat["context"]
+        interval = (f"interval {lat['lo_ms']:.3f}-{lat['hi_ms']:.3f} ms, " if lat.get("lo_ms") is not None else "")
+        verdict = f": {lat['budget']['text']}" if lat.get("budget") else ""
+        lines.append(f"- latency on local, measured: {lat['latency_ms']:.3f} ms re-measured at export ({interval}"
+                     f"{c.get('runtime')}, {c.get('threads')} thread(s), batch {c.get('batch')}, {c.get('machine')})"
+                     + verdict + (" (this machine, not the device)" if dev else ""))
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _readme(arch: Arch, metrics: dict[str, Any], recipe_name: str) -> str:
     name = arch.name or arch.fingerprint
-    lat = metrics.get("latency_now") or {}
-    lat_line = f"- latency {lat['latency_ms']:.3f} ms re-measured at export ({lat['context'].get('runtime')}, " \
-               f"{lat['context'].get('threads')} thread(s), batch {lat['context'].get('batch')}, " \
-               f"{lat['context'].get('machine')})\n" if lat.get("latency_ms") else ""
+    lat_line = _latency_lines(metrics)
     from designspace.timm_compat import timm_model_name
 
     timm_key = name if any(c.isalnum() for c in name) else arch.fingerprint
@@ -355,8 +427,13 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
         metrics["coreml"] = {"file": "model.mlpackage", "precision": "fp16", "target": "iOS16",
                              "ops": dict(sorted(op_inventory(mlmodel).items())),
                              "note": "runs on macOS/iOS only (Xcode's performance report gives device latency)"}
+    metrics["latency_device"] = _device_latency(arch, settings)
     if latency:
         now, warning = _remeasure(arch, row, settings)
+        limit = _latency_budget(settings)
+        if now is not None and limit is not None and metrics["latency_device"] is None:  # the budget is local
+            now["budget"] = budget_verdict(LatencyEstimate(now["latency_ms"], "local", "measured", now["lo_ms"],
+                                                           now["hi_ms"]), limit, "the study's")
         metrics["latency_now"] = now
         if warning:
             report.warnings.append(warning)

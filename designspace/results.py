@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from designspace._yaml import MAX_JSON_BYTES, load_json, read_document
+from designspace.evaluate.latency_estimate import LatencyEstimate
 from designspace.exceptions import DesignspaceError
 from designspace.pareto import hypervolume, pareto_mask, reference_point
 from designspace.safe_files import atomic_write, refuse_links
@@ -62,6 +63,10 @@ def study_rows(trials: Sequence[Any], settings: dict[str, Any]) -> list[dict[str
         for key in _CONTEXT:
             row[f"ctx_{key}"] = ds.get("context", {}).get(key)
         row["device"] = settings.get("device") or "local"
+        if row.get("latency_ms") is not None and "latency_device" not in row:  # recorded before LatencyEstimate
+            est = LatencyEstimate.from_columns(row, row["device"])
+            if est is not None:
+                row.update(est.columns())
         row["repairs"] = "; ".join(ds.get("repairs", []))
         row["reason"] = ds.get("reason", "")
         if t.state.name == "FAIL" and not ds.get("counted"):  # not the evaluation's failure: the run stopped
@@ -139,7 +144,8 @@ def summarize(rows: list[dict[str, Any]], settings: dict[str, Any], best: int = 
 
 def _brief(row: dict[str, Any], objectives: Sequence[dict[str, Any]]) -> dict[str, Any]:
     keys = ["number", *[o["name"] for o in objectives], "params", "macs", "params_m", "macs_g", "latency_ms",
-            "latency_low_ms", "latency_high_ms", "latency_extrapolated", "zoo", "fingerprint", "arch"]
+            "latency_low_ms", "latency_high_ms", "latency_device", "latency_source", "latency_extrapolated", "zoo",
+            "fingerprint", "arch"]
     return {k: row.get(k) for k in keys}
 
 
@@ -150,10 +156,10 @@ def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
 
     ``remeasured``: trial number (as text) -> the whole network's latency in milliseconds, for a ``--latency
     table`` study whose front was re-measured; written as ``latency_remeasured_ms`` and the table's error
-    ``latency_table_error`` (table / re-measured - 1). ``table_all_measured``: trial number -> the same trial's
-    table latency once the entries it predicted were measured and every entry had its second pass (the
-    search's term), milliseconds; written as
-    ``latency_table_all_measured_ms`` and ``latency_table_all_measured_error`` (that / re-measured - 1).
+    ``latency_table_error`` (the trial's table latency ``latency_ms`` / re-measured - 1). ``table_all_measured``:
+    trial number -> the same trial's table latency once the entries it predicted were measured and every entry
+    had its second pass (the search's term), milliseconds; written as ``latency_table_all_measured_ms`` and
+    ``latency_table_all_measured_error`` (that / re-measured - 1).
     """
     refuse_links(folder, folder.parent)
     rows = study_rows(trials, settings)
@@ -161,7 +167,9 @@ def write_results(trials: Sequence[Any], settings: dict[str, Any], folder: Path,
         ms = (remeasured or {}).get(str(row["number"]))
         if isinstance(ms, (int, float)) and ms > 0:
             row["latency_remeasured_ms"] = ms
-            table = row.get("latency_table_ms")
+            # the trial's table figure: its one latency column (studies before the estimate also wrote it twice)
+            table = row.get("latency_table_ms", row.get("latency_ms") if row.get("latency_source") == "table"
+                            else None)
             if isinstance(table, (int, float)):
                 row["latency_table_error"] = table / ms - 1.0
             final = (table_all_measured or {}).get(str(row["number"]))

@@ -370,3 +370,53 @@ def test_a_table_trials_context_says_how_many_entries_were_predicted() -> None:
     got = dict(zip(*analysis.context_table(None, row).to_dict("list").values(), strict=True))  # type: ignore[arg-type]
     assert got["table entries predicted for it (not measured)"] == "3"
     assert got["table entries measured for it"] == "1"
+
+
+def test_a_predicted_trials_context_is_true() -> None:
+    """A trial predicted on a device: its context names the device, the source and the interval, the profile's
+    fit with the leave-one-out error as a percentage; not "not measured"."""
+    row = {"latency_ms": 0.875, "latency_low_ms": 0.759, "latency_high_ms": 1.012, "latency_device": "iphone13",
+           "latency_source": "predicted", "latency_extrapolated": False, "latency_loo_error": 0.0514552546,
+           "latency_fit_points": 35.0, "ctx_runtime": float("nan"), "device": "iphone13"}
+    got = dict(zip(*analysis.context_table(None, row).to_dict("list").values(), strict=True))  # type: ignore[arg-type]
+    assert got["latency"] == "0.875 ms on iphone13, predicted (interval 0.759-1.012 ms)"
+    assert got["device (latency refers to)"] == "iphone13" and got["source"].startswith("predicted by the device")
+    assert got["profile leave-one-out error (mean)"] == "5.1%"
+    assert got["profile fitted on (published latencies)"] == "35"
+    assert "runtime" not in got and "not measured" not in " ".join(got.values())
+    old = {"latency_ms": 1.6, "latency_low_ms": 1.39, "latency_high_ms": 1.85, "latency_source": "predicted: iphone13",
+           "latency_predicted": 1.0, "device": "iphone13"}  # a row written before LatencyEstimate
+    got = dict(zip(*analysis.context_table(None, old).to_dict("list").values(), strict=True))  # type: ignore[arg-type]
+    assert got["latency"] == "1.600 ms on iphone13, predicted (interval 1.390-1.850 ms)"
+
+
+def test_one_name_per_axis_quantity(app_results: Path) -> None:
+    for name in ("tiny", "mob"):
+        study = data.load_study(app_results, name)
+        metrics = analysis.axis_metrics(study)
+        assert not {"params", "macs", "latency_low_ms", "latency_high_ms", "top1_lo"} & set(metrics)
+        labels = [analysis.metric_label(m, study) for m in metrics]
+        assert len(labels) == len(set(labels)), labels
+    tiny = data.load_study(app_results, "tiny")
+    assert analysis.metric_label("latency_ms", tiny) == "latency (ms) on local, measured"
+    assert "a size proxy for accuracy: docs/proxies.md" in analysis.metric_label("log10_macs", tiny)
+    devices = analysis.device_table(app_results)
+    assert "leave-one-out error, mean (%)" in devices.columns
+    assert (devices["leave-one-out error, mean (%)"] > 1).all()  # percentages (every profile is off by > 1%)
+
+
+def test_latency_axis_error_bars_budget_line_and_every_infeasible_trial(app_results: Path) -> None:
+    study = data.load_study(app_results, "tiny")
+    limits = {**analysis.budget_limits(study), "latency_ms": 1.0}
+    feas = analysis.feasible_under(study, limits)
+    front = analysis.study_front(study, limits, ["latency_ms", "log10_macs"])
+    fig = figures.tradeoff_figure(study, "latency_ms", "log10_macs", feas, front, None, limits)
+    traces = {t.name: t for t in fig.data}
+    bars = traces["latency interval (local, measured)"]
+    assert bars.error_x.array is not None and len(bars.error_x.array) == int(study.trials["latency_ms"].notna().sum())
+    assert [s.name for s in fig.layout.shapes] == ["budget latency_ms"]
+    # every completed infeasible trial is drawn: with its latency, or at the edge where a cheaper budget broke first
+    df = study.trials
+    infeasible = int(((df["state"] == "COMPLETE") & ~feas).sum())
+    drawn = sum(len(t.x) for name, t in traces.items() if str(name).startswith("infeasible"))
+    assert drawn == infeasible

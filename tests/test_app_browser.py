@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -47,15 +48,16 @@ def _extend(root: Path, argv: list[str]) -> None:
 @pytest.fixture(scope="module")
 def served(app_results: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The app served by ``streamlit run app.py`` on a free port, over a copy of the ``mob`` and ``tiny``
-    studies; yields its URL and results directory."""
+    studies and ``dev``, a study predicted on the iPhone 13 under a 1.1 ms budget (seconds: nothing is measured);
+    yields its URL and results directory."""
     pytest.importorskip("streamlit")
     root = tmp_path_factory.mktemp("served") / "results"
     for name in ("mob", "tiny"):
         shutil.copytree(app_results / name, root / name)
-    if os.environ.get("DESIGNSPACE_SCREENSHOTS"):  # screenshots for docs/: a study with more to look at
-        _extend(root, ["search", "tiny", "--trials", "40", "--seed", "0", "--no-progress"])
-        _extend(root, ["search", "mobile", "--budget", "5M", "--budget", "0.6G", "--objective", "log10_macs",
-                       "--objective", "params", "--trials", "150", "--study", "mob", "--seed", "1", "--no-progress"])
+    # the screenshots for docs/ show more of it (seconds either way)
+    trials = "300" if os.environ.get("DESIGNSPACE_SCREENSHOTS") else "60"
+    _extend(root, ["search", "mobile", "--device", "iphone13", "--budget", "1.1ms", "--trials", trials, "--study",
+                   "dev", "--seed", "1", "--no-progress"])
     with _serve(root, tmp_path_factory.mktemp("served_log")) as url:
         yield url, root
 
@@ -193,7 +195,59 @@ def _shot(driver: object, folder: Path, name: str) -> Path:
     return path
 
 
+def _chart(driver: object) -> dict[str, object]:
+    """The trade-off chart as plotly holds it in the page: its traces (name, error bars), shapes and axis titles."""
+    script = """
+        const el = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
+        if (!el || !el._fullData) { return null; }
+        const size = (a) => a ? (a.length !== undefined ? a.length : (a.bdata ? a.bdata.length : 0)) : 0;
+        const bars = (e) => !!(e && e.visible !== false && size(e.array) > 0);
+        // plotly's own view of the traces (_fullData): the data as drawn, typed arrays decoded
+        return {traces: el._fullData.map(t => ({name: t.name, error_x: bars(t.error_x), error_y: bars(t.error_y),
+                                                n: size(t.x)})),
+                shapes: (el.layout.shapes || []).map(s => s.name || ''),
+                x: ((el.layout.xaxis || {}).title || {}).text || '',
+                y: ((el.layout.yaxis || {}).title || {}).text || ''};
+    """
+    deadline = time.monotonic() + 30
+    while True:
+        got = _stale_safe(lambda: driver.execute_script(script))  # type: ignore[attr-defined]
+        if got or time.monotonic() > deadline:
+            assert got, "the trade-off chart is not drawn"
+            return dict(got)
+        time.sleep(0.3)
+
+
+def _title(driver: object, page: str, expected: str) -> None:
+    """The page's heading and the browser tab's title are the page's own."""
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + 30
+    while True:
+        heads = _stale_safe(lambda: [e.text for e in driver.find_elements(By.TAG_NAME, "h1")])  # type: ignore
+        if f"designspace: {expected}" in heads and driver.title == f"designspace: {expected}":  # type: ignore
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"page {page}: headings {heads}, tab title {driver.title!r}")  # type: ignore
+        time.sleep(0.3)
+
+
+def _open_tab(driver: object, tab: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    def click() -> None:
+        tabs = [t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]')  # type: ignore[attr-defined]
+                if t.text.strip() == tab]
+        assert tabs, f"no tab {tab!r}"
+        tabs[0].click()
+
+    _stale_safe(click)
+    time.sleep(1.0)
+
+
 def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object, tmp_path: Path) -> None:
+    """A predicted-latency study: error bars on the latency axis, the budget line, infeasible trials drawn, a
+    true latency-context tab, a title per page; then the measured study's axis. Its screenshots are docs/'s."""
     from selenium.webdriver.common.by import By
 
     from designspace.results import read_results
@@ -201,48 +255,58 @@ def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object
     url, root = served
     driver = browser
     driver.get(url)  # type: ignore[attr-defined]
-    _wait(driver, "designspace: trade-offs", "Study", "Pareto front")
-    _select(driver, "Study", "tiny")
-    _wait(driver, "latency (ms) on local", "Trial ")
-    def legend() -> str:
-        charts = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')  # type: ignore
-        assert charts, "the trade-off chart is not drawn"
-        return str(charts[0].text)
-
-    assert "Pareto front" in _stale_safe(legend)  # the chart's legend
+    _wait(driver, "Study", "Pareto front")
+    _title(driver, "Trade-offs", "Trade-offs")
+    _select(driver, "Study", "dev")
+    _wait(driver, "latency (ms) on iphone13, predicted", "Trial ")
+    chart = _chart(driver)
+    assert "latency (ms) on iphone13, predicted" in str(chart["x"])
+    assert "size proxy for accuracy" in str(chart["y"])  # the default estimate says what it is
+    traces = {str(t["name"]): t for t in chart["traces"]}  # type: ignore[attr-defined]
+    bars = traces.get("latency interval (iphone13, predicted)")
+    assert bars is not None and bars["error_x"], f"no error bars on the latency axis: {list(traces)}"
+    assert "budget latency_ms" in chart["shapes"]  # type: ignore[operator]
+    assert "Pareto front" in traces and "infeasible" in traces and traces["infeasible"]["n"]
     shots = [_shot(driver, tmp_path, "tradeoffs")]
-    number = read_results(root / "tiny").pareto()[-1]["number"]  # open the last trial of the front
+    number = read_results(root / "dev").pareto()[-1]["number"]  # open the last trial of the front
     _select(driver, "Open a trial", f"trial {number}")
-    body = _wait(driver, f"Trial {number}", "Stages", "Measurement context", "stage 1")
-    assert "params_m" in body and "width" in body and "downsample" in body  # the per-stage table
+    body = _wait(driver, f"Trial {number}", "Stages", "Latency context", "stage 1")
+    assert "parameters (M)" in body and "width" in body and "downsample" in body  # the per-stage table
+
     def scroll() -> None:
         trial = driver.find_elements(By.XPATH, f"//*[text()='Trial {number}']")  # type: ignore[attr-defined]
         driver.execute_script("arguments[0].scrollIntoView();", trial[0])  # type: ignore[attr-defined]
 
+    _open_tab(driver, "Latency context")
+    body = _wait(driver, "predicted by the device profile's cost model", "interval (ms)", "ms on iphone13, predicted")
+    assert "not measured or predicted" not in body and "profile leave-one-out error (mean)" in body
+    assert re.search(r"profile leave-one-out error \(mean\)\s+\d+\.\d%", body)  # a percentage, not a fraction
     _stale_safe(scroll)
     time.sleep(0.5)
     shots.append(_shot(driver, tmp_path, "trial"))
     for tab in ("Diagram", "Blocks"):
-        def open_tab(tab: str = tab) -> None:
-            tabs = [t for t in driver.find_elements(By.CSS_SELECTOR, '[role="tab"]')  # type: ignore[attr-defined]
-                    if t.text.strip() == tab]
-            assert tabs, f"no tab {tab!r}"
-            tabs[0].click()
-
-        _stale_safe(open_tab)
-        time.sleep(1.0)
+        _open_tab(driver, tab)
     assert driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')  # type: ignore[attr-defined]
     _page(driver, "Compare")
     _wait(driver, "Trials to compare", "Per part", "stage 1")
+    _title(driver, "Compare", "Compare trials")
     shots.append(_shot(driver, tmp_path, "compare"))
     _page(driver, "Progress")
-    _wait(driver, "hypervolume of the feasible front")
+    _wait(driver, "hypervolume of the feasible front", "size proxy for accuracy")
+    _title(driver, "Progress", "Search progress")
     shots.append(_shot(driver, tmp_path, "progress"))
     _page(driver, "Zoo")
-    _wait(driver, "Published models", "Device profiles")
+    _wait(driver, "Published models", "Device profiles", "leave-one-out error (mean and max, in %)")
+    _title(driver, "Zoo", "Published models and device profiles")
     shots.append(_shot(driver, tmp_path, "zoo"))
     assert "Traceback" not in _body(driver)
     assert all(p.stat().st_size > 10_000 for p in shots)
+    # a study measured here names its device and source the same way
+    _page(driver, "Trade-offs")
+    _wait(driver, "Study", "Pareto front")
+    _select(driver, "Study", "tiny")
+    _wait(driver, "latency (ms) on local, measured", "Trial ")
+    assert "latency interval (local, measured)" in [t["name"] for t in _chart(driver)["traces"]]  # type: ignore
 
 
 def test_browser_storages_are_the_operators_and_read_only(served: tuple[str, Path], browser: object,

@@ -102,3 +102,25 @@ def test_export_writes_mlpackage(tmp_path: Path) -> None:
         (tmp_path / "out2").mkdir()
         (tmp_path / "out2" / "model.mlpackage").mkdir()
         export(arch_file, tmp_path / "out2", latency=False, onnx=False, coreml=True)
+
+
+def test_export_coreml_says_one_line_about_coremltools(tmp_path: Path) -> None:
+    """A fresh process (coremltools not yet imported, as in a clean venv): the library's import notes and
+    progress bars are gone, designspace's one line says what coremltools supports and that running needs a Mac."""
+    import os
+    import subprocess
+    import sys
+
+    arch_file = tmp_path / "tiny.yaml"
+    arch_file.write_text(TINY)
+    done = subprocess.run([sys.executable, "-m", "designspace", "export", str(arch_file), "--out",
+                           str(tmp_path / "out"), "--coreml", "--no-latency", "--no-onnx"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "DESIGNSPACE_RESULTS": str(tmp_path / "r")})
+    assert done.returncode == 0, done.stderr
+    text = (done.stdout + done.stderr).replace("\r", "\n").replace(str(tmp_path), "TMP")  # its name says coreml
+    about = [line for line in text.splitlines() if any(w in line.lower() for w in (
+        "coreml", "core ml", "mlmodel", "mil ", "proxy", "has not been tested"))]
+    about = [line for line in about if "model.mlpackage" not in line or "coremltools" in line.lower()]
+    assert len(about) == 1, about
+    assert "coremltools" in about[0] and "macOS" in about[0]
+    assert (tmp_path / "out" / "model.mlpackage" / "Manifest.json").is_file()

@@ -188,13 +188,34 @@ def test_eval_cli_with_device(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     _fake_latency(monkeypatch)
     assert main(["eval", "iformer_m", "--device", "iphone13"]) == 0
     out = capsys.readouterr().out
-    assert "iphone13" in out and "PREDICTED" in out and "leave-one-out error" in out
+    lines = out.splitlines()
+    predicted = next(i for i, line in enumerate(lines) if line.startswith("latency on iphone13, predicted: "))
+    measured = next(i for i, line in enumerate(lines) if line.startswith("latency on local, measured: "))
+    assert predicted < measured and "interval" in lines[predicted] and "leave-one-out error" in lines[predicted]
+    # iFormer-M is a published point of the iPhone 13 (1.10 ms, iFormer's Table 3) and its profile's fit
+    assert "latency on iphone13, published: 1.100 ms" in out and "in the fit" in out
     assert main(["eval", "iformer_m", "--device", "iphone13", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["prediction"]["label"] == "predicted" and data["prediction"]["points"] >= 30
     assert data["latency_ms"] == data["prediction"]["ms"]
     assert data["latency_low_ms"] < data["latency_ms"] < data["latency_high_ms"]
     assert data["latency_extrapolated"] is False
+
+
+def test_eval_no_measure_gives_the_device_figure_alone(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Latency:
+        raise AssertionError("--no-measure measured")
+
+    monkeypatch.setattr(evaluation_mod, "measure_latency", refuse)
+    assert main(["eval", "iformer_m", "--device", "iphone13", "--no-measure"]) == 0
+    out = capsys.readouterr().out
+    assert "latency on iphone13, predicted: " in out and "latency on local" not in out
+    assert main(["eval", "iformer_m", "--device", "iphone13", "--no-measure", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["estimate"]["device"] == "iphone13" and data["estimate"]["source"] == "predicted"
+    assert data["measured"] is None and data["published"]["in_fit"] is True
+    assert main(["eval", "iformer_m", "--no-measure"]) == 2  # nothing to give without a device
 
 
 def test_eval_cli_measures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

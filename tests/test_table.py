@@ -341,11 +341,12 @@ def _tiny_table_search(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
 
 def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
     _, rows = _tiny_table_search(tmp_path)
-    assert len(rows) == 3 and all(float(r["latency_table_ms"]) > 0 for r in rows)
+    assert len(rows) == 3 and all(float(r["latency_ms"]) > 0 for r in rows)
+    assert {(r["latency_source"], r["latency_device"]) for r in rows} == {("table", "local")}
     front = [r for r in rows if r.get("latency_remeasured_ms")]
     assert front  # the front measured whole, both figures side by side with their difference
     for r in front:
-        table, whole = float(r["latency_table_ms"]), float(r["latency_remeasured_ms"])
+        table, whole = float(r["latency_ms"]), float(r["latency_remeasured_ms"])
         assert float(r["latency_table_error"]) == pytest.approx(table / whole - 1, rel=1e-3, abs=1e-4)
         # every entry was measured in the trials (one pass) and no term existed: with the front's second pass
         # of its entries, each keeping its smaller ratio, the figure with every entry measured is at most theirs
@@ -386,7 +387,7 @@ def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Pat
         final = float(r["latency_table_all_measured_ms"])
         # no term existed while the search ran (its front's points came after): the sum of the measured entries
         assert final == pytest.approx(table_latency(arch, ctx, cache).entries_ms, rel=1e-6)
-        assert final != pytest.approx(float(r["latency_table_ms"]))  # not the predictions' figure
+        assert final != pytest.approx(float(r["latency_ms"]))  # not the predictions' figure
         whole = float(r["latency_remeasured_ms"])
         assert float(r["latency_table_all_measured_error"]) == pytest.approx(final / whole - 1, rel=1e-3, abs=1e-4)
 

@@ -26,35 +26,44 @@ from designspace.exceptions import DesignspaceError
 from designspace.pareto import hypervolume, pareto_mask, reference_point
 
 __all__ = ["axis_metrics", "block_mix_labels", "block_table", "budget_limits", "compare_table", "context_table",
-           "default_axes", "device_table", "direction", "feasible_under", "history", "metric_label",
+           "default_axes", "device_table", "direction", "display_table", "feasible_under", "history", "metric_label",
            "slider_range", "stage_table", "study_front", "zoo_reference_points", "zoo_table"]
 
 _LABELS = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "latency_ms": "latency (ms)",
-           "latency_measured_ms": "measured latency here (ms)", "accuracy": "log10 of the MACs (old name: accuracy)",
+           "latency_measured_ms": "measured latency here (ms)",
+           "accuracy": "log10 MACs, a size proxy for accuracy: docs/proxies.md (old name: accuracy)",
            "top1": "predicted ImageNet-1K top-1 (%)", "trained_top1": "validation top-1 after training (%)",
            "duration_s": "trial duration (s)", "latency_loo_error": "device fit leave-one-out error",
            "latency_table_ms": "latency from the per-block table (ms)",
            "latency_remeasured_ms": "latency re-measured whole (ms)",
-           "latency_table_error": "table / re-measured - 1",
+           "latency_table_error": "table vs re-measured",
            "latency_table_all_measured_ms": "table latency, every entry measured (ms)",
-           "latency_table_all_measured_error": "table, every entry measured / re-measured - 1"}
+           "latency_table_all_measured_error": "table, every entry measured, vs re-measured"}
 _KNOWN = ("params_m", "macs_g", "latency_ms", "latency_measured_ms", "latency_table_ms", "latency_remeasured_ms",
-          "latency_table_all_measured_ms",
-          "latency_loo_error", "duration_s")
-_NOT_METRICS = ("number", "feasible", "latency_predicted")
+          "latency_table_all_measured_ms", "duration_s")
+#: Columns that are not an axis of their own: the exact counts beside ``params_m``/``macs_g`` (one name per
+#: quantity), the latency's interval (drawn as error bars on ``latency_ms``), flags and bookkeeping.
+_NOT_METRICS = ("number", "feasible", "latency_predicted", "params", "macs", "latency_low_ms", "latency_high_ms",
+                "latency_extrapolated", "latency_fit_points", "top1_lo", "top1_hi", "top1_std", "top1_extrapolated",
+                "latency_entries_measured", "latency_entries_predicted", "latency_loo_error")
+#: Columns holding fractions, shown as percentages.
+PERCENT_COLUMNS = ("latency_loo_error", "latency_table_error", "latency_table_all_measured_error")
 
 
 def metric_label(metric: str, study: Study | None = None) -> str:
-    """An axis label with the unit (``"latency (ms) on iphone13"``, ``"parameters (M)"``)."""
+    """An axis label with the unit, and for the latency its device and source (``"latency (ms) on iphone13,
+    predicted"``, ``"parameters (M)"``, ``"log10 MACs, a size proxy for accuracy: docs/proxies.md (higher is
+    better)"``)."""
     from designspace.evaluate.estimate import ESTIMATES, description
 
     label = _LABELS.get(metric) or (description(metric) if metric in ESTIMATES else metric)
     if study is not None and metric in ("latency_ms",):
-        label += f" on {study.device}"
+        device, source = study.latency_kind
+        label += f" on {device}, {source}"
     if study is not None:
         for o in study.objectives:
             if o["name"] == metric and o.get("kind") == "estimate" and o.get("arg") and metric not in _LABELS:
-                label = f"{description(str(o['arg']))}, higher is better"
+                label = f"{description(str(o['arg']))} (higher is better)"
     return label
 
 
@@ -289,14 +298,32 @@ def block_table(arch: Any) -> pd.DataFrame:
                          for c in count(arch).components])
 
 
-def context_table(study: Study, row: pd.Series | dict[str, Any]) -> pd.DataFrame:
-    """The measurement context of a trial: ``field``, ``value`` rows (device, runtime and version, machine,
-    threads, batch, precision, resolution, layout, implementation, the measured and predicted latency, flags).
+def context_table(study: Study | None, row: pd.Series | dict[str, Any]) -> pd.DataFrame:
+    """The latency of a trial and where it comes from: ``field``, ``value`` rows. First the figure as one phrase
+    (``0.875 ms on iphone13, predicted (interval 0.759-1.012 ms)``), its device, source and interval; then for a
+    prediction the profile's fit (points, leave-one-out error as a percentage, extrapolation), for a measurement or
+    a table figure the local context (runtime and version, machine, threads, batch, precision, resolution, layout,
+    implementation), flags and the table's entries. Studies written before :class:`LatencyEstimate` read too.
     """
-    fields = [("device", "device (latency refers to)"), ("latency_ms", "latency (ms) on the device"),
-              ("latency_measured_ms", "latency measured here (ms)"), ("latency_predicted", "predicted from a profile"),
-              ("latency_loo_error", "profile leave-one-out error"), ("latency_flags", "measurement flags"),
-              ("latency_source", "latency from"), ("latency_table_ms", "per-block table latency (ms)"),
+    from designspace.evaluate.latency_estimate import LatencyEstimate
+
+    clean = {k: v for k, v in dict(row).items() if not (isinstance(v, float) and math.isnan(v))}
+    est = LatencyEstimate.from_columns(clean, study.device if study is not None else None)
+    out: list[dict[str, str]] = []
+    if est is None and clean.get("latency_table_ms") not in (None, ""):  # an old table row without latency_ms
+        est = LatencyEstimate.from_columns({**clean, "latency_ms": clean["latency_table_ms"]})
+    if est is not None:
+        out += [{"field": "latency", "value": est.text(extrapolation=False)},
+                {"field": "device (latency refers to)", "value": est.device},
+                {"field": "source", "value": {"predicted": "predicted by the device profile's cost model (nothing "
+                                                            "measured)",
+                                              "table": "the per-block table (entries measured here)",
+                                              "measured": "measured on this machine"}[est.source]},
+                {"field": "interval (ms)", "value": est.interval_text() if est.lo_ms is not None else "none"}]
+        if est.extrapolated:
+            out.append({"field": "extrapolated", "value": "; ".join(est.extrapolation)})
+    fields = [("latency_fit_points", "profile fitted on (published latencies)"),
+              ("latency_loo_error", "profile leave-one-out error (mean)"), ("latency_flags", "measurement flags"),
               ("latency_entries_measured", "table entries measured for it"),
               ("latency_entries_predicted", "table entries predicted for it (not measured)"),
               ("latency_remeasured_ms", "re-measured whole (ms)"), ("latency_table_error", "table vs re-measured"),
@@ -306,19 +333,41 @@ def context_table(study: Study, row: pd.Series | dict[str, Any]) -> pd.DataFrame
               ("ctx_runtime", "runtime"), ("ctx_runtime_version", "runtime version"), ("ctx_machine", "machine"),
               ("ctx_threads", "threads"), ("ctx_batch", "batch"), ("ctx_precision", "precision"),
               ("ctx_resolution", "resolution"), ("ctx_layout", "layout"), ("ctx_implementation", "implementation")]
-    out = []
     for key, label in fields:
-        value = row.get(key, None)
-        if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        value = clean.get(key)
+        if value is None or value == "":
             continue
-        if isinstance(value, float) and value.is_integer() and key.startswith(("ctx_", "latency_entries")):
+        if key in PERCENT_COLUMNS and isinstance(value, (int, float)):
+            value = f"{value:+.1%}" if key != "latency_loo_error" else f"{value:.1%}"
+        elif isinstance(value, float) and value.is_integer() and key.startswith(("ctx_", "latency_entries",
+                                                                                 "latency_fit")):
             value = int(value)
-        if isinstance(value, float) and key == "latency_predicted":
-            value = bool(value)
+        elif isinstance(value, float) and key.endswith("_ms"):
+            value = f"{value:.3f}"
         out.append({"field": label, "value": str(value)})
-    if not any(r["field"].startswith("runtime") for r in out):
-        out.append({"field": "latency", "value": "not measured (counts-only study, or a budget broke first)"})
+    if est is None:
+        out.append({"field": "latency", "value": "not measured or predicted (a counts-only study, or a cheaper "
+                                                 "budget broke first)"})
     return pd.DataFrame(out)
+
+
+def display_table(study: Study, table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (trial columns) for the page: each column under its label with unit (and for the latency its
+    device and source), fractions as percentages, milliseconds to 3 decimals."""
+    out = table.copy()
+    if {"latency_low_ms", "latency_high_ms"} <= set(out.columns):  # one interval column beside the latency
+        lo, hi = out.pop("latency_low_ms"), out.pop("latency_high_ms")
+        text = [f"{a:.3f}-{b:.3f}" if np.isfinite(a) and np.isfinite(b) else "" for a, b in zip(lo, hi, strict=True)]
+        out.insert(list(out.columns).index("latency_ms") + 1 if "latency_ms" in out.columns else len(out.columns),
+                   "latency interval (ms)", text)
+    for col in out.columns:
+        if col in PERCENT_COLUMNS:
+            out[col] = out[col] * 100
+        elif col.endswith("_ms") and pd.api.types.is_numeric_dtype(out[col]):
+            out[col] = out[col].round(3)
+    keep = ("number", "zoo", "fingerprint", "latency interval (ms)")
+    return out.rename(columns={c: metric_label(c, study) + (" (%)" if c in PERCENT_COLUMNS else "")
+                               for c in out.columns if c not in keep})
 
 
 def compare_table(study: Study, numbers: Sequence[int], mixes: pd.Series | None = None) -> pd.DataFrame:
@@ -336,7 +385,15 @@ def compare_table(study: Study, numbers: Sequence[int], mixes: pd.Series | None 
         if n not in df.index:
             raise DesignspaceError(f"trial {n} is not in study {study.name!r} (fix: pick one from the list)")
         r = df.loc[n]
-        col: dict[str, Any] = {q: finite(r[q]) for q in quantities}
+        col: dict[str, Any] = {}
+        for q in quantities:  # under its label with unit; milliseconds to 3 decimals with the interval
+            v = finite(r[q])
+            label = metric_label(q, study)
+            if q == "latency_ms" and v is not None:
+                lo, hi = finite(r.get("latency_low_ms")), finite(r.get("latency_high_ms"))
+                col[label] = f"{v:.3f}" + (f" ({lo:.3f}-{hi:.3f})" if lo is not None and hi is not None else "")
+            else:
+                col[label] = None if v is None else f"{v:.4g}"
         col["feasible"] = bool(r["feasible"])
         col["budgets broken"] = r.get("broken", "") or "none"
         if mixes is not None:
@@ -390,4 +447,8 @@ def device_table(root: str | Path) -> pd.DataFrame:
     cache = Cache(cache_file if cache_file.is_file() else ":memory:")
     rows = device_rows(measure=False, cache=cache)
     cols = ["name", "points", "fit", "loo_mean", "loo_max", "calibration", "description"]
-    return pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+    table = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+    for c in ("loo_mean", "loo_max"):  # fractions -> percentages, under a header that says so
+        table[c] = (table[c].astype(float) * 100).round(1)
+    return table.rename(columns={"loo_mean": "leave-one-out error, mean (%)",
+                                 "loo_max": "leave-one-out error, max (%)"})

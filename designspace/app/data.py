@@ -30,7 +30,7 @@ REQUIRED = ("number", "state", "feasible")
 #: Text columns (everything else that parses as numbers is numeric).
 TEXT_COLUMNS = ("state", "broken", "latency_flags", "device", "repairs", "reason", "zoo", "fingerprint", "arch",
                 "ctx_runtime", "ctx_runtime_version", "ctx_machine", "ctx_precision", "ctx_layout",
-                "ctx_implementation", "ctx_exporter", "latency_source")
+                "ctx_implementation", "ctx_exporter", "latency_source", "latency_device", "latency_extrapolation")
 
 
 def safe_path(root: str | Path, relative: str | Path) -> Path:
@@ -136,6 +136,14 @@ class Study:
     def device(self) -> str:
         """The device latencies refer to (a profile name), ``"local"`` when measured on the search machine."""
         return str(self.settings.get("device") or "local")
+
+    @property
+    def latency_kind(self) -> tuple[str, str]:
+        """(device, source) of the study's latencies: ``("iphone13", "predicted")``, ``("local", "measured")``
+        or ``("local", "table")``."""
+        from designspace.evaluate.latency_estimate import study_latency
+
+        return study_latency(self.settings)
 
 
 def _frame(rows: list[dict[str, Any]], settings: dict[str, Any], where: str) -> pd.DataFrame:

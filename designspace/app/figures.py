@@ -69,9 +69,12 @@ def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: n
     inf = shown & ~feasible
     if inf.any():
         fig.add_trace(go.Scattergl(x=xs[inf], y=ys[inf], mode="markers", name="infeasible", customdata=numbers[inf],
-                                   marker={"size": 5, "color": "#b0b0b0", "symbol": "x", "opacity": 0.6},
+                                   marker={"size": 6, "color": "#8c8c8c", "symbol": "x", "opacity": 0.7},
                                    hovertemplate="trial %{customdata} (infeasible)<br>%{x:.4g}, %{y:.4g}"
                                                  "<extra></extra>"))
+    _add_unplaced(fig, df, x, y, xs, ys, feasible, study)
+    if "latency_ms" in (x, y) and {"latency_low_ms", "latency_high_ms"} <= set(df.columns):
+        _add_latency_intervals(fig, df, x, y, shown, study)
     on = front & shown
     if on.any():
         order = np.argsort(xs[on], kind="stable")
@@ -101,14 +104,72 @@ def tradeoff_figure(study: Study, x: str, y: str, feasible: np.ndarray, front: n
                                          "line": {"color": "black", "width": 1}},
                                  hovertemplate="%{text}: published top-1 %{y:.1f} %<br>%{x:.4g}<extra></extra>"))
     for metric, limit in limits.items():
+        text = f"budget: {metric_label(metric, study)} <= {limit:g}"
         if metric == x:
-            fig.add_vline(x=limit, line_dash="dash", line_color="#444", annotation_text=f"{metric} <= {limit:g}")
+            fig.add_vline(x=limit, line_dash="dash", line_color="#444", annotation_text=text, name=f"budget {metric}")
         if metric == y:
-            fig.add_hline(y=limit, line_dash="dash", line_color="#444", annotation_text=f"{metric} <= {limit:g}")
+            fig.add_hline(y=limit, line_dash="dash", line_color="#444", annotation_text=text, name=f"budget {metric}")
+    from designspace.app.analysis import PERCENT_COLUMNS
+
+    for axis, metric in (("xaxis", x), ("yaxis", y)):  # fractions read as percentages
+        if metric in PERCENT_COLUMNS:
+            fig.update_layout(**{axis: {"tickformat": ".0%"}})
     fig.update_layout(xaxis_title=metric_label(x, study), yaxis_title=metric_label(y, study), height=560,
                       legend={"title": "block mix" if colors is not None else ""},
                       margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return fig
+
+
+def _add_unplaced(fig: Any, df: pd.DataFrame, x: str, y: str, xs: np.ndarray, ys: np.ndarray,
+                  feasible: np.ndarray, study: Study) -> None:
+    """Infeasible trials with one axis unknown (a cheaper budget broke before the latency was measured or
+    predicted): drawn at that axis's far edge as hollow triangles, so that every evaluated trial shows."""
+    import plotly.graph_objects as go
+
+    complete = (df["state"] == "COMPLETE").to_numpy(bool)
+    fx, fy = np.isfinite(xs), np.isfinite(ys)
+    for missing, known, axis in ((~fx & fy, x, "x"), (fx & ~fy, y, "y")):
+        sel = complete & ~feasible & missing
+        if not sel.any():
+            continue
+        values = xs if axis == "x" else ys
+        finite = values[np.isfinite(values)]
+        top = float(finite.max()) if finite.size else 1.0
+        low = float(finite.min()) if finite.size else 0.0
+        edge = np.full(int(sel.sum()), top + 0.05 * max(top - low, abs(top), 1e-9))
+        other = ys[sel] if axis == "x" else xs[sel]
+        label = metric_label(known, study)
+        fig.add_trace(go.Scattergl(
+            x=edge if axis == "x" else other, y=other if axis == "x" else edge, mode="markers",
+            name=f"infeasible, {label} unknown (drawn at the edge)", customdata=df["number"].to_numpy(int)[sel],
+            marker={"size": 7, "color": "#8c8c8c", "symbol": "triangle-right-open" if axis == "x" else
+                    "triangle-up-open"},
+            hovertemplate=f"trial %{{customdata}} (infeasible: a cheaper budget broke, {label} not known)"
+                          "<extra></extra>"))
+
+
+def _add_latency_intervals(fig: Any, df: pd.DataFrame, x: str, y: str, shown: np.ndarray, study: Study) -> None:
+    """Error bars from each trial's latency to the ends of its interval (a prediction's, from its profile's
+    leave-one-out residuals; a measurement's repeatability; a table figure's leave-one-out error)."""
+    import plotly.graph_objects as go
+
+    lo, hi = df["latency_low_ms"].to_numpy(float), df["latency_high_ms"].to_numpy(float)
+    value = df["latency_ms"].to_numpy(float)
+    sel = shown & np.isfinite(lo) & np.isfinite(hi)
+    if not sel.any():
+        return
+    device, source = study.latency_kind
+    bars = {"type": "data", "array": np.clip(hi[sel] - value[sel], 0, None),
+            "arrayminus": np.clip(value[sel] - lo[sel], 0, None), "color": "rgba(60,60,60,0.45)", "thickness": 1,
+            "width": 2}
+    kind = go.Scattergl if int(sel.sum()) > 2000 else go.Scatter
+    fig.add_trace(kind(x=df[x].to_numpy(float)[sel], y=df[y].to_numpy(float)[sel], mode="markers",
+                       name=f"latency interval ({device}, {source})",
+                       customdata=np.stack([df["number"].to_numpy(float)[sel], lo[sel], hi[sel]], axis=-1),
+                       marker={"size": 1, "color": "rgba(0,0,0,0)"},
+                       **({"error_x": bars} if x == "latency_ms" else {"error_y": bars}),
+                       hovertemplate="trial %{customdata[0]}: latency %{customdata[1]:.3f}..%{customdata[2]:.3f} ms"
+                                     "<extra></extra>"))
 
 
 def _add_intervals(fig: Any, df: pd.DataFrame, x: str, y: str, intervals: pd.DataFrame) -> None:
@@ -181,12 +242,13 @@ def published_top1_points(x: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["name", "x", "y"])
 
 
-def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> Any:
+def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]], study: Study | None = None) -> Any:
     """Best-so-far of each objective and the hypervolume against the trial number (one panel each).
 
     Args:
         hist: what :func:`designspace.app.analysis.history` returns.
         objectives: the study's objectives (names and directions).
+        study: the study, for its quantities' labels (the latency's device and source).
 
     Returns:
         A ``plotly.graph_objects.Figure``.
@@ -195,7 +257,15 @@ def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]]) -> 
     from plotly.subplots import make_subplots
 
     rows = len(objectives) + 1
-    titles = [f"best {o['name']} so far ({'higher' if o['direction'] == 'maximize' else 'lower'} is better)"
+    from designspace.evaluate.estimate import description
+
+    def what(o: dict[str, Any]) -> str:  # a size proxy says what it is; a latency its device and source
+        d = description(str(o.get("arg") or o["name"])) if o.get("kind") == "estimate" else ""
+        if "proxy for" in d:
+            return f"{o['name']}: {d}"
+        return metric_label(str(o["name"]), study) if study is not None else str(o["name"])
+
+    titles = [f"best {what(o)} so far ({'higher' if o['direction'] == 'maximize' else 'lower'} is better)"
               for o in objectives] + ["hypervolume of the feasible front"]
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, subplot_titles=titles, vertical_spacing=0.08)
     for k, o in enumerate(objectives):

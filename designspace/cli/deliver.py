@@ -25,10 +25,18 @@ def _export(args: argparse.Namespace) -> int:
              + (" = the study's record" if m.get("recorded") else "")]
     if m.get("onnx"):
         lines.append(f"  model.onnx checked with ONNX Runtime: max abs difference {m['onnx']['max_abs_diff']:.2e}")
+    dev = m.get("latency_device")
+    if dev and not dev.get("error"):
+        verdict = f": {dev['budget']['text']}" if dev.get("budget") else ""
+        lines.append(f"  latency on {dev['device']}, predicted: {dev['value_ms']:.3f} ms (interval "
+                     f"{dev['lo_ms']:.3f}-{dev['hi_ms']:.3f} ms){verdict}"
+                     + (" EXTRAPOLATED" if dev.get("extrapolated") else ""))
     now = m.get("latency_now")
     if now and now.get("latency_ms"):
-        was = f" (recorded {now['recorded_ms']:.3f} ms, {now['difference']:+.1%})" if "recorded_ms" in now else ""
-        lines.append(f"  latency re-measured {now['latency_ms']:.3f} ms{was}")
+        was = f"; recorded {now['recorded_ms']:.3f} ms, {now['difference']:+.1%}" if "recorded_ms" in now else ""
+        verdict = f": {now['budget']['text']}" if now.get("budget") else ""
+        lines.append(f"  latency on local, measured: {now['latency_ms']:.3f} ms re-measured (interval "
+                     f"{now['lo_ms']:.3f}-{now['hi_ms']:.3f} ms{was}){verdict}")
     lines.append(f"  recipe: {m['family']} (recipe.yaml)   files: {', '.join(f.name for f in report.files)}")
     lines += ["", f"  in Python:  model = designspace.build_model('{report.out / 'arch.yaml'}')",
               f"  train it:   designspace train {report.out / 'arch.yaml'} --data DIR --recipe "

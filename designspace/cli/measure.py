@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from designspace.cli._format import emit, json_arg, runtime_args, table
+from designspace.cli._format import MS, PERCENT, Column, emit, json_arg, runtime_args, table
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -15,36 +15,53 @@ def _eval(args: argparse.Namespace) -> int:
     from designspace.network import load_arch
 
     arch = load_arch(args.arch)
-    ev = evaluate(arch, device=args.device, runtime=args.runtime, threads=args.threads, batch=args.batch,
-                  cache=not args.no_cache, latency=args.latency != "table")
+    device = args.device if args.device not in (None, "", "local") else None
+    if args.no_measure and device is None:
+        print("error: --no-measure leaves nothing to give without --device (fix: add --device NAME, e.g. iphone13, "
+              "or measure)", file=sys.stderr)
+        return 2
     table = None
     if args.latency in ("table", "both"):
-        from designspace.evaluate.table import describe_fit, table_latency_of
+        from designspace.evaluate.table import table_latency_of
 
         table = table_latency_of(arch, runtime=args.runtime, threads=args.threads, batch=args.batch)
+    measure = args.latency != "table" and not args.no_measure
+    # the device's prediction first (milliseconds, from the Arch alone); the local measurement (seconds) after
+    pred = evaluate(arch, device=device, cache=False, measure=False) if device is not None else None
+    published = None
+    if device is not None:
+        from designspace.evaluate.devices_report import published_latency
+
+        published = published_latency(arch, device)
     if args.json:
-        print(json.dumps({**ev.to_dict(), "resolution": arch.resolution,
+        ev = evaluate(arch, device=device, runtime=args.runtime, threads=args.threads, batch=args.batch,
+                      cache=not args.no_cache, latency=measure or device is not None, measure=measure)
+        print(json.dumps({**ev.to_dict(), "resolution": arch.resolution, "published": published,
                           "table": table.to_dict() if table is not None else None}, indent=2))
         return 0 if ev.status == "ok" else 1
-    lines = [f"{arch.name or args.arch}  fingerprint {ev.fingerprint}  {arch.resolution}x{arch.resolution}",
-             f"params {ev.params:,} ({ev.params / 1e6:.3f} M)  MACs {ev.macs:,} ({ev.macs / 1e9:.4f} G)"]
+    head = [f"{arch.name or args.arch}  fingerprint {arch.fingerprint}  {arch.resolution}x{arch.resolution}"]
+    counted = pred if pred is not None else evaluate(arch, latency=False)
+    head.append(f"params {counted.params:,} ({counted.params / 1e6:.3f} M)  MACs {counted.macs:,} "
+                f"({counted.macs / 1e9:.4f} G)")
+    if pred is not None and pred.prediction is not None:
+        head += _prediction_lines(pred, published)
+    print("\n".join(head), flush=True)  # before the measurement's seconds
+    lines = []
     if table is not None:
-        fit = (f"fitted term {table.term_ms:+.3f} ms: {describe_fit(table.fit)}" if table.fit is not None
-               else "no fitted term yet: designspace lut build SPACE fits it")
-        lines.append(f"latency {table.ms:.3f} ms from the per-block table: {len(table.components)} entries "
-                     f"{table.entries_ms:.3f} ms, {fit}" + (f"; {table.measured_now} entries measured now"
-                                                           if table.measured_now else ""))
-        if args.latency == "table":
+        lines.append(_table_line(table))
+    if not measure:
+        if lines:
             print("\n".join(lines))
-            return 0
+        return 0
+    ev = evaluate(arch, runtime=args.runtime, threads=args.threads, batch=args.batch, cache=not args.no_cache)
     if ev.status != "ok":
-        print("\n".join(lines))
+        if lines:
+            print("\n".join(lines))
         print(f"failed: {ev.reason}", file=sys.stderr)
         return 1
-    lat = ev.latency
-    assert lat is not None
-    flags = f"  [{', '.join(lat.flags)}]" if lat.flags else ""
-    lines.append(f"latency {lat.ms:.3f} ms measured{flags}: {lat.context.describe()}")
+    lat, est = ev.latency, ev.measured
+    assert lat is not None and est is not None
+    lines.append(f"{est.label}: {est.text(named=False)}; {lat.context.describe()}")
     if lat.ratio is not None and lat.reference_ms is not None:
         lines.append(f"        {lat.ratio:.4f} x the reference network's {lat.reference_ms:.4f} ms (median ratio of "
                      f"{lat.processes} worker processes, {lat.spread:.1%} apart; fastest direct minimum "
@@ -52,16 +69,41 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         lines.append(f"        minimum of {lat.runs} runs in {lat.rounds} rounds (median {lat.median_ms:.3f} ms; the "
                      f"two fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s")
-    if ev.prediction is not None:
-        pr = ev.prediction
-        flag = f"  [EXTRAPOLATED: {', '.join(pr.outside)}]" if pr.extrapolated else ""
-        lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED (interval {pr.low:.3f}-{pr.high:.3f} ms){flag}: cost "
-                     f"model fitted on {pr.fit.points} published latencies, leave-one-out error {pr.fit.loo_mean:.1%} "
-                     f"mean, {pr.fit.loo_max:.1%} max")
-        top = sorted(pr.components, key=lambda c: -c[1])[:3]
-        lines.append("        where the time goes: " + ", ".join(f"{n} {ms:.3f} ms" for n, ms in top))
+    if device is not None:
+        lines.append("        (this machine, not the device: the device's figure is the prediction above)")
     print("\n".join(lines))
     return 0
+
+
+def _prediction_lines(ev: Any, published: dict[str, Any] | None) -> list[str]:
+    """The device's predicted latency, its fit, and the published figure where the network is a published point."""
+    from designspace.evaluate.latency_estimate import LatencyEstimate
+
+    pr = ev.prediction
+    est = LatencyEstimate.from_prediction(pr)
+    lines = [f"{est.label}: {est.text(named=False)}: cost model fitted on {pr.fit.points} published latencies, "
+             f"leave-one-out error {pr.fit.loo_mean:.1%} mean, {pr.fit.loo_max:.1%} max"]
+    top = sorted(pr.components, key=lambda c: -c[1])[:3]
+    lines.append("        where the time goes: " + ", ".join(f"{n} {ms:.3f} ms" for n, ms in top))
+    if published is not None:
+        fit = (f"in the fit (predicted {published['loo_ms']:.3f} ms by the fit without it)"
+               if published["in_fit"] and published["loo_ms"] is not None else
+               "in the fit" if published["in_fit"] else "not in the fit: the prediction above never saw it")
+        lines.append(f"latency on {pr.device}, published: {published['ms']:.3f} ms ({published['source']}, point "
+                     f"{published['point']}); {fit}")
+    return lines
+
+
+def _table_line(table: Any) -> str:
+    from designspace.evaluate.table import describe_fit
+
+    fit = (f"fitted term {table.term_ms:+.3f} ms: {describe_fit(table.fit)}" if table.fit is not None
+           else "no fitted term yet: designspace lut build SPACE fits it")
+    interval = (f" (interval {table.ms * (1 - table.fit.loo_max):.3f}-{table.ms * (1 + table.fit.loo_max):.3f} ms)"
+                if table.fit is not None else "")
+    return (f"latency on local, table: {table.ms:.3f} ms{interval} from the per-block table: "
+            f"{len(table.components)} entries {table.entries_ms:.3f} ms, {fit}"
+            + (f"; {table.measured_now} entries measured now" if table.measured_now else ""))
 
 
 def _proxies(args: argparse.Namespace) -> int:
@@ -99,8 +141,9 @@ def _devices(args: argparse.Namespace) -> int:
 
     if args.name:
         rows = profile_rows(args.name)
-        cols = [("point", "point"), ("ms", "published ms"), ("loo_pred_ms", "leave-one-out prediction"),
-                ("loo_error", "error")]
+        cols: list[Column] = [("point", "point"), ("ms", f"latency ms on {args.name}, published", MS),
+                              ("loo_pred_ms", f"latency ms on {args.name}, predicted without it", MS),
+                              ("loo_error", "error", PERCENT)]
         emit(args, rows, table(rows, cols))
         return 0
     rows = device_rows()
@@ -119,8 +162,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     report = calibrate_command(args.name, points=args.point or [], points_file=args.points,
                                description=args.description, source=args.source,
                                prior=None if args.prior == "none" else args.prior, out=args.out, force=args.force)
-    cols = [("model", "point"), ("target_ms", "your ms"), ("loo_pred_ms", "leave-one-out prediction"),
-            ("loo_error", "error")]
+    cols: list[Column] = [("model", "point"), ("target_ms", f"latency ms on {args.name}, yours", MS),
+                          ("loo_pred_ms", f"latency ms on {args.name}, predicted without it", MS),
+                          ("loo_error", "error", PERCENT)]
     text = table(report["points"], cols) + (
         f"\n\n{report['name']}: cost model fitted with prior {report['prior'] or 'none'}, leave-one-out error "
         f"{report['loo_mean']:.1%} mean, {report['loo_max']:.1%} max" + (f"\nwritten to {report['file']}"
@@ -143,11 +187,15 @@ def register(sub: Any) -> None:
     """Adds the commands of this group to the ``designspace`` subparsers."""
     p = sub.add_parser("eval", help="params, MACs and measured latency of an Arch (and its prediction on a device)")
     p.add_argument("arch", help="an Arch YAML file or a zoo name")
-    p.add_argument("--device", help="a device profile (designspace devices): predicts its latency with the error")
+    p.add_argument("--device", help="a device profile (designspace devices): predicts its latency with its "
+                                    "interval, printed before the local measurement, and the published figure where "
+                                    "the network is a published point")
     runtime_args(p)
     p.add_argument("--latency", choices=["measure", "table", "both"], default="measure",
                    help="measure the network (default), sum its per-block table entries, or both side by side")
     p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
+    p.add_argument("--no-measure", action="store_true",
+                   help="with --device: the device's predicted latency only (milliseconds), no local measurement")
     json_arg(p)
     p.set_defaults(func=_eval)
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from designspace.cli._format import emit, json_arg, runtime_args, table
+from designspace.cli._format import emit, front_table, json_arg, runtime_args
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -56,9 +56,12 @@ def _trained(args: argparse.Namespace) -> Any:
 
 
 def _search_text(report: Any, s: dict[str, Any]) -> str:
-    objectives = [o["name"] for o in s["settings"]["objectives"]]
     states = s["states"]
-    broken = ", ".join(f"{k} {v}" for k, v in s["broken_budgets"].items())
+    from designspace.evaluate.latency_estimate import study_latency
+
+    device, source = study_latency(s["settings"])
+    names = {"latency_ms": f"latency on {device}, {source}", "params_m": "params", "macs_g": "MACs"}
+    broken = ", ".join(f"{names.get(k, k)}: {v}" for k, v in s["broken_budgets"].items())
     lines = [f"study {report.study} ({report.folder}): {s['trials']} trials, {report.ran} in this run "
              f"(stopped: {report.stopped})",
              f"  complete {s['complete']}: feasible {s['feasible']}, infeasible {s['infeasible']}"
@@ -70,17 +73,8 @@ def _search_text(report: Any, s: dict[str, Any]) -> str:
 
     lines += filter(None, [trained_summary(report.folder)])  # --objective trained: epochs, pruned, best
     if s["best"]:
-        extra = [(k, h) for k, h in (("params_m", "params M"), ("macs_g", "MACs G"), ("latency_ms", "latency ms"))
-                 if k not in objectives]
-        cols = [("number", "trial"), *[(o, o) for o in objectives], *extra, ("zoo", "zoo")]
-        rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in s["best"]]
-        if any(r.get("latency_low_ms") is not None for r in s["best"]):  # a device prediction carries its interval
-            cols.append(("latency_interval", "predicted interval ms"))
-            for r in rows:
-                if r.get("latency_low_ms") is not None:
-                    r["latency_interval"] = (f"{r['latency_low_ms']:.3f}-{r['latency_high_ms']:.3f}"
-                                             + (" EXTRAPOLATED" if r.get("latency_extrapolated") else ""))
-        lines += ["", table(rows, cols)]
+        lines += ["", front_table(s["best"], s["settings"], shown=len(s["best"]), total=s["pareto_size"],
+                                  study=report.study)]
     for reason in s["failed"][:3]:
         lines.append(f"  failed: {reason}")
     lines += ["", f"trials: {report.folder}/trials.csv   front: {report.folder}/pareto.csv   Archs: "
@@ -94,11 +88,8 @@ def _pareto(args: argparse.Namespace) -> int:
 
     res = read_results(args.study)
     front = res.pareto()
-    objectives = [o["name"] for o in res.settings["objectives"]]
-    cols = [("number", "trial"), *[(o, o) for o in objectives], ("params_m", "params M"), ("macs_g", "MACs G"),
-            ("latency_ms", "latency ms"), ("zoo", "zoo"), ("arch", "arch")]
     emit(args, front, f"{res.folder}: {len(front)} feasible Pareto-optimal trials of {len(res.rows)}\n"
-         + table(front, cols))
+         + front_table(front, res.settings, arch=True))
     return 0
 
 

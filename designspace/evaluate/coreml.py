@@ -6,7 +6,12 @@ compute_precision=FLOAT16, minimum_deployment_target=iOS16)``. Conversion runs o
 package (and Xcode's performance report, which gives the per-op device latency) needs macOS or iOS: on
 Linux coremltools has no runtime (``libcoremlpython``), so nothing here predicts or checks outputs.
 
-coremltools is imported inside the functions (it is heavy and optional).
+coremltools is imported inside the functions (it is heavy and optional). Its import logs nine lines on Linux
+(an untested torch version; ``Failed to load _MLModelProxy`` and friends: the runtime that only exists on macOS)
+and its conversion draws three progress bars; designspace says instead, once per process, one line
+(:func:`support_line`): what coremltools supports and that running the package needs a Mac. Only the messages
+known to be harmless are filtered, each by its text (:data:`HARMLESS_LOGS`, :data:`HARMLESS_WARNINGS`); any
+other warning of coremltools or the tracer still shows.
 
 Why :func:`_patch_int_cast`: coremltools 9.0's ``int`` cast calls ``int()`` on a constant-folded
 shape value that is a one-element array, which NumPy 2 refuses ("only 0-dimensional arrays can be
@@ -18,19 +23,66 @@ ONNX graphs (matched to the authors' for latency, docs/latency.md) and their out
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
 import shutil
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["CoreMLError", "convert", "op_inventory", "save"]
+__all__ = ["HARMLESS_LOGS", "HARMLESS_WARNINGS", "CoreMLError", "convert", "op_inventory", "save", "support_line"]
 
 _PATCHED = False
+log = logging.getLogger("designspace")
+
+#: coremltools' log messages known to be harmless here, by their text: its runtime proxies, which exist only on
+#: macOS (``libcoremlpython``), and its note that this torch is newer than the newest it was tested with (the
+#: conversion is checked op by op; :func:`support_line` states the versions once).
+HARMLESS_LOGS = re.compile(r"^Failed to load '?_ML\w*Proxy'?(: No module named 'coremltools\.libcoremlpython'|\. "
+                           r"Remote device functionality)|^Torch version \S+ has not been tested with coremltools")
+#: (message regex, category) of the conversion's warnings known to be harmless: coremltools converts a traced
+#: model (torch's deprecation of tracing); the tracer's notes on Python booleans and tensor iteration, which the
+#: fixed input shape makes constant; coremltools renaming the output and cleaning up its temporary folder.
+HARMLESS_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    (r"`torch\.jit\.trace(_method)?` is deprecated", DeprecationWarning),
+    (r"Converting a tensor to a Python (boolean|index|integer|float)", Warning),
+    (r"Iterating over a tensor might cause the trace to be incorrect", Warning),
+    (r"Output, '[^']*', of the source model, has been renamed", UserWarning),
+    (r"Implicitly cleaning up <TemporaryDirectory", ResourceWarning),
+)
+_SEEN: list[str] = []  # the harmless log messages filtered in this process (the torch version note is reported)
+_SAID = [False]
+
+
+class _HarmlessLogs(logging.Filter):
+    """Drops coremltools' known-harmless log records (:data:`HARMLESS_LOGS`), keeping their text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if HARMLESS_LOGS.search(message):
+            _SEEN.append(message)
+            return False
+        return True
+
+
+def support_line(ct: Any) -> str:
+    """One line: the coremltools version, the torch versions it was tested with, and that running the package
+    needs macOS or iOS (conversion runs anywhere)."""
+    import torch
+
+    tested = getattr(getattr(ct, "_deps", None), "_TORCH_MAX_VERSION", None)
+    newer = any("has not been tested" in m for m in _SEEN)
+    torch_part = (f"tested with torch up to {tested}, this is {torch.__version__.split('+')[0]}: the conversion is "
+                  "checked op by op" if tested and newer else f"torch {torch.__version__.split('+')[0]}")
+    return (f"Core ML: coremltools {ct.__version__} converts here ({torch_part}); running or timing model.mlpackage "
+            "needs macOS or iOS (Xcode's performance report)")
 
 
 class CoreMLError(DesignspaceError):
@@ -38,12 +90,43 @@ class CoreMLError(DesignspaceError):
 
 
 def _ct() -> Any:
+    logger = logging.getLogger("coremltools")
+    if not any(isinstance(f, _HarmlessLogs) for f in logger.filters):  # before the import: it logs on import
+        logger.addFilter(_HarmlessLogs())
     try:
         import coremltools as ct
     except ImportError:
         raise CoreMLError("Core ML export needs coremltools (fix: pip install 'coremltools>=8')") from None
     _patch_int_cast(ct)
+    if not _SAID[0]:
+        _SAID[0] = True
+        log.info("%s", support_line(ct))
     return ct
+
+
+@contextlib.contextmanager
+def _quiet_conversion() -> Iterator[None]:
+    """The known-harmless warnings filtered by message, and coremltools' progress bars off, while converting."""
+    from coremltools.converters.mil.frontend.torch import ops
+    from coremltools.converters.mil.mil.passes import pass_pipeline
+
+    saved = ops._tqdm, pass_pipeline.tqdm
+    quiet = _no_bar(saved[0])
+    with warnings.catch_warnings():
+        for message, category in HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        ops._tqdm, pass_pipeline.tqdm = quiet, quiet  # its module-level tqdm names: a bar per pass pipeline
+        try:
+            yield
+        finally:
+            ops._tqdm, pass_pipeline.tqdm = saved
+
+
+def _no_bar(tqdm: Any) -> Any:
+    def bar(*args: Any, **kwargs: Any) -> Any:
+        return tqdm(*args, **{**kwargs, "disable": True})
+
+    return bar
 
 
 def _patch_int_cast(ct: Any) -> None:
@@ -105,8 +188,7 @@ def convert(source: Arch | Any, *, resolution: int | None = None, in_chans: int 
     example = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
     if precision not in ("fp16", "fp32"):
         raise CoreMLError(f"precision {precision!r} is not fp16 or fp32 (fix: --precision fp16)")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer and coremltools version warnings: the conversion is checked below
+    with _quiet_conversion(), torch.no_grad():
         traced = torch.jit.trace(model, example)
         try:
             return ct.convert(

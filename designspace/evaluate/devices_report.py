@@ -12,7 +12,7 @@ from designspace.evaluate.devices import calibrate, fit_devices, list_devices, l
 from designspace.evaluate.profile import DeviceProfile
 from designspace.exceptions import DocumentError
 
-__all__ = ["calibrate_command", "device_rows", "fit_command", "profile_rows"]
+__all__ = ["calibrate_command", "device_rows", "fit_command", "profile_rows", "published_latency"]
 
 
 def _row(prof: DeviceProfile) -> dict[str, Any]:
@@ -133,3 +133,22 @@ def fit_command(names: list[str] | None = None, *, exclude: list[str] | None = N
                             fix="give --out DIR (the shipped profiles keep every group) or --dry-run")
     profiles = fit_devices(names, exclude=tuple(exclude or ()), out=Path(out) if out else None, write=not dry_run)
     return [_row(p) | {"exclude": list(p.exclude)} for p in profiles]
+
+
+def published_latency(arch: Any, device: str) -> dict[str, Any] | None:
+    """The latency a paper published for ``arch`` on ``device``, if ``arch`` is a published point with a figure
+    there, and whether the device's profile was fitted on it.
+
+    Returns:
+        ``{"point", "ms", "source", "in_fit", "loo_ms"}`` (milliseconds; ``loo_ms``: the profile's prediction of it
+        from a fit without it, when it was in the fit), or None.
+    """
+    from designspace.evaluate.points import load_points
+
+    for p in load_points():
+        if device in p.latency_ms and p.arch.fingerprint == arch.fingerprint:
+            prof = load_device(device)
+            fitted = next((q for q in prof.points if q.kind == "id" and q.ref == p.id), None)
+            return {"point": p.id, "ms": p.latency_ms[device], "source": p.source, "in_fit": fitted is not None,
+                    "loo_ms": fitted.loo_ms if fitted is not None else None}
+    return None

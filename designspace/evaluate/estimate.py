@@ -57,8 +57,8 @@ ESTIMATES = _all_estimates()
 #: What each estimate measures, with its unit (for labels and reports).
 DESCRIPTIONS: dict[str, str] = {
     "top1": "predicted ImageNet-1K top-1 (%)",
-    "log10_macs": "log10 of the MACs",
-    "log10_params": "log10 of the parameters",
+    "log10_macs": "log10 MACs, a size proxy for accuracy: docs/proxies.md",
+    "log10_params": "log10 parameters, a size proxy for accuracy: docs/proxies.md",
     **{c: f"mean standardized proxy score of {' + '.join(ALIASES.get(p, p) for p in parts)}"
        for c, parts in COMBINATIONS.items()},
 }

@@ -19,6 +19,7 @@ from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.counts import count
 from designspace.evaluate.devices import Prediction, load_device
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_model
+from designspace.evaluate.latency_estimate import LatencyEstimate
 
 __all__ = ["Evaluation", "evaluate", "measure_latencies", "measure_latency"]
 
@@ -52,27 +53,42 @@ class Evaluation:
     reason: str = ""
 
     @property
-    def latency_ms(self) -> float | None:
-        """The latency a budget on this evaluation's device compares: predicted if a device was asked, else
-        measured."""
+    def estimate(self) -> LatencyEstimate | None:
+        """The latency a budget on this evaluation's device compares, as one :class:`LatencyEstimate`: the
+        device's prediction if a device was asked, else the local measurement (``None`` without either)."""
         if self.prediction is not None:
-            return self.prediction.ms
-        return self.latency.ms if self.latency is not None else None
+            return LatencyEstimate.from_prediction(self.prediction)
+        return self.measured
+
+    @property
+    def measured(self) -> LatencyEstimate | None:
+        """The local measurement as a :class:`LatencyEstimate` (device ``"local"``, source ``"measured"``)."""
+        return LatencyEstimate.from_measurement(self.latency) if self.latency is not None else None
+
+    @property
+    def latency_ms(self) -> float | None:
+        """The latency a budget on this evaluation's device compares (ms): predicted if a device was asked, else
+        measured."""
+        est = self.estimate
+        return est.value_ms if est is not None else None
 
     @property
     def latency_low_ms(self) -> float | None:
-        """Low end of the predicted latency's interval (ms); the measurement itself when nothing is predicted."""
-        return self.prediction.low if self.prediction is not None else self.latency_ms
+        """Low end of :attr:`estimate`'s interval (ms)."""
+        est = self.estimate
+        return est.lo_ms if est is not None else None
 
     @property
     def latency_high_ms(self) -> float | None:
-        """High end of the predicted latency's interval (ms); the measurement itself when nothing is predicted."""
-        return self.prediction.high if self.prediction is not None else self.latency_ms
+        """High end of :attr:`estimate`'s interval (ms)."""
+        est = self.estimate
+        return est.hi_ms if est is not None else None
 
     @property
     def latency_extrapolated(self) -> bool:
         """Whether the prediction lies outside what the device's fit saw (False for a measurement)."""
-        return self.prediction is not None and self.prediction.extrapolated
+        est = self.estimate
+        return est is not None and est.extrapolated
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -80,6 +96,8 @@ class Evaluation:
                 "params": self.params, "params_m": self.params / 1e6, "macs": self.macs, "macs_g": self.macs / 1e9,
                 "latency_ms": self.latency_ms, "latency_low_ms": self.latency_low_ms,
                 "latency_high_ms": self.latency_high_ms, "latency_extrapolated": self.latency_extrapolated,
+                "estimate": self.estimate.to_dict() if self.estimate is not None else None,
+                "measured": self.measured.to_dict() if self.measured is not None else None,
                 "latency": self.latency.to_dict() if self.latency is not None else None,
                 "prediction": self.prediction.to_dict() if self.prediction is not None else None}
 
@@ -232,7 +250,7 @@ def _one(arch: Arch, context: Context, protocol: Protocol, cache: Cache | None) 
 
 def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str = "onnxruntime", threads: int = 1,
              batch: int = 1, protocol: Protocol | None = None, cache: Cache | bool | None = True,
-             latency: bool = True) -> Evaluation:
+             latency: bool = True, measure: bool = True) -> Evaluation:
     """Evaluates an Arch (or an Arch file, or a zoo name).
 
     Args:
@@ -244,7 +262,9 @@ def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str
         batch: images per run, without a device.
         protocol: the measurement protocol (defaults: :class:`Protocol`).
         cache: a :class:`Cache`, ``True`` for the default file under ``results/``, ``False``/``None`` for none.
-        latency: measure latency (counts alone otherwise).
+        latency: measure (or, with a device, predict) latency (counts alone otherwise).
+        measure: measure the local latency; with ``False`` and a device, only the device's prediction (from the
+            Arch alone, milliseconds instead of the measurement's seconds).
 
     Returns:
         The evaluation; ``status == "failed"`` with a reason if the model could not be measured.
@@ -267,6 +287,8 @@ def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str
     if runtime == "cuda" and context.machine == "no GPU":
         raise MeasurementError("CUDA latency needs a GPU, but torch sees none (fix: use --runtime onnxruntime or "
                                "torch, or run on a machine with a GPU)")
+    if profile is not None and not measure:
+        return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, None, profile.predict(arch))
     try:
         lat = measure_latency(arch, context, protocol=protocol, cache=store, start=began)
     except MeasurementError as err:

@@ -397,4 +397,8 @@ def _postfix(study: Any, settings: dict[str, Any]) -> str:
     first = settings["objectives"][0]
     pick = max if first["direction"] == "maximize" else min
     best = pick(t.values[0] for t in feasible)
-    return f"feasible {len(feasible)}, best {first['name']} {best:.4g}"
+    from designspace.evaluate.estimate import description
+
+    # a count stand-in says what it is ("log10 MACs, a size proxy for accuracy: docs/proxies.md")
+    what = description(first["arg"]) if first.get("kind") == "estimate" else ""
+    return f"feasible {len(feasible)}, best {first['name']} {best:.4g}" + (f" ({what})" if "proxy for" in what else "")

@@ -119,37 +119,41 @@ class TrialEvaluator:
         ds.update(fingerprint=arch.fingerprint, arch=str(path.relative_to(self.folder)), metrics=metrics)
         measured = {"params_m": counts.params_m, "macs_g": counts.macs_g}
         cheap_ok = all(measured[b.metric] <= b.limit for b in cfg.budgets if b.metric in measured)
+        est = None  # the trial's one latency figure (LatencyEstimate): what the budget compares and the columns hold
         if cheap_ok and self.needs_latency and cfg.latency in TABLE_MODES and cfg.device in (None, "", "local"):
+            from designspace.evaluate.latency_estimate import LatencyEstimate
             from designspace.evaluate.table import entry_protocol, table_latency
 
             # a missing entry is a component, timed by the entries' light protocol (the whole network's protocol
             # is for the front's re-measurement): 3 processes of 0.5 s for one component made a cold table slow
-            tab = table_latency(arch, self.table_context(arch), self.cache, entry_protocol(cfg.protocol),
+            where = self.table_context(arch)
+            context = dataclasses.asdict(where)
+            tab = table_latency(arch, where, self.cache, entry_protocol(cfg.protocol),
                                 self._predictor(arch) if cfg.latency == "table" else None)
-            measured["latency_ms"] = tab.ms
-            metrics.update(latency_ms=tab.ms, latency_table_ms=tab.ms, latency_source="table",
-                           latency_entries_measured=tab.measured_now, latency_entries_predicted=tab.predicted)
-            ds["context"] = dataclasses.asdict(self.table_context(arch))
+            est = LatencyEstimate.from_table(tab, context)
+            metrics.update(est.columns())
+            metrics.update(latency_entries_measured=tab.measured_now, latency_entries_predicted=tab.predicted)
+            ds["context"] = context
         elif cheap_ok and self.needs_latency and self.profile is not None:
+            from designspace.evaluate.latency_estimate import LatencyEstimate
+
             # a device's cost model predicts from the Arch alone: nothing is measured here (microseconds a trial)
             pr = self.profile.predict(arch)
-            measured["latency_ms"] = pr.ms
-            metrics.update(latency_ms=pr.ms, latency_low_ms=pr.low, latency_high_ms=pr.high,
-                           latency_extrapolated=pr.extrapolated, latency_predicted=True,
-                           latency_loo_error=pr.fit.loo_mean, latency_source=f"predicted: {cfg.device}")
+            est = LatencyEstimate.from_prediction(pr)
+            metrics.update(est.columns())
+            metrics.update(latency_loo_error=pr.fit.loo_mean, latency_fit_points=pr.fit.points)
         elif cheap_ok and self.needs_latency:
             ev = evaluate(arch, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
                           protocol=cfg.protocol, cache=self.cache)
-            if ev.status != "ok" or ev.latency is None:
+            if ev.status != "ok" or ev.estimate is None or ev.latency is None:
                 ds.update(reason=f"evaluation failed: {ev.reason}", counted=True)
                 trial.set_user_attr("ds", ds)
                 raise Failed(ds["reason"])
-            measured["latency_ms"] = ev.latency.ms if ev.latency_ms is None else ev.latency_ms
-            metrics.update(latency_ms=ev.latency_ms, latency_measured_ms=ev.latency.ms,
-                           latency_flags=",".join(ev.latency.flags), latency_predicted=ev.prediction is not None)
-            if ev.prediction is not None:
-                metrics["latency_loo_error"] = ev.prediction.fit.loo_mean
+            est = ev.estimate
+            metrics.update(est.columns())
             ds["context"] = dataclasses.asdict(ev.latency.context)
+        if est is not None:
+            measured["latency_ms"] = est.value_ms
         constraints, broken = [], []
         for b in cfg.budgets:
             value = measured.get(b.metric)
@@ -158,7 +162,8 @@ class TrialEvaluator:
                 continue
             constraints.append(value - b.limit)
             if value > b.limit:
-                broken.append(f"{b.metric} {value:.4g} > {b.limit:g} (+{(value / b.limit - 1):.1%})")
+                on = f" on {est.device}, {est.source}" if b.metric == "latency_ms" and est is not None else ""
+                broken.append(f"{b.metric} {value:.4g} > {b.limit:g} (+{(value / b.limit - 1):.1%}){on}")
         ds.update(constraints=constraints, broken=broken, feasible=not broken and cheap_ok)
         if not cheap_ok:
             ds["reason"] = "latency not measured: " + "; ".join(broken)
