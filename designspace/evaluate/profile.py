@@ -20,7 +20,8 @@ __all__ = ["COLUMNS", "DeviceProfile", "Prediction", "ProfilePoint", "parse_devi
 _KEYS = ("name", "description", "source", "column", "features", "groups", "exclude", "prior", "fit", "points")
 _FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10")
 #: Latency columns a profile may fit: the published points' devices, or ``user`` (calibrated points).
-COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "user")
+COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "pixel6-cpu", "pixel8-edgetpu", "pixel4-dsp",
+           "pixel7-gpu", "s23-cpu", "s23-gpu", "user")
 
 
 @dataclass(frozen=True)
