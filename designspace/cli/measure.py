@@ -54,8 +54,10 @@ def _eval(args: argparse.Namespace) -> int:
                      f"two fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s")
     if ev.prediction is not None:
         pr = ev.prediction
-        flag = f"  [EXTRAPOLATED: {', '.join(pr.outside)}]" if pr.extrapolated else ""
-        lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED (interval {pr.low:.3f}-{pr.high:.3f} ms){flag}: cost "
+        flag = f"  [EXTRAPOLATED: {', '.join(pr.outside)}]" if pr.outside else ""
+        interval = (f"NO INTERVAL: {pr.refusal}" if pr.refusal
+                    else f"90% interval {pr.low:.3f}-{pr.high:.3f} ms")
+        lines.append(f"{pr.device} {pr.ms:.3f} ms PREDICTED ({interval}){flag}: cost "
                      f"model fitted on {pr.fit.points} published latencies, leave-one-out error {pr.fit.loo_mean:.1%} "
                      f"mean, {pr.fit.loo_max:.1%} max")
         top = sorted(pr.components, key=lambda c: -c[1])[:3]
@@ -104,8 +106,10 @@ def _devices(args: argparse.Namespace) -> int:
         emit(args, rows, table(rows, cols))
         return 0
     rows = device_rows()
+    for r in rows:
+        r["within"] = f"{r['within_10']:.0%}" if "within_10" in r else ""
     cols = [("name", "device"), ("points", "points"), ("fit", "fit"), ("loo", "leave-one-out error (mean / max)"),
-            ("prior", "prior"), ("description", "description")]
+            ("within", "within 10%"), ("prior", "prior"), ("description", "description")]
     text = table(rows, cols) + ("\n\nA device's latency is PREDICTED by its cost model (a sum over the network's "
                                 "components, fitted on published latencies; docs/devices.md) with an interval and "
                                 "the fit's leave-one-out error. `designspace devices NAME` lists its points.")

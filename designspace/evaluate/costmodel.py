@@ -12,25 +12,26 @@ units of the mean latency, and does not depend on feature units), ``ybar`` the m
 ``prior`` the coefficients of another device (``c`` its best scale onto these points) or zero. ``lam`` is
 chosen from :data:`LAMBDAS` by the lowest mean leave-one-out error. Nothing is set by hand.
 
-The interval of a prediction (:meth:`CostModel.interval`) is a leverage-scaled conformal band. The fit is
-linear in the coefficients with rows ``a_i = F_i / y_i`` (relative errors), so a prediction ``p`` for totals
-``x`` has a relative standard error proportional to ``sqrt(1 + h(x))``, with the leverage
+The interval of a prediction (:meth:`CostModel.interval`) is a conformal band scaled by the uncertainty of
+the coefficients the prediction leans on. That uncertainty is measured by a bootstrap over the points
+(:data:`BOOTSTRAP` refits on points drawn with replacement, same ridge strength and prior, fixed seed): the
+relative variance a network's prediction ``p`` inherits from the coefficients is
 
-    h(x) = (x / p)^T (A^T A + lam / ybar^2 * I)^-1 (x / p)      (columns in units of their mean)
+    v(x) = (x / p)^T Cov(coef) (x / p),
 
-over every feature the points use (a coefficient the non-negative fit put at zero could have been positive:
-its direction counts). Each fitted point's leave-one-out log residual ``log(y_i / loo_i)`` is divided by
-its own scale ``sqrt(1 + h_i/(1 - h_i))`` (its leverage in the fit without it); the 5th and 95th
-percentiles ``q_lo <= 0 <= q_hi`` of these scores give the 90% interval
+which the non-negative constraints and the prior keep small in directions the data pin down, and which grows
+with the distance of a network's feature mix from the points' (an attention share, a matrix size none of
+them had). With ``tau`` the root mean square of the leave-one-out log residuals, each point's score is its
+leave-one-out log residual ``log(y_i / loo_i)`` divided by ``w_i = sqrt(1 + v(x_i) / tau^2)``; the 5th and
+95th percentiles ``q_lo <= 0 <= q_hi`` of the scores give the 90% interval
 
-    [p * exp(q_lo * sqrt(1 + h(x))),  p * exp(q_hi * sqrt(1 + h(x)))].
+    [p * exp(q_lo * w(x)),  p * exp(q_hi * w(x))].
 
-Inside the data ``h`` is small and the interval is the leave-one-out residuals'; it widens with the
-distance of the network's feature mix from the fitted points' (an attention share, a matrix size none of
-them had). :meth:`CostModel.refusal` refuses an interval, in words, where the data say nothing: a feature
-no fitted point has, or a leverage above the number of fitted points (the network alone would outweigh
-all of them). A network whose feature totals lie outside the range of the fitted points (10% margin) is
-also flagged as an extrapolation (:meth:`CostModel.outside`).
+Inside the data ``v`` is small beside ``tau^2`` and the interval is the leave-one-out residuals'. Where the
+data say nothing, :meth:`CostModel.refusal` refuses an interval in words: a feature no fitted point has, or
+a coefficient uncertainty larger than the prediction itself (``sqrt(v(x)) > 1``). A network whose feature
+totals lie outside the range of the fitted points (10% margin) is also flagged as an extrapolation
+(:meth:`CostModel.outside`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ LAMBDAS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 MARGIN = 1.1  # extrapolation margin on feature ranges
 #: The interval's nominal coverage (its ends are the scores' (1 - LEVEL)/2 and (1 + LEVEL)/2 quantiles).
 LEVEL = 0.9
+#: Bootstrap refits measuring the coefficients' uncertainty (none with ``folds``: thousands of points).
+BOOTSTRAP = 200
 
 
 class FitError(ValueError):
@@ -64,9 +67,11 @@ class CostModel:
         lam: the ridge strength chosen.
         ranges: (min, max) of each feature's network total over the fitted points.
         residuals: leave-one-out relative residuals ``pred / y - 1`` of the fitted points, in point order.
-        scores: (q_lo, q_hi): the 5th and 95th percentiles of the leverage-scaled leave-one-out log residuals
-            (``q_lo <= 0 <= q_hi``), or None for a model without them (then the interval is the residuals').
-        leverage: a factor ``R`` (one row per feature, raw units) with ``h(x) = |R^T (x / p)|^2``, or None.
+        scores: (q_lo, q_hi, tau): the 5th and 95th percentiles of the scaled leave-one-out log residuals
+            (``q_lo <= 0 <= q_hi``) and their root mean square (see the module docstring), or None for a model
+            without them (then the interval is the residuals' percentiles).
+        spread: a factor ``R`` of the bootstrap covariance of the coefficients (one row per feature, ms per
+            feature unit), ``Cov = R R^T``, or None.
     """
 
     features: tuple[str, ...]
@@ -74,8 +79,8 @@ class CostModel:
     lam: float
     ranges: tuple[tuple[float, float], ...]
     residuals: tuple[float, ...]
-    scores: tuple[float, float] | None = None
-    leverage: tuple[tuple[float, ...], ...] | None = None
+    scores: tuple[float, float, float] | None = None
+    spread: tuple[tuple[float, ...], ...] | None = None
 
     def predict(self, totals: dict[str, float]) -> float:
         """Milliseconds for a network's feature totals."""
@@ -85,24 +90,25 @@ class CostModel:
         """Milliseconds per component (the prediction is their sum)."""
         return {name: self.predict(f) for name, f in components.items()}
 
-    def h(self, totals: dict[str, float]) -> float:
-        """The leverage ``h(x)`` of a network's feature totals (0 for a model without a leverage factor)."""
+    def variance(self, totals: dict[str, float]) -> float:
+        """``v(x)``: the relative variance a prediction inherits from the coefficients' uncertainty (0 without
+        a spread factor)."""
         ms = self.predict(totals)
-        if self.leverage is None or not ms > 0:
+        if not self.spread or not self.spread[0] or not ms > 0:
             return 0.0
         a = np.array([totals.get(f, 0.0) / ms for f in self.features])
-        return float(np.sum((np.asarray(self.leverage).T @ a) ** 2)) if self.leverage[0] else 0.0
+        return float(np.sum((np.asarray(self.spread).T @ a) ** 2))
 
     def interval(self, ms: float, totals: dict[str, float] | None = None) -> tuple[float, float]:
-        """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``.
-
-        With the leverage-scaled scores: ``ms * exp(q * sqrt(1 + h(totals)))`` for ``q`` = q_lo, q_hi (see the
-        module docstring); without ``totals`` the leverage is taken as 0 (an in-range network). A model without
-        scores (an older profile) gives ``ms`` corrected by its 95th and 5th percentile leave-one-out residuals."""
+        """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``:
+        ``ms * exp(q * w)`` for ``q`` = q_lo, q_hi and ``w = sqrt(1 + v(totals) / tau^2)`` (see the module
+        docstring); without ``totals``, ``w = 1``. A model without scores (an older profile) gives ``ms``
+        corrected by its 95th and 5th percentile leave-one-out residuals."""
         if self.scores is not None:
-            w = math.sqrt(1.0 + (self.h(totals) if totals is not None else 0.0))
-            q_lo, q_hi = self.scores
-            return (ms * math.exp(min(q_lo, 0.0) * w), ms * math.exp(min(max(q_hi, 0.0) * w, 700.0)))
+            q_lo, q_hi, tau = self.scores
+            v = self.variance(totals) if totals is not None else 0.0
+            w = math.sqrt(1.0 + v / tau**2) if tau > 0 else 1.0
+            return (ms * math.exp(q_lo * w), ms * math.exp(min(q_hi * w, 700.0)))
         if not self.residuals:
             return (ms, ms)
         r = np.asarray(self.residuals)
@@ -111,16 +117,16 @@ class CostModel:
 
     def refusal(self, totals: dict[str, float]) -> str:
         """Why no interval can be given for ``totals`` ("" when one can): a feature no fitted point has, or a
-        leverage above the number of fitted points (the network would outweigh all the data)."""
+        coefficient uncertainty larger than the prediction itself (relative standard deviation over 1)."""
         none = [f for f, (_, hi) in zip(self.features, self.ranges, strict=True)
                 if hi == 0.0 and totals.get(f, 0.0) > 0]
         if none:
             return (f"no fitted point has any {', '.join(none)} ({', '.join(f'{totals[f]:.4g}' for f in none)} here): "
                     "the device's data say nothing about what it costs")
-        h, n = self.h(totals), len(self.residuals)
-        if n and h > n:
-            return (f"the network's feature mix is {h:.3g} times as far from the data as one fitted point weighs "
-                    f"(more than the {n} fitted points together): the data cannot bound its latency")
+        sd = math.sqrt(self.variance(totals))
+        if sd > 1.0:
+            return (f"the coefficients this network leans on are uncertain by {sd:.0%} of its prediction (bootstrap "
+                    "over the device's points): its feature mix is too far from theirs to bound its latency")
         return ""
 
     def outside(self, totals: dict[str, float]) -> list[str]:
@@ -163,30 +169,27 @@ def _solve(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -
     return coef
 
 
-def _leverage(x: np.ndarray, y: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
-    """(R, h_ii): the leverage factor in raw units (features x used features; ``h(x) = |R^T (x/p)|^2``) and each
-    point's leverage ``h_ii`` in the fit with ridge ``lam`` (see the module docstring)."""
-    scale = x.mean(axis=0)
-    used = np.flatnonzero(scale > 0)
-    r = np.zeros((x.shape[1], len(used)))
-    if not len(used):
-        return r, np.zeros(len(y))
-    a = x[:, used] / scale[used] / y[:, None]
-    m = a.T @ a + lam / float(y.mean()) ** 2 * np.eye(len(used))
-    vals, vecs = np.linalg.eigh(m)
-    factor = vecs / np.sqrt(np.maximum(vals, 1e-300))  # M^-1 = factor @ factor.T, so every h is >= 0
-    r[used] = factor / scale[used][:, None]
-    hii = np.sum((a @ factor) ** 2, axis=1)
-    return r, hii
+def _spread(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -> np.ndarray:
+    """A factor ``R`` (features x k) of the coefficients' covariance over :data:`BOOTSTRAP` refits on points
+    drawn with replacement (seeded: the same points give the same factor)."""
+    rng = np.random.default_rng(0)
+    coefs = np.array([_solve(x[idx], y[idx], lam, prior)
+                      for idx in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))])
+    vals, vecs = np.linalg.eigh(np.cov(coefs, rowvar=False))
+    keep = vals > vals.max() * 1e-12 if vals.max() > 0 else np.zeros(len(vals), dtype=bool)
+    return vecs[:, keep] * np.sqrt(vals[keep])
 
 
-def _scores(residuals: np.ndarray, hii: np.ndarray) -> tuple[float, float]:
-    """(q_lo, q_hi): quantiles of the leave-one-out log residuals ``log(y/loo)`` scaled by ``sqrt(1 - h_ii)``
-    (= 1 / sqrt(1 + h_i/(1-h_i)), the point's leverage in the fit without it)."""
-    logr = -np.log1p(residuals)  # residual = loo / y - 1
-    s = logr * np.sqrt(np.clip(1.0 - hii, 1e-6, 1.0))
+def _scores(model: CostModel, x: np.ndarray) -> tuple[float, float, float]:
+    """(q_lo, q_hi, tau) of a model's leave-one-out residuals (see the module docstring)."""
+    logr = -np.log1p(np.asarray(model.residuals))  # residual = loo / y - 1, so this is log(y / loo)
+    tau = float(np.sqrt(np.mean(logr**2)))
+    v = np.array([model.variance(dict(zip(model.features, row, strict=True))) for row in x])
+    s = logr / np.sqrt(1.0 + v / tau**2) if tau > 0 else logr
     tail = (1.0 - LEVEL) / 2.0
-    return float(min(np.quantile(s, tail), 0.0)), float(max(np.quantile(s, 1.0 - tail), 0.0))
+    # the order statistics at or beyond the nominal ranks (a finite-sample correction: few points, wider ends)
+    return (float(min(np.quantile(s, tail, method="lower"), 0.0)),
+            float(max(np.quantile(s, 1.0 - tail, method="higher"), 0.0)), tau)
 
 
 def loo_predictions(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None = None,
@@ -227,9 +230,9 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     pa = None if prior is None else np.asarray(prior, dtype=float)
     if np.any(~np.isfinite(ya)) or np.any(ya <= 0):
         raise FitError("every latency must be a positive number of milliseconds")
-    used = int((xa.mean(axis=0) > 0).sum())
     if len(ya) < 3:
         raise FitError(f"{len(ya)} point(s): a fit needs at least 3 (one left out at a time measures its error)")
+    used = int((xa.mean(axis=0) > 0).sum())
     if pa is None and len(ya) < used:
         raise FitError(f"{len(ya)} points for {used} features: give at least as many points as features, "
                        "fewer features, or a prior device")
@@ -243,13 +246,16 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     pred = loo_predictions(xa, ya, lam, pa, folds)
     residuals = tuple(float(v) for v in pred / ya - 1.0)
     ranges = tuple((float(xa[:, j].min()), float(xa[:, j].max())) for j in range(xa.shape[1]))
-    lev, hii = _leverage(xa, ya, float(lam))
-    return CostModel(tuple(features), tuple(float(c) for c in coef), float(lam), ranges, residuals,
-                     _scores(np.asarray(residuals), hii), tuple(tuple(float(v) for v in row) for row in lev))
+    model = CostModel(tuple(features), tuple(float(c) for c in coef), float(lam), ranges, residuals)
+    if folds is not None:
+        return model
+    spread = _spread(xa, ya, float(lam), pa)
+    return with_scores(replace(model, spread=tuple(tuple(float(v) for v in row) for row in spread)), xa, ya)
 
 
 def with_scores(model: CostModel, x: Sequence[Sequence[float]], y: Sequence[float]) -> CostModel:
     """``model`` with its scores recomputed from its (possibly rounded) residuals on the points ``x``, ``y``."""
-    xa, ya = np.asarray(x, dtype=float).reshape(len(y), len(model.features)), np.asarray(y, dtype=float)
-    _, hii = _leverage(xa, ya, model.lam)
-    return replace(model, scores=_scores(np.asarray(model.residuals), hii))
+    if model.spread is None:
+        return model
+    xa = np.asarray(x, dtype=float).reshape(len(y), len(model.features))
+    return replace(model, scores=_scores(model, xa))
