@@ -253,7 +253,8 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     return with_scores(replace(model, spread=tuple(tuple(float(v) for v in row) for row in spread)), xa, ya)
 
 
-def with_scores(model: CostModel, x: Sequence[Sequence[float]], y: Sequence[float]) -> CostModel:
+def with_scores(model: CostModel, x: Sequence[Sequence[float]] | np.ndarray, y: Sequence[float] | np.ndarray
+                ) -> CostModel:
     """``model`` with its scores recomputed from its (possibly rounded) residuals on the points ``x``, ``y``."""
     if model.spread is None:
         return model
