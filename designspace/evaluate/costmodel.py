@@ -27,11 +27,21 @@ leave-one-out log residual ``log(y_i / loo_i)`` divided by ``w_i = sqrt(1 + v(x_
 
     [p * exp(q_lo * w(x)),  p * exp(q_hi * w(x))].
 
-Inside the data ``v`` is small beside ``tau^2`` and the interval is the leave-one-out residuals'. Where the
-data say nothing, :meth:`CostModel.refusal` refuses an interval in words: a feature no fitted point has, or
-a coefficient uncertainty larger than the prediction itself (``sqrt(v(x)) > 1``). A network whose feature
-totals lie outside the range of the fitted points (10% margin) is also flagged as an extrapolation
-(:meth:`CostModel.outside`).
+Past the fitted range the model's linear form is itself in doubt, which no refit on the same points can
+measure: where a feature with a positive coefficient lies beyond the fitted points' range (after the 10%
+margin) by a factor ``rho`` (the largest such factor over the features), both ends move out by that factor,
+
+    [p * exp(q_lo * w(x)) / rho,  p * exp(q_hi * w(x)) * rho],
+
+that is, a cost extrapolated ``rho`` times past the data may be off by a factor ``rho``: the same
+proportion either way, as nothing says which. On the published points held out this covers 90% of the
+out-of-range ones (67% without it; docs/devices.md).
+
+Inside the data ``v`` is small beside ``tau^2``, ``rho = 1``, and the interval is the leave-one-out
+residuals'. Where the data say nothing, :meth:`CostModel.refusal` refuses an interval in words: a feature
+no fitted point has, or a coefficient uncertainty larger than the prediction itself (``sqrt(v(x)) > 1``).
+A network whose feature totals lie outside the range of the fitted points (10% margin) is also flagged as
+an extrapolation (:meth:`CostModel.outside`).
 """
 
 from __future__ import annotations
@@ -101,14 +111,15 @@ class CostModel:
 
     def interval(self, ms: float, totals: dict[str, float] | None = None) -> tuple[float, float]:
         """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``:
-        ``ms * exp(q * w)`` for ``q`` = q_lo, q_hi and ``w = sqrt(1 + v(totals) / tau^2)`` (see the module
-        docstring); without ``totals``, ``w = 1``. A model without scores (an older profile) gives ``ms``
-        corrected by its 95th and 5th percentile leave-one-out residuals."""
+        ``ms * exp(q * w) * rho^(+-1)`` for ``q`` = q_lo, q_hi, ``w = sqrt(1 + v(totals) / tau^2)`` and ``rho``
+        the overshoot (see the module docstring); without ``totals``, ``w = rho = 1``. A model without
+        scores (an older profile) gives ``ms`` corrected by its 95th and 5th percentile leave-one-out residuals."""
         if self.scores is not None:
             q_lo, q_hi, tau = self.scores
             v = self.variance(totals) if totals is not None else 0.0
             w = math.sqrt(1.0 + v / tau**2) if tau > 0 else 1.0
-            return (ms * math.exp(q_lo * w), ms * math.exp(min(q_hi * w, 700.0)))
+            rho = math.log(self.overshoot(totals)) if totals is not None else 0.0
+            return (ms * math.exp(q_lo * w - rho), ms * math.exp(min(q_hi * w + rho, 700.0)))
         if not self.residuals:
             return (ms, ms)
         r = np.asarray(self.residuals)
@@ -128,6 +139,17 @@ class CostModel:
             return (f"the coefficients this network leans on are uncertain by {sd:.0%} of its prediction (bootstrap "
                     "over the device's points): its feature mix is too far from theirs to bound its latency")
         return ""
+
+    def overshoot(self, totals: dict[str, float]) -> float:
+        """``rho`` >= 1: the largest factor by which a feature with a positive coefficient lies beyond the fitted
+        points' range after the 10% margin (above the largest or below the smallest; a feature the network does
+        not have costs it nothing and does not count)."""
+        rho = 1.0
+        for f, c, (lo, hi) in zip(self.features, self.coef, self.ranges, strict=True):
+            v = totals.get(f, 0.0)
+            if c > 0 and v > 0 and hi > 0:
+                rho = max(rho, v / (hi * MARGIN), lo / (MARGIN * v))
+        return rho
 
     def outside(self, totals: dict[str, float]) -> list[str]:
         """Features whose total lies outside the fitted range (with a 10% margin), as ``name value [lo, hi]``."""
