@@ -77,7 +77,9 @@ def _search_text(report: Any, s: dict[str, Any]) -> str:
             cols.append(("latency_interval", "predicted interval ms"))
             for r in rows:
                 if r.get("latency_low_ms") is not None:
-                    r["latency_interval"] = (f"{r['latency_low_ms']:.3f}-{r['latency_high_ms']:.3f}"
+                    refused = not float(r.get("latency_high_ms") or "inf") < float("inf")  # a refused interval
+                    r["latency_interval"] = ("none: outside the device's data (designspace eval --device says why)"
+                                             if refused else f"{r['latency_low_ms']:.3f}-{r['latency_high_ms']:.3f}"
                                              + (" EXTRAPOLATED" if r.get("latency_extrapolated") else ""))
         lines += ["", table(rows, cols)]
     for reason in s["failed"][:3]:
