@@ -229,7 +229,7 @@ def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object
     _wait(driver, "hypervolume of the feasible front")
     shots.append(_shot(driver, tmp_path, "progress"))
     _page(driver, "Zoo")
-    _wait(driver, "Published models", "Device profiles")
+    _wait(driver, "Published models", "Device profiles", "Predict on device", "90% interval")
     shots.append(_shot(driver, tmp_path, "zoo"))
     assert "Traceback" not in _body(driver)
     assert all(p.stat().st_size > 10_000 for p in shots)
