@@ -34,7 +34,7 @@ margin) by a factor ``rho`` (the largest such factor over the features), both en
     [p * exp(q_lo * w(x)) / rho,  p * exp(q_hi * w(x)) * rho],
 
 that is, a cost extrapolated ``rho`` times past the data may be off by a factor ``rho``: the same
-proportion either way, as nothing says which. On the published points held out this covers 90% of the
+proportion either way, as nothing says which. On the published points held out this covers 89% of the
 out-of-range ones (67% without it; docs/devices.md).
 
 Inside the data ``v`` is small beside ``tau^2``, ``rho = 1``, and the interval is the leave-one-out
