@@ -80,8 +80,8 @@ class CostModel:
         scores: (q_lo, q_hi, tau): the 5th and 95th percentiles of the scaled leave-one-out log residuals
             (``q_lo <= 0 <= q_hi``) and their root mean square (see the module docstring), or None for a model
             without them (then the interval is the residuals' percentiles).
-        spread: a factor ``R`` of the bootstrap covariance of the coefficients (one row per feature, ms per
-            feature unit), ``Cov = R R^T``, or None.
+        cov: the bootstrap covariance of the coefficients (features x features, (ms per feature unit)^2), or
+            None.
     """
 
     features: tuple[str, ...]
@@ -90,7 +90,7 @@ class CostModel:
     ranges: tuple[tuple[float, float], ...]
     residuals: tuple[float, ...]
     scores: tuple[float, float, float] | None = None
-    spread: tuple[tuple[float, ...], ...] | None = None
+    cov: tuple[tuple[float, ...], ...] | None = None
 
     def predict(self, totals: dict[str, float]) -> float:
         """Milliseconds for a network's feature totals."""
@@ -102,12 +102,12 @@ class CostModel:
 
     def variance(self, totals: dict[str, float]) -> float:
         """``v(x)``: the relative variance a prediction inherits from the coefficients' uncertainty (0 without
-        a spread factor)."""
+        a covariance; never negative, whatever the rounding of a stored one)."""
         ms = self.predict(totals)
-        if not self.spread or not self.spread[0] or not ms > 0:
+        if not self.cov or not ms > 0:
             return 0.0
         a = np.array([totals.get(f, 0.0) / ms for f in self.features])
-        return float(np.sum((np.asarray(self.spread).T @ a) ** 2))
+        return max(float(a @ np.asarray(self.cov) @ a), 0.0)
 
     def interval(self, ms: float, totals: dict[str, float] | None = None) -> tuple[float, float]:
         """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``:
@@ -191,15 +191,13 @@ def _solve(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -
     return coef
 
 
-def _spread(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -> np.ndarray:
-    """A factor ``R`` (features x k) of the coefficients' covariance over :data:`BOOTSTRAP` refits on points
-    drawn with replacement (seeded: the same points give the same factor)."""
+def _coef_cov(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -> np.ndarray:
+    """The coefficients' covariance over :data:`BOOTSTRAP` refits on points drawn with replacement (seeded: the
+    same points give the same matrix)."""
     rng = np.random.default_rng(0)
     coefs = np.array([_solve(x[idx], y[idx], lam, prior)
                       for idx in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))])
-    vals, vecs = np.linalg.eigh(np.cov(coefs, rowvar=False))
-    keep = vals > vals.max() * 1e-12 if vals.max() > 0 else np.zeros(len(vals), dtype=bool)
-    return vecs[:, keep] * np.sqrt(vals[keep])
+    return np.atleast_2d(np.cov(coefs, rowvar=False))
 
 
 def _scores(model: CostModel, x: np.ndarray) -> tuple[float, float, float]:
@@ -271,14 +269,14 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     model = CostModel(tuple(features), tuple(float(c) for c in coef), float(lam), ranges, residuals)
     if folds is not None:
         return model
-    spread = _spread(xa, ya, float(lam), pa)
-    return with_scores(replace(model, spread=tuple(tuple(float(v) for v in row) for row in spread)), xa, ya)
+    cov = _coef_cov(xa, ya, float(lam), pa)
+    return with_scores(replace(model, cov=tuple(tuple(float(v) for v in row) for row in cov)), xa, ya)
 
 
 def with_scores(model: CostModel, x: Sequence[Sequence[float]] | np.ndarray, y: Sequence[float] | np.ndarray
                 ) -> CostModel:
     """``model`` with its scores recomputed from its (possibly rounded) residuals on the points ``x``, ``y``."""
-    if model.spread is None:
+    if model.cov is None:
         return model
     xa = np.asarray(x, dtype=float).reshape(len(y), len(model.features))
     return replace(model, scores=_scores(model, xa))

@@ -19,7 +19,7 @@ from designspace.exceptions import DocumentError, did_you_mean
 __all__ = ["COLUMNS", "DeviceProfile", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
 
 _KEYS = ("name", "description", "source", "column", "features", "groups", "exclude", "prior", "fit", "points")
-_FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10", "interval", "spread")
+_FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10", "interval", "cov")
 #: Latency columns a profile may fit: the published points' devices, or ``user`` (calibrated points).
 COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "pixel6-cpu", "pixel8-edgetpu", "pixel4-dsp",
            "pixel7-gpu", "s23-cpu", "s23-gpu", "user")
@@ -159,10 +159,10 @@ def profile_doc(profile: DeviceProfile) -> dict[str, Any]:
                       "ranges": {f: [_sig(lo), _sig(hi)] for f, (lo, hi) in zip(m.features, m.ranges, strict=True)},
                       "loo_mean": round(sum(errors) / len(errors), 4), "loo_max": round(max(errors), 4),
                       "within_10": round(sum(e <= 0.1 for e in errors) / len(errors), 4)}
-        if m.scores is not None and m.spread is not None:
+        if m.scores is not None and m.cov is not None:
             doc["fit"]["interval"] = {"level": LEVEL, "q_lo": _sig(m.scores[0]), "q_hi": _sig(m.scores[1]),
                                       "tau": _sig(m.scores[2])}
-            doc["fit"]["spread"] = {f: [_sig(v) for v in row] for f, row in zip(m.features, m.spread, strict=True)}
+            doc["fit"]["cov"] = {f: [_sig(v) for v in row] for f, row in zip(m.features, m.cov, strict=True)}
     doc["points"] = [{p.kind: p.ref, "ms": p.ms, **({"loo_ms": p.loo_ms} if p.loo_ms is not None else {})}
                      for p in profile.points]
     return doc
@@ -213,9 +213,10 @@ def _points(ctx: Ctx, raw: Any, fitted: bool) -> tuple[ProfilePoint, ...]:
 
 def _interval(ctx: Ctx, fit: dict[str, Any], features: tuple[str, ...]
               ) -> tuple[tuple[float, float, float] | None, tuple[tuple[float, ...], ...] | None]:
-    """The fit's interval scores and coefficient spread, or (None, None) for a profile fitted before them."""
-    iv, spread = fit.get("interval"), fit.get("spread")
-    if iv is None and spread is None:
+    """The fit's interval scores and the coefficients' covariance, or (None, None) for a profile fitted before
+    them."""
+    iv, cov = fit.get("interval"), fit.get("cov")
+    if iv is None and cov is None:
         return None, None
     fix = "refit the profile (designspace fit-devices, or calibrate again)"
     if not isinstance(iv, dict) or set(iv) != {"level", "q_lo", "q_hi", "tau"} or iv["level"] != LEVEL:
@@ -229,14 +230,14 @@ def _interval(ctx: Ctx, fit: dict[str, Any], features: tuple[str, ...]
     if q[0] > 0 or q[1] < 0 or q[2] < 0:
         raise ctx.error(("fit", "interval"), f"q_lo {q[0]:g} <= 0 <= q_hi {q[1]:g} and tau {q[2]:g} >= 0 must hold",
                         fix)
-    if not isinstance(spread, dict) or set(spread) != set(features):
-        raise ctx.error(("fit", "spread"), "spread must give one row per feature", fix)
-    rows = [spread[f] for f in features]
-    width = len(rows[0]) if isinstance(rows[0], list) else -1
+    if not isinstance(cov, dict) or set(cov) != set(features):
+        raise ctx.error(("fit", "cov"), "cov must give one row per feature", fix)
+    rows = [cov[f] for f in features]
+    width = len(features)
     for f, row in zip(features, rows, strict=True):
         if (not isinstance(row, list) or len(row) != width
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)):
-            raise ctx.error(("fit", "spread", f), f"the spread row of {f} must be {width} numbers", fix)
+            raise ctx.error(("fit", "cov", f), f"the cov row of {f} must be {width} numbers", fix)
     return (q[0], q[1], q[2]), tuple(tuple(float(v) for v in row) for row in rows)
 
 
