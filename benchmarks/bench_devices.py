@@ -258,8 +258,15 @@ def print_devices(figs: dict[str, Any]) -> None:
             for k in total:
                 total[k][0] += c[k][0]
                 total[k][1] += c[k][1]
-        print(f"{name:<16} {f['points']:>3}  {lo['mean']:5.1%}/{lo['max']:6.1%} {lo['within_10']:4.0%}  "
-              f"{lg['mean']:5.1%}/{lg['max']:6.1%} {lg['within_10']:4.0%}  {lo['tau']:+.2f}/{lg['tau']:+.2f}   "
+        def err(r: dict[str, Any]) -> str:
+            if not r["n"]:
+                return f"{'no fit':<19}"
+            return f"{r['mean']:5.1%}/{r['max']:6.1%} {r['within_10']:4.0%} "
+
+        def tau(t: float) -> str:
+            return "  -  " if np.isnan(t) else f"{t:+.2f}"
+
+        print(f"{name:<16} {f['points']:>3}  {err(lo)} {err(lg)} {tau(lo['tau'])}/{tau(lg['tau'])}   "
               f"{cells[0]:<38} {cells[1]}")
     for name, f in figs.items():
         for label in ("loo", "logo"):
