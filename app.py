@@ -317,6 +317,15 @@ def zoo_page(root: str) -> None:
     st.subheader("Device profiles")
     st.caption("Latency predictions carry the profile fit's leave-one-out error (mean and max, in %).")
     st.dataframe(device_table(root), hide_index=True, key="device_table")
+    c1, c2 = st.columns(2)
+    device = c1.selectbox("Predict on device", analysis.device_names(), key="predict_device")
+    model = c2.selectbox("Zoo model", zoo_table()["name"].tolist(), key="predict_model")
+    if device and model:
+        p = analysis.device_prediction(str(device), str(model))
+        st.write(f"{model} on {device}: {p['ms']:.3f} ms predicted, "
+                 + (f"no interval: {p['refusal']}" if p["refusal"] else
+                    f"90% interval {p['low_ms']:.3f}-{p['high_ms']:.3f} ms")
+                 + (f" (outside the fitted range: {', '.join(map(str, p['outside']))})" if p["outside"] else ""))
 
 
 # ----------------------------------------------------------------------------------------------- main

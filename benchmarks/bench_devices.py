@@ -1,6 +1,18 @@
-"""Device cost model on the iPhone 13: how well published Core ML latencies are predicted from the Arch alone.
+"""Device cost models: how well published latencies are predicted from the Arch alone, and whether the intervals hold.
 
-Run: python benchmarks/bench_devices.py [--json]
+Run: python benchmarks/bench_devices.py [--json] [--devices NAME,...]
+
+Part A, every shipped device profile (its own features, groups and prior, as `fit-devices` fits it): points;
+leave-one-out and leave-one-group-out mean/max relative error and share within 10% (the ridge strength chosen
+again inside every fit); Kendall tau between predicted and published latency; and the coverage of the stated
+90% interval on held-out points: each point's interval from the model fitted without it (and without its
+group), split into points in range (no feature outside the fitted points' range) and out of range, with the
+refusals counted apart (a refusal gives no interval; it is neither a hit nor a miss). Groups: the points'
+groups, or for a device whose points are one group (the MobileNetV4 paper's phones), the Arch's family
+(MobileNetV2, MobileNetV3, MobileNetV4, ConvNeXt). Goal (issue 30): the 90% interval holds >= 85% of held-out
+points, in range and out of range alike.
+
+Part B, the iPhone 13 in detail (as before issue 30):
 
 Points: every published iPhone 13 latency in the data files (the zoo's, from 003 Table 3, and the iFormer
 paper's design-space study: the ConvNeXt-to-iFormer roadmap of Sec. 3 with Tables 1-2, Table 6, Table 7),
@@ -32,13 +44,16 @@ from typing import Any
 
 import numpy as np
 
-from designspace.evaluate.costmodel import fit_cost_model
+from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
+from designspace.evaluate.devices import _prior_coef, list_devices
 from designspace.evaluate.features import FEATURES, network_features
 from designspace.evaluate.local_map import fit as local_fit
 from designspace.evaluate.local_map import loo_predictions as local_loo
 from designspace.evaluate.points import Point, load_points
+from designspace.evaluate.profile import DeviceProfile
 
-GROUPS = {"zoo": "zoo", "iformer_roadmap": "roadmap", "iformer_table6": "Table 6", "iformer_table7": "Table 7"}
+GROUPS = {"zoo": "zoo", "iformer_roadmap": "roadmap", "iformer_table6": "Table 6", "iformer_table7": "Table 7",
+          "iformer_table5": "Table 5 (512 px)"}
 LOCAL_MS = {"mobilenetv2_100": 8.9037, "mobilenetv2_140": 16.4715, "efficientmod_xxs": 20.4569,
             "efficientmod_s": 48.2306, "iformer_t": 15.3958, "iformer_s": 31.5525, "iformer_m": 48.8354,
             "iformer_l": 78.5245}
@@ -77,6 +92,8 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
 
 
 def _errors(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    if not len(y):
+        return {"n": 0, "mean": float("nan"), "max": float("nan"), "within_10": float("nan")}
     e = np.abs(pred - y) / y
     return {"n": len(y), "mean": float(e.mean()), "max": float(e.max()), "within_10": float((e <= 0.10).mean())}
 
@@ -100,8 +117,85 @@ def _logo(x: np.ndarray, y: np.ndarray, groups: list[str], features: tuple[str, 
     return pred
 
 
+def _device_points(prof: DeviceProfile) -> tuple[list[Point], np.ndarray, np.ndarray, list[str]]:
+    """The profile's points as its fit selects them, their feature totals, latencies and groups."""
+    pts, seen = [], set()
+    for p in load_points(prof.groups):
+        ms = p.latency_ms.get(prof.column)
+        if ms is None or p.group in prof.exclude or (p.arch.fingerprint, ms) in seen:
+            continue
+        seen.add((p.arch.fingerprint, ms))
+        pts.append(p)
+    x = np.array([[network_features(p.arch)[f] for f in prof.features] for p in pts])
+    y = np.array([p.latency_ms[prof.column] for p in pts])
+    groups = [p.group for p in pts]
+    if len(set(groups)) < 2:
+        groups = [str(dict(p.arch.meta).get("family", "other")) for p in pts]
+    return pts, x, y, groups
+
+
+def _held_out(x: np.ndarray, y: np.ndarray, feats: tuple[str, ...], prior: list[float] | None,
+              held: np.ndarray) -> list[dict[str, Any]]:
+    """The model fitted without the ``held`` points, on each of them: prediction, interval or refusal, range."""
+    try:
+        model: CostModel | None = fit_cost_model(x[~held], y[~held], feats, prior=prior)
+    except FitError:
+        model = None
+    out = []
+    for i in np.flatnonzero(held):
+        if model is None:
+            out.append({"i": int(i), "pred": float("nan"), "refused": "no fit without them", "inside": False,
+                        "in_range": False})
+            continue
+        totals = dict(zip(feats, x[i], strict=True))
+        pred = model.predict(totals)
+        refusal = model.refusal(totals)
+        lo, hi = model.interval(pred, totals)
+        out.append({"i": int(i), "pred": pred, "refused": refusal, "inside": bool(lo <= y[i] <= hi),
+                    "in_range": not model.outside(totals) and not refusal, "low": lo, "high": hi})
+    return out
+
+
+def _coverage(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    res: dict[str, Any] = {"refused": sum(1 for r in rows if r["refused"])}
+    for label, want in (("in_range", True), ("out_of_range", False)):
+        given = [r for r in rows if not r["refused"] and r["in_range"] == want]
+        res[label] = (sum(r["inside"] for r in given), len(given))
+    given = [r for r in rows if not r["refused"]]
+    res["all"] = (sum(r["inside"] for r in given), len(given))
+    return res
+
+
+def device_figures(prof: DeviceProfile) -> dict[str, Any]:
+    """Part A's figures for one profile."""
+    pts, x, y, groups = _device_points(prof)
+    prior = _prior_coef(prof)
+    n = len(y)
+    loo = [_held_out(x, y, prof.features, prior, np.arange(n) == i)[0] for i in range(n)]
+    logo: list[dict[str, Any]] = []
+    for g in dict.fromkeys(groups):
+        logo.extend(_held_out(x, y, prof.features, prior, np.array([gg == g for gg in groups])))
+    logo.sort(key=lambda r: r["i"])
+    out: dict[str, Any] = {"points": n, "groups": dict((g, groups.count(g)) for g in dict.fromkeys(groups))}
+    for label, rows in (("loo", loo), ("logo", logo)):
+        ok = [r for r in rows if np.isfinite(r["pred"])]
+        pred, yy = np.array([r["pred"] for r in ok]), y[[r["i"] for r in ok]]
+        out[label] = {**_errors(pred, yy), "tau": kendall_tau(list(pred), list(yy)), "coverage": _coverage(rows),
+                      "unfitted": n - len(ok),
+                      "refusals": [(pts[r["i"]].id, r["refused"]) for r in rows if r["refused"]],
+                      "misses": [(pts[r["i"]].id, float(y[r["i"]]), round(r["low"], 3), round(r["high"], 3))
+                                 for r in rows if not r["refused"] and not r["inside"]]}
+    return out
+
+
+def run_devices(names: list[str] | None = None) -> dict[str, Any]:
+    """Part A: every shipped profile's figures (or the named ones)."""
+    return {p.name: device_figures(p) for p in list_devices()
+            if p.model is not None and p.column != "user" and (names is None or p.name in names)}
+
+
 def run() -> dict[str, Any]:
-    """Every figure the benchmark prints, as a dict."""
+    """Part B's figures (the iPhone 13 in detail), as a dict."""
     pts = _points()
     y = np.array([p.latency_ms["iphone13"] for p in pts])
     groups = [p.group for p in pts]
@@ -145,14 +239,69 @@ def _line(label: str, e: dict[str, float]) -> str:
     return f"  {label:<46} n={e['n']:>2}  mean {e['mean']:6.1%}  max {e['max']:6.1%}  within 10% {e['within_10']:5.0%}"
 
 
+def _frac(pair: tuple[int, int]) -> str:
+    return f"{pair[0]:>2}/{pair[1]:<2} {pair[0] / pair[1]:4.0%}" if pair[1] else " 0/0  -  "
+
+
+def print_devices(figs: dict[str, Any]) -> None:
+    """Part A as a table, then each device's misses and refusals."""
+    print("A. every device: held-out error, ranking and the coverage of the stated 90% interval")
+    print(f"{'device':<16} {'n':>3}  {'LOO mean/max  <=10%':<21} {'LOGO mean/max  <=10%':<21} {'tau LOO/LOGO':<13} "
+          f"{'LOO cover: in range | out | refused':<38} LOGO cover: in range | out | refused")
+    total = {"in_range": [0, 0], "out_of_range": [0, 0]}
+    for name, f in figs.items():
+        lo, lg = f["loo"], f["logo"]
+        cells = []
+        for r in (lo, lg):
+            c = r["coverage"]
+            cells.append(f"{_frac(c['in_range'])} | {_frac(c['out_of_range'])} | {c['refused']:>2}")
+            for k in total:
+                total[k][0] += c[k][0]
+                total[k][1] += c[k][1]
+        def err(r: dict[str, Any]) -> str:
+            if not r["n"]:
+                return f"{'no fit':<19}"
+            return f"{r['mean']:5.1%}/{r['max']:6.1%} {r['within_10']:4.0%} "
+
+        def tau(t: float) -> str:
+            return "  -  " if np.isnan(t) else f"{t:+.2f}"
+
+        print(f"{name:<16} {f['points']:>3}  {err(lo)} {err(lg)} {tau(lo['tau'])}/{tau(lg['tau'])}   "
+              f"{cells[0]:<38} {cells[1]}")
+    for name, f in figs.items():
+        for label in ("loo", "logo"):
+            r = f[label]
+            what = "leave-one-out" if label == "loo" else "group held out"
+            if r["misses"]:
+                print(f"  {name} {what}, outside the interval: " + "; ".join(
+                    f"{pid} {yy:g} not in [{lo:g}, {hi:g}]" for pid, yy, lo, hi in r["misses"]))
+            if r["refusals"]:
+                print(f"  {name} {what}, refused: " + "; ".join(f"{pid} ({why})" for pid, why in r["refusals"]))
+            if r["unfitted"]:
+                print(f"  {name} {what}: {r['unfitted']} point(s) whose group leaves too few points to fit")
+    share = {k: (v[0] / v[1] if v[1] else float("nan")) for k, v in total.items()}
+    print(f"\ngoal: held-out points inside the 90% interval >= 85% (LOO and LOGO together): in range "
+          f"{total['in_range'][0]}/{total['in_range'][1]} = {share['in_range']:.0%} "
+          f"{'met' if share['in_range'] >= 0.85 else 'NOT met'}, out of range {total['out_of_range'][0]}/"
+          f"{total['out_of_range'][1]} = {share['out_of_range']:.0%} "
+          f"{'met' if share['out_of_range'] >= 0.85 else 'NOT met'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--devices", help="comma-separated profiles for part A (default: every shipped one)")
+    parser.add_argument("--no-detail", action="store_true", help="skip part B (the iPhone 13 in detail)")
     args = parser.parse_args()
-    out = run()
+    figs = run_devices(args.devices.split(",") if args.devices else None)
+    out = {} if args.no_detail else run()
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({"devices": figs, "iphone13_detail": out}, indent=2, default=str))
         return
+    print_devices(figs)
+    if args.no_detail:
+        return
+    print("\nB. the iPhone 13 in detail")
     print(f"iPhone 13 points: {out['points']} ({', '.join(f'{k} {v}' for k, v in out['by_group'].items())})")
     for label in ("cost model", "GMACs + constant"):
         r = out[label]

@@ -296,7 +296,8 @@ def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object
     _title(driver, "Progress", "Search progress")
     shots.append(_shot(driver, tmp_path, "progress"))
     _page(driver, "Zoo")
-    _wait(driver, "Published models", "Device profiles", "leave-one-out error (mean and max, in %)")
+    _wait(driver, "Published models", "Device profiles", "leave-one-out error (mean and max, in %)",
+          "Predict on device", "90% interval")
     _title(driver, "Zoo", "Published models and device profiles")
     shots.append(_shot(driver, tmp_path, "zoo"))
     assert "Traceback" not in _body(driver)

@@ -4,6 +4,10 @@ prior, and the one-line errors of bad points and profiles."""
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import math
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +15,13 @@ import pytest
 
 import designspace as ds
 from designspace._yaml import dump_yaml, load_yaml
+from designspace.cli import main
 from designspace.evaluate.costmodel import FitError, fit_cost_model
-from designspace.evaluate.devices import calibrate, fit_devices, list_devices, load_device
+from designspace.evaluate.devices import calibrate, fit_devices, fit_profile, list_devices, load_device
 from designspace.evaluate.devices_report import calibrate_command, device_rows, fit_command
 from designspace.evaluate.features import FEATURES, component_features, network_features
 from designspace.evaluate.points import load_points
-from designspace.evaluate.profile import profile_doc
+from designspace.evaluate.profile import Prediction, profile_doc
 from designspace.exceptions import DocumentError
 
 
@@ -193,3 +198,118 @@ def test_device_rows() -> None:
     rows = {r["name"]: r for r in device_rows()}
     assert rows["iphone13"]["fit"] == "cost" and 0 <= rows["iphone13"]["loo_mean"] <= rows["iphone13"]["loo_max"]
     assert set(rows["iphone13"]["coef"]) == set(FEATURES)
+
+
+# ---------------------------------------------------------------------------------------------- intervals
+def _width(pred: Prediction) -> float:
+    return (pred.high - pred.low) / pred.ms
+
+
+def test_interval_widens_monotonically_as_resolution_grows_past_the_data() -> None:
+    ip = load_device("iphone13")
+    conv = ds.load_arch("mobilenetv2_100")
+    preds = [ip.predict(dataclasses.replace(conv, resolution=r)) for r in (224, 320, 384, 512, 640, 768, 1024)]
+    assert not any(p.refusal for p in preds)
+    widths = [_width(p) for p in preds]
+    assert all(a < b for a, b in itertools.pairwise(widths)), widths
+    assert widths[-1] > 2 * widths[0]  # a conv net at 1024 px: over twice as uncertain as at 224
+    # EfficientMod-S on the iPhone 13 fitted without iFormer's 512-px points: wider and wider, then refused where
+    # its 1024-token attention matrices (2.1 MB a head) exceed every fitted point's
+    held = fit_profile(ip, exclude=("iformer_table5",))
+    emod = ds.load_arch("efficientmod_s")
+    preds = [held.predict(dataclasses.replace(emod, resolution=r)) for r in (224, 288, 320, 384, 448, 512)]
+    given = [p for p in preds if not p.refusal]
+    assert len(given) == 4 and all(p.low < p.ms < p.high for p in given)
+    widths = [_width(p) for p in given]
+    assert all(a < b for a, b in itertools.pairwise(widths)), widths
+    assert all(p.refusal for p in preds[len(given):])
+
+
+def test_efficientmod_s_at_512_px_gets_the_published_figure_or_a_refusal() -> None:
+    point = {p.id: p for p in load_points(["iformer_table5"])}["t5_efficientmod_s_512"]
+    assert point.latency_ms == {"iphone13": 24.3} and point.arch.resolution == 512  # iFormer's Table 5
+    held = fit_profile(load_device("iphone13"), exclude=("iformer_table5",)).predict(point.arch)
+    assert held.refusal and "softmax_spill_melems" in held.refusal and "say nothing" in held.refusal
+    assert held.low == 0.0 and math.isinf(held.high) and held.extrapolated
+    assert held.to_dict()["high_ms"] is None and held.to_dict()["refusal"] == held.refusal
+    shipped = load_device("iphone13").predict(point.arch)  # Table 5 is among its points: the spill is fitted
+    assert shipped.refusal or shipped.low <= 24.3 <= shipped.high
+
+
+def test_interval_in_range_is_the_leave_one_out_residuals() -> None:
+    ip = load_device("iphone13")
+    m = ip.model
+    assert m is not None and m.scores is not None
+    q_lo, q_hi, tau = m.scores
+    pred = ip.predict(ds.load_arch("iformer_m"))
+    assert pred.low < pred.ms < pred.high and not pred.refusal
+    # in range the coefficients' spread adds little: the interval is within 25% of the bare residual band
+    bare_lo, bare_hi = pred.ms * math.exp(q_lo), pred.ms * math.exp(q_hi)
+    assert bare_lo >= pred.low and bare_hi <= pred.high
+    assert (pred.high - pred.low) < 1.25 * (bare_hi - bare_lo)
+    assert tau == pytest.approx(math.sqrt(np.mean(np.log1p(np.array(m.residuals)) ** 2)), rel=1e-3)
+
+
+def test_spill_feature_tells_1024_tokens_from_196() -> None:
+    emod = ds.load_arch("efficientmod_s")
+    small, big = (network_features(dataclasses.replace(emod, resolution=r)) for r in (224, 512))
+    assert small["softmax_melems"] > 0 and small["softmax_spill_melems"] == 0.0  # 196 x 196 = 0.08 MB a head
+    assert big["softmax_spill_melems"] == pytest.approx(4 * 8 * 1024 * 1024 / 1e6)  # 4 blocks x 8 heads x 1024^2
+    assert network_features(ds.load_arch("mobilenetv4_hybrid_large"))["softmax_spill_melems"] == 0.0  # 576 x 144
+
+
+# ---------------------------------------------------------------------------------------------- MobileNetV4 phones
+MNV4 = ("pixel6-cpu", "pixel8-edgetpu", "pixel4-dsp", "pixel7-gpu", "s23-cpu", "s23-gpu")
+
+
+def test_mobilenetv4_paper_profiles() -> None:
+    pts = load_points(["mnv4_table6"])
+    assert not any("iphone13" in p.latency_ms for p in pts)  # the paper's iPhone 13 column is a reserved check
+    assert {p.arch.name for p in pts} >= {"mobilenetv2_050", "mobilenetv2_150", "mobilenetv2_200", "mobilenetv1_100",
+                                          "mobileone_s0", "mobilenetv3_large_050", "convnext_s",
+                                          "mobilenetv4_hybrid_large"}
+    for name in MNV4:
+        prof = load_device(name)
+        assert prof.column == name and prof.groups == ("mnv4_table6",) and "Table 6" in prof.source
+        assert ("INT8" in prof.description) != ("FP16" in prof.description) and "TFLite" in prof.description
+        assert len(prof.points) >= 8 and all(p.ref.startswith("mnv4_t6_") for p in prof.points)
+        assert prof.model is not None and prof.model.scores is not None and prof.summary.loo_mean < 0.5
+        pred = prof.predict(ds.load_arch("mobilenetv4_conv_medium"))
+        assert pred.low <= pred.ms <= pred.high and not pred.refusal
+    # the Hexagon DSP column prints no hybrid and no ConvNeXt: 10 points of 13
+    assert len(load_device("pixel4-dsp").points) == 10 and len(load_device("s23-gpu").points) == 13
+    assert load_device("pixel8-edgetpu").predict(ds.load_arch("mobilenetv4_hybrid_large")).ms == pytest.approx(
+        3.8, rel=0.15)
+
+
+def test_search_on_a_new_device(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "tiny", "--trials", "3", "--device", "pixel8-edgetpu", "--objective", "latency",
+                 "--objective", "params", "--no-progress"]) == 0
+    text = (tmp_path / "results" / "tiny" / "trials.csv").read_text()
+    assert "predicted: pixel8-edgetpu" in text
+
+
+def _shipped_bytes() -> dict[str, bytes]:
+    root = resources.files("designspace.devices")
+    return {e.name: e.read_bytes() for e in root.iterdir() if e.name.endswith(".yaml")}
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["fit-devices", "pixel9-tpu"], "unknown shipped device 'pixel9-tpu'"),
+    (["fit-devices", "--exclude", "mnv4_table7", "--dry-run"], "unknown points group 'mnv4_table7'"),
+    (["search", "tiny", "--trials", "2", "--device", "pixel8-tpu", "--objective", "latency"],
+     "unknown device 'pixel8-tpu'"),
+    (["calibrate", "phone", "--point", "mobilenetv2_100=0.7", "--point", "nowhere.yaml=1", "--point",
+      "iformer_t=0.6", "--prior", "pixel8-edgetpu"], "nowhere.yaml"),
+    (["calibrate", "phone", "--point", "mobilenetv2_100=0.7", "--point", "iformer_m=-1", "--point", "iformer_t=0.6",
+      "--prior", "s23-gpu"], "positive number"),
+])
+def test_bad_points_or_devices_one_line_exit_2_nothing_written(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               argv: list[str], needle: str) -> None:
+    before = _shipped_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and len(err.splitlines()) == 1 and "fix" in err
+    assert _shipped_bytes() == before
+    assert not (tmp_path / "results" / "devices").exists()

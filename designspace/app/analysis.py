@@ -446,9 +446,27 @@ def device_table(root: str | Path) -> pd.DataFrame:
     cache_file = Path(root) / "cache.sqlite"
     cache = Cache(cache_file if cache_file.is_file() else ":memory:")
     rows = device_rows(measure=False, cache=cache)
-    cols = ["name", "points", "fit", "loo_mean", "loo_max", "calibration", "description"]
+    cols = ["name", "points", "fit", "loo_mean", "loo_max", "within_10", "prior", "calibration", "description"]
     table = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
-    for c in ("loo_mean", "loo_max"):  # fractions -> percentages, under a header that says so
+    for c in ("loo_mean", "loo_max", "within_10"):  # fractions -> percentages, under a header that says so
         table[c] = (table[c].astype(float) * 100).round(1)
     return table.rename(columns={"loo_mean": "leave-one-out error, mean (%)",
-                                 "loo_max": "leave-one-out error, max (%)"})
+                                 "loo_max": "leave-one-out error, max (%)",
+                                 "within_10": "leave-one-out within 10% (% of points)"})
+
+
+def device_names() -> list[str]:
+    """The device profiles a latency can be predicted on (shipped and the user's), by name: the app's device
+    selector."""
+    from designspace.evaluate.devices import list_devices
+
+    return [p.name for p in list_devices() if p.model is not None]
+
+
+def device_prediction(device: str, arch: str) -> dict[str, object]:
+    """A zoo model's (or Arch file's) latency predicted on ``device``: ``ms``, ``low_ms``/``high_ms`` (the 90%
+    interval, None when refused), ``refusal`` (why no interval, in words), ``outside`` and the fit's error."""
+    from designspace.evaluate.devices import load_device
+    from designspace.network import load_arch
+
+    return load_device(device).predict(load_arch(arch)).to_dict()

@@ -10,6 +10,7 @@ from designspace.blocks import (  # noqa: F401
     efficientmod,
     irmb,
     mbconv,
+    mobilenetv1,
     mobilenetv3,
     mobilenetv4,
     msa,

@@ -147,8 +147,10 @@ def _devices(args: argparse.Namespace) -> int:
         emit(args, rows, table(rows, cols))
         return 0
     rows = device_rows()
+    for r in rows:
+        r["within"] = f"{r['within_10']:.0%}" if "within_10" in r else ""
     cols = [("name", "device"), ("points", "points"), ("fit", "fit"), ("loo", "leave-one-out error (mean / max)"),
-            ("prior", "prior"), ("description", "description")]
+            ("within", "within 10%"), ("prior", "prior"), ("description", "description")]
     text = table(rows, cols) + ("\n\nA device's latency is PREDICTED by its cost model (a sum over the network's "
                                 "components, fitted on published latencies; docs/devices.md) with an interval and "
                                 "the fit's leave-one-out error. `designspace devices NAME` lists its points.")

@@ -12,24 +12,55 @@ units of the mean latency, and does not depend on feature units), ``ybar`` the m
 ``prior`` the coefficients of another device (``c`` its best scale onto these points) or zero. ``lam`` is
 chosen from :data:`LAMBDAS` by the lowest mean leave-one-out error. Nothing is set by hand.
 
-The interval of a prediction comes from the leave-one-out residuals (their 5th and 95th percentiles);
-a network whose feature totals lie outside the range of the fitted points (10% margin), or that uses a
-feature none of them used, is flagged as an extrapolation.
+The interval of a prediction (:meth:`CostModel.interval`) is a conformal band scaled by the uncertainty of
+the coefficients the prediction leans on. That uncertainty is measured by a bootstrap over the points
+(:data:`BOOTSTRAP` refits on points drawn with replacement, same ridge strength and prior, fixed seed): the
+relative variance a network's prediction ``p`` inherits from the coefficients is
+
+    v(x) = (x / p)^T Cov(coef) (x / p),
+
+which the non-negative constraints and the prior keep small in directions the data pin down, and which grows
+with the distance of a network's feature mix from the points' (an attention share, a matrix size none of
+them had). With ``tau`` the root mean square of the leave-one-out log residuals, each point's score is its
+leave-one-out log residual ``log(y_i / loo_i)`` divided by ``w_i = sqrt(1 + v(x_i) / tau^2)``; the 5th and
+95th percentiles ``q_lo <= 0 <= q_hi`` of the scores give the 90% interval
+
+    [p * exp(q_lo * w(x)),  p * exp(q_hi * w(x))].
+
+Past the fitted range the model's linear form is itself in doubt, which no refit on the same points can
+measure: where a feature with a positive coefficient lies beyond the fitted points' range (after the 10%
+margin) by a factor ``rho`` (the largest such factor over the features), both ends move out by that factor,
+
+    [p * exp(q_lo * w(x)) / rho,  p * exp(q_hi * w(x)) * rho],
+
+that is, a cost extrapolated ``rho`` times past the data may be off by a factor ``rho``: the same
+proportion either way, as nothing says which. On the published points held out this covers 89% of the
+out-of-range ones (67% without it; docs/devices.md).
+
+Inside the data ``v`` is small beside ``tau^2``, ``rho = 1``, and the interval is the leave-one-out
+residuals'. Where the data say nothing, :meth:`CostModel.refusal` refuses an interval in words: a feature
+no fitted point has, or a coefficient uncertainty larger than the prediction itself (``sqrt(v(x)) > 1``).
+A network whose feature totals lie outside the range of the fitted points (10% margin) is also flagged as
+an extrapolation (:meth:`CostModel.outside`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-__all__ = ["LAMBDAS", "CostModel", "FitError", "fit_cost_model", "loo_predictions"]
+__all__ = ["LAMBDAS", "LEVEL", "CostModel", "FitError", "fit_cost_model", "loo_predictions", "with_scores"]
 
 #: Ridge strengths tried, chosen by leave-one-out.
 LAMBDAS = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 MARGIN = 1.1  # extrapolation margin on feature ranges
+#: The interval's nominal coverage (its ends are the scores' (1 - LEVEL)/2 and (1 + LEVEL)/2 quantiles).
+LEVEL = 0.9
+#: Bootstrap refits measuring the coefficients' uncertainty (none with ``folds``: thousands of points).
+BOOTSTRAP = 200
 
 
 class FitError(ValueError):
@@ -46,6 +77,11 @@ class CostModel:
         lam: the ridge strength chosen.
         ranges: (min, max) of each feature's network total over the fitted points.
         residuals: leave-one-out relative residuals ``pred / y - 1`` of the fitted points, in point order.
+        scores: (q_lo, q_hi, tau): the 5th and 95th percentiles of the scaled leave-one-out log residuals
+            (``q_lo <= 0 <= q_hi``) and their root mean square (see the module docstring), or None for a model
+            without them (then the interval is the residuals' percentiles).
+        cov: the bootstrap covariance of the coefficients (features x features, (ms per feature unit)^2), or
+            None.
     """
 
     features: tuple[str, ...]
@@ -53,6 +89,8 @@ class CostModel:
     lam: float
     ranges: tuple[tuple[float, float], ...]
     residuals: tuple[float, ...]
+    scores: tuple[float, float, float] | None = None
+    cov: tuple[tuple[float, ...], ...] | None = None
 
     def predict(self, totals: dict[str, float]) -> float:
         """Milliseconds for a network's feature totals."""
@@ -62,13 +100,56 @@ class CostModel:
         """Milliseconds per component (the prediction is their sum)."""
         return {name: self.predict(f) for name, f in components.items()}
 
-    def interval(self, ms: float) -> tuple[float, float]:
-        """(low, high) milliseconds: ``ms`` corrected by the 95th and 5th percentile leave-one-out residuals."""
+    def variance(self, totals: dict[str, float]) -> float:
+        """``v(x)``: the relative variance a prediction inherits from the coefficients' uncertainty (0 without
+        a covariance; never negative, whatever the rounding of a stored one)."""
+        ms = self.predict(totals)
+        if not self.cov or not ms > 0:
+            return 0.0
+        a = np.array([totals.get(f, 0.0) / ms for f in self.features])
+        return max(float(a @ np.asarray(self.cov) @ a), 0.0)
+
+    def interval(self, ms: float, totals: dict[str, float] | None = None) -> tuple[float, float]:
+        """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``:
+        ``ms * exp(q * w) * rho^(+-1)`` for ``q`` = q_lo, q_hi, ``w = sqrt(1 + v(totals) / tau^2)`` and ``rho``
+        the overshoot (see the module docstring); without ``totals``, ``w = rho = 1``. A model without
+        scores (an older profile) gives ``ms`` corrected by its 95th and 5th percentile leave-one-out residuals."""
+        if self.scores is not None:
+            q_lo, q_hi, tau = self.scores
+            v = self.variance(totals) if totals is not None else 0.0
+            w = math.sqrt(1.0 + v / tau**2) if tau > 0 else 1.0
+            rho = math.log(self.overshoot(totals)) if totals is not None else 0.0
+            return (ms * math.exp(q_lo * w - rho), ms * math.exp(min(q_hi * w + rho, 700.0)))
         if not self.residuals:
             return (ms, ms)
         r = np.asarray(self.residuals)
         lo, hi = float(np.quantile(r, 0.05)), float(np.quantile(r, 0.95))
         return (ms / (1.0 + hi), ms / (1.0 + lo)) if lo > -1.0 else (ms / (1.0 + hi), math.inf)
+
+    def refusal(self, totals: dict[str, float]) -> str:
+        """Why no interval can be given for ``totals`` ("" when one can): a feature no fitted point has, or a
+        coefficient uncertainty larger than the prediction itself (relative standard deviation over 1)."""
+        none = [f for f, (_, hi) in zip(self.features, self.ranges, strict=True)
+                if hi == 0.0 and totals.get(f, 0.0) > 0]
+        if none:
+            return (f"no fitted point has any {', '.join(none)} ({', '.join(f'{totals[f]:.4g}' for f in none)} here): "
+                    "the device's data say nothing about what it costs")
+        sd = math.sqrt(self.variance(totals))
+        if sd > 1.0:
+            return (f"the coefficients this network leans on are uncertain by {sd:.0%} of its prediction (bootstrap "
+                    "over the device's points): its feature mix is too far from theirs to bound its latency")
+        return ""
+
+    def overshoot(self, totals: dict[str, float]) -> float:
+        """``rho`` >= 1: the largest factor by which a feature with a positive coefficient lies beyond the fitted
+        points' range after the 10% margin (above the largest or below the smallest; a feature the network does
+        not have costs it nothing and does not count)."""
+        rho = 1.0
+        for f, c, (lo, hi) in zip(self.features, self.coef, self.ranges, strict=True):
+            v = totals.get(f, 0.0)
+            if c > 0 and v > 0 and hi > 0:
+                rho = max(rho, v / (hi * MARGIN), lo / (MARGIN * v))
+        return rho
 
     def outside(self, totals: dict[str, float]) -> list[str]:
         """Features whose total lies outside the fitted range (with a 10% margin), as ``name value [lo, hi]``."""
@@ -110,6 +191,27 @@ def _solve(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -
     return coef
 
 
+def _coef_cov(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -> np.ndarray:
+    """The coefficients' covariance over :data:`BOOTSTRAP` refits on points drawn with replacement (seeded: the
+    same points give the same matrix)."""
+    rng = np.random.default_rng(0)
+    coefs = np.array([_solve(x[idx], y[idx], lam, prior)
+                      for idx in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))])
+    return np.atleast_2d(np.cov(coefs, rowvar=False))
+
+
+def _scores(model: CostModel, x: np.ndarray) -> tuple[float, float, float]:
+    """(q_lo, q_hi, tau) of a model's leave-one-out residuals (see the module docstring)."""
+    logr = -np.log1p(np.asarray(model.residuals))  # residual = loo / y - 1, so this is log(y / loo)
+    tau = float(np.sqrt(np.mean(logr**2)))
+    v = np.array([model.variance(dict(zip(model.features, row, strict=True))) for row in x])
+    s = logr / np.sqrt(1.0 + v / tau**2) if tau > 0 else logr
+    tail = (1.0 - LEVEL) / 2.0
+    # the order statistics at or beyond the nominal ranks (a finite-sample correction: few points, wider ends)
+    return (float(min(np.quantile(s, tail, method="lower"), 0.0)),
+            float(max(np.quantile(s, 1.0 - tail, method="higher"), 0.0)), tau)
+
+
 def loo_predictions(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None = None,
                     folds: int | None = None) -> np.ndarray:
     """Each point's prediction by the model fitted on all the others (same ``lam``); with ``folds``, by the
@@ -148,9 +250,9 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     pa = None if prior is None else np.asarray(prior, dtype=float)
     if np.any(~np.isfinite(ya)) or np.any(ya <= 0):
         raise FitError("every latency must be a positive number of milliseconds")
-    used = int((xa.mean(axis=0) > 0).sum())
     if len(ya) < 3:
         raise FitError(f"{len(ya)} point(s): a fit needs at least 3 (one left out at a time measures its error)")
+    used = int((xa.mean(axis=0) > 0).sum())
     if pa is None and len(ya) < used:
         raise FitError(f"{len(ya)} points for {used} features: give at least as many points as features, "
                        "fewer features, or a prior device")
@@ -164,4 +266,17 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     pred = loo_predictions(xa, ya, lam, pa, folds)
     residuals = tuple(float(v) for v in pred / ya - 1.0)
     ranges = tuple((float(xa[:, j].min()), float(xa[:, j].max())) for j in range(xa.shape[1]))
-    return CostModel(tuple(features), tuple(float(c) for c in coef), float(lam), ranges, residuals)
+    model = CostModel(tuple(features), tuple(float(c) for c in coef), float(lam), ranges, residuals)
+    if folds is not None:
+        return model
+    cov = _coef_cov(xa, ya, float(lam), pa)
+    return with_scores(replace(model, cov=tuple(tuple(float(v) for v in row) for row in cov)), xa, ya)
+
+
+def with_scores(model: CostModel, x: Sequence[Sequence[float]] | np.ndarray, y: Sequence[float] | np.ndarray
+                ) -> CostModel:
+    """``model`` with its scores recomputed from its (possibly rounded) residuals on the points ``x``, ``y``."""
+    if model.cov is None:
+        return model
+    xa = np.asarray(x, dtype=float).reshape(len(y), len(model.features))
+    return replace(model, scores=_scores(model, xa))

@@ -27,7 +27,7 @@ from typing import Any
 from designspace._yaml import Ctx, dump_yaml, load_yaml, read_document
 from designspace.arch import Arch
 from designspace.evaluate.cache import results_dir
-from designspace.evaluate.costmodel import FitError, fit_cost_model
+from designspace.evaluate.costmodel import FitError, fit_cost_model, with_scores
 from designspace.evaluate.features import FEATURES, network_features
 from designspace.evaluate.profile import DeviceProfile, Prediction, ProfilePoint, parse_device, profile_doc
 from designspace.exceptions import DocumentError, did_you_mean
@@ -51,8 +51,9 @@ def _prior_coef(profile: DeviceProfile, prior_profile: DeviceProfile | None = No
 
 def _refit(profile: DeviceProfile, points: list[ProfilePoint], archs: list[Arch], where: str,
            prior_profile: DeviceProfile | None = None) -> DeviceProfile:
+    design = _design(archs, profile.features)
     try:
-        model = fit_cost_model(_design(archs, profile.features), [p.ms for p in points], profile.features,
+        model = fit_cost_model(design, [p.ms for p in points], profile.features,
                                prior=_prior_coef(profile, prior_profile))
     except FitError as err:
         raise DocumentError(str(err), file=where, path="points",
@@ -60,6 +61,7 @@ def _refit(profile: DeviceProfile, points: list[ProfilePoint], archs: list[Arch]
     fitted = tuple(replace(p, loo_ms=round(p.ms * (1.0 + r), 4)) for p, r in zip(points, model.residuals, strict=True))
     # the residuals as the file records them (4 decimals), so a loaded profile equals the fitted one
     model = replace(model, residuals=tuple((p.loo_ms or p.ms) / p.ms - 1.0 for p in fitted))
+    model = with_scores(model, design, [p.ms for p in points])
     return replace(profile, model=model, points=fitted)
 
 

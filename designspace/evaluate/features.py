@@ -22,6 +22,9 @@ Features (:data:`FEATURES`; units chosen so a network's totals are of order 0.1-
   GroupNorm, a BatchNorm not right after a conv), millions;
 * ``softmax_melems``: softmax elements (N x N per head and window), millions;
 * ``heads``: number of N x N attention matrices (heads x windows);
+* ``softmax_spill_melems``: softmax elements of the attention matrices too large to stay on chip: those whose
+  fp16 N x M matrix (one head, one window) exceeds :data:`ONCHIP_MB`, millions. It tells a 1024-token attention
+  (2.1 MB a matrix) from a 196-token one (0.08 MB), which ``softmax_melems`` alone counts alike per element;
 * ``ops``: number of compute operations (a per-dispatch overhead);
 * ``const``: 1 per network (input, output, scheduling), charged to a ``network`` line.
 
@@ -39,10 +42,17 @@ from designspace.arch import Arch
 if TYPE_CHECKING:
     from designspace.plan import Placement
 
-__all__ = ["FEATURES", "component_features", "network_features", "placement_features"]
+__all__ = ["FEATURES", "ONCHIP_MB", "component_features", "network_features", "placement_features"]
 
 FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
-            "norm_melems", "softmax_melems", "heads", "ops", "const")
+            "norm_melems", "softmax_melems", "heads", "softmax_spill_melems", "ops", "const")
+
+#: The on-chip memory an attention matrix must fit in to stay on the accelerator, MB (fp16). The phones' figures
+#: are not published (Apple's Neural Engine, the EdgeTPU and the Hexagon DSP have a few MB of local memory); any
+#: value between 0.17 MB (the largest matrix of any published point below 512 px: MNv4-Hybrid-L's 576 x 144 at
+#: 384 px) and 2.1 MB (a 1024 x 1024 matrix, iFormer's Table 5 at 512 px) splits the data alike, so the data
+#: cannot place it more finely; 1 MB (N = 724 square) is taken.
+ONCHIP_MB = 1.0
 
 _BYTES = 2  # fp16
 _VIEWS = {"view", "_unsafe_view", "reshape", "expand", "t", "alias", "unsqueeze", "squeeze", "flatten",
@@ -129,6 +139,8 @@ class _Recorder:
             self.add("softmax_melems", _numel(x) / 1e6)
             n = int(x.shape[-1]) * int(x.shape[-2]) if x.dim() >= 2 else 1
             self.add("heads", _numel(x) / max(n, 1))
+            if n * _BYTES / 1e6 > ONCHIP_MB:
+                self.add("softmax_spill_melems", _numel(x) / 1e6)
 
 
 def _record(model: Any, x: Any, parts: dict[str, Any]) -> _Recorder:

@@ -29,13 +29,20 @@ from designspace.exceptions import DocumentError
 
 __all__ = ["COLUMNS", "DEVICES", "Point", "groups", "load_points"]
 
-#: The columns of a points CSV, in order.
+#: The columns of a points CSV, in order (the seed papers' devices). A file may carry other latency columns of
+#: :data:`DEVICES` instead of these four: the header is ``id,group,arch,params_m,gmacs,top1``, then latency
+#: columns, then ``source,notes``.
 COLUMNS = ("id", "group", "arch", "params_m", "gmacs", "top1", "iphone13_ms", "iphone14_ms", "p100_ms",
            "xeon_e5_2680_4t_ms", "source", "notes")
+_HEAD, _TAIL = COLUMNS[:6], COLUMNS[-2:]
 
-#: CSV latency column -> device profile name (``devices/<name>.yaml``).
+#: CSV latency column -> device profile name (``devices/<name>.yaml``). The last six are the MobileNetV4
+#: paper's phones (Qin et al., ECCV 2024, Table 6 of arXiv 2404.10518v2; TFLite: INT8 on the CPUs, the Hexagon
+#: DSP and the EdgeTPU, FP16 on the GPUs).
 DEVICES = {"iphone13_ms": "iphone13", "iphone14_ms": "iphone14", "p100_ms": "p100",
-           "xeon_e5_2680_4t_ms": "xeon-e5-2680-4t"}
+           "xeon_e5_2680_4t_ms": "xeon-e5-2680-4t", "pixel6_cpu_ms": "pixel6-cpu",
+           "pixel8_edgetpu_ms": "pixel8-edgetpu", "pixel4_dsp_ms": "pixel4-dsp", "pixel7_gpu_ms": "pixel7-gpu",
+           "s23_cpu_ms": "s23-cpu", "s23_gpu_ms": "s23-gpu"}
 
 #: published.csv's latency columns -> device profile name.
 _PUBLISHED_DEVICES = {"iphone13": "iphone13", "iphone14": "iphone14", "p100_onnx": "p100",
@@ -129,9 +136,12 @@ def _read_csv(text: str, *, file: str, base: Path | None) -> list[Point]:
     lines = text.splitlines()
     reader = csv.DictReader(lines)
     header = tuple(reader.fieldnames or ())
-    if header != COLUMNS:
+    middle = header[len(_HEAD):-len(_TAIL)] if len(header) > len(_HEAD) + len(_TAIL) else ()
+    if (header[:len(_HEAD)] != _HEAD or header[-len(_TAIL):] != _TAIL or not middle
+            or any(c not in DEVICES for c in middle) or len(set(middle)) != len(middle)):
         raise DocumentError(f"columns are {', '.join(header) or '(none)'}", file=file, line=1,
-                            fix=f"the header must be exactly: {','.join(COLUMNS)}")
+                            fix=f"the header must be exactly: {','.join(COLUMNS)} (or other latency columns among "
+                                f"{', '.join(DEVICES)} in place of the four)")
     out = []
     for row in reader:
         line = reader.line_num
@@ -153,7 +163,7 @@ def _read_csv(text: str, *, file: str, base: Path | None) -> list[Point]:
         def num(column: str, positive: bool = True, row: dict[str, str] = row, line: int = line) -> float | None:
             return _num(row[column], file=file, line=line, column=column, positive=positive)
 
-        latency = {dev: v for col, dev in DEVICES.items() if (v := num(col)) is not None}
+        latency = {dev: v for col, dev in DEVICES.items() if col in row and (v := num(col)) is not None}
         top1 = num("top1", positive=False)
         if top1 is not None and not 0 < top1 < 100:
             raise DocumentError(f"top1 must be a percentage in (0, 100), got {top1:g}", file=file, line=line,

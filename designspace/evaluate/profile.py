@@ -5,12 +5,13 @@ See :mod:`designspace.evaluate.devices` for what a profile is and how it is fitt
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from designspace._yaml import Ctx
 from designspace.arch import Arch
-from designspace.evaluate.costmodel import CostModel
+from designspace.evaluate.costmodel import LEVEL, CostModel
 from designspace.evaluate.features import FEATURES, component_features, network_features
 from designspace.evaluate.local_map import Fit
 from designspace.exceptions import DocumentError, did_you_mean
@@ -18,9 +19,10 @@ from designspace.exceptions import DocumentError, did_you_mean
 __all__ = ["COLUMNS", "DeviceProfile", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
 
 _KEYS = ("name", "description", "source", "column", "features", "groups", "exclude", "prior", "fit", "points")
-_FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10")
+_FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10", "interval", "cov")
 #: Latency columns a profile may fit: the published points' devices, or ``user`` (calibrated points).
-COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "user")
+COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "pixel6-cpu", "pixel8-edgetpu", "pixel4-dsp",
+           "pixel7-gpu", "s23-cpu", "s23-gpu", "user")
 
 
 @dataclass(frozen=True)
@@ -61,14 +63,18 @@ class Prediction:
     Attributes:
         device: the profile name.
         ms: predicted milliseconds (the sum of ``components``).
-        low: low end of the interval (ms), from the leave-one-out residuals' 95th percentile.
-        high: high end (ms), from their 5th percentile.
+        low: low end of the 90% interval (ms): leave-one-out residuals scaled by the coefficients' uncertainty
+            (:mod:`designspace.evaluate.costmodel`); 0 when refused.
+        high: high end (ms); ``inf`` when refused.
         extrapolated: whether the network's features lie outside what the fit saw.
         outside: which features, with their values and the fitted range.
         components: (component name, ms) in plan order, then ``network`` (the per-network constant).
         fit: the fit's summary (form ``"cost"``, coefficients, leave-one-out error, points).
         local_ms: a local measurement taken alongside, if any (not used by the prediction).
         calibration_machine: where the model's inputs come from (no local calibration is needed).
+        refusal: why no interval is given, in words ("" when one is): the network uses something none of the
+            device's points has, or lies so far from them that they cannot bound it. ``ms`` is then the
+            cost model's sum, not a figure to budget on.
     """
 
     device: str
@@ -81,10 +87,12 @@ class Prediction:
     fit: Fit
     local_ms: float | None = None
     calibration_machine: str = "none needed (predicted from the Arch)"
+    refusal: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``label: predicted``)."""
-        return {"device": self.device, "ms": self.ms, "low_ms": self.low, "high_ms": self.high, "label": "predicted",
+        return {"device": self.device, "ms": self.ms, "low_ms": None if self.refusal else self.low,
+                "high_ms": None if self.refusal else self.high, "refusal": self.refusal, "label": "predicted",
                 "extrapolated": self.extrapolated, "outside": list(self.outside), "fit": self.fit.form,
                 "loo_mean_error": self.fit.loo_mean, "loo_max_error": self.fit.loo_max, "points": self.fit.points,
                 "local_ms": self.local_ms, "components": dict(self.components)}
@@ -125,10 +133,12 @@ class DeviceProfile:
         m = self._model()
         parts = m.breakdown(component_features(arch))
         ms = sum(parts.values())
-        low, high = m.interval(ms)
-        outside = tuple(m.outside(network_features(arch)))
-        return Prediction(self.name, ms, low, high, bool(outside), outside, tuple(parts.items()), self.summary,
-                          local_ms)
+        totals = network_features(arch)
+        refusal = m.refusal(totals)
+        low, high = (0.0, math.inf) if refusal else m.interval(ms, totals)
+        outside = tuple(m.outside(totals))
+        return Prediction(self.name, ms, low, high, bool(outside or refusal), outside, tuple(parts.items()),
+                          self.summary, local_ms, refusal=refusal)
 
 
 # ------------------------------------------------------------------------------------------------ document
@@ -149,6 +159,10 @@ def profile_doc(profile: DeviceProfile) -> dict[str, Any]:
                       "ranges": {f: [_sig(lo), _sig(hi)] for f, (lo, hi) in zip(m.features, m.ranges, strict=True)},
                       "loo_mean": round(sum(errors) / len(errors), 4), "loo_max": round(max(errors), 4),
                       "within_10": round(sum(e <= 0.1 for e in errors) / len(errors), 4)}
+        if m.scores is not None and m.cov is not None:
+            doc["fit"]["interval"] = {"level": LEVEL, "q_lo": _sig(m.scores[0]), "q_hi": _sig(m.scores[1]),
+                                      "tau": _sig(m.scores[2])}
+            doc["fit"]["cov"] = {f: [_sig(v) for v in row] for f, row in zip(m.features, m.cov, strict=True)}
     doc["points"] = [{p.kind: p.ref, "ms": p.ms, **({"loo_ms": p.loo_ms} if p.loo_ms is not None else {})}
                      for p in profile.points]
     return doc
@@ -197,6 +211,36 @@ def _points(ctx: Ctx, raw: Any, fitted: bool) -> tuple[ProfilePoint, ...]:
     return tuple(out)
 
 
+def _interval(ctx: Ctx, fit: dict[str, Any], features: tuple[str, ...]
+              ) -> tuple[tuple[float, float, float] | None, tuple[tuple[float, ...], ...] | None]:
+    """The fit's interval scores and the coefficients' covariance, or (None, None) for a profile fitted before
+    them."""
+    iv, cov = fit.get("interval"), fit.get("cov")
+    if iv is None and cov is None:
+        return None, None
+    fix = "refit the profile (designspace fit-devices, or calibrate again)"
+    if not isinstance(iv, dict) or set(iv) != {"level", "q_lo", "q_hi", "tau"} or iv["level"] != LEVEL:
+        raise ctx.error(("fit", "interval"), f"interval must be {{level: {LEVEL}, q_lo: Q, q_hi: Q, tau: T}}", fix)
+    q = []
+    for key in ("q_lo", "q_hi", "tau"):
+        v = iv[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ctx.error(("fit", "interval", key), f"{key} must be a number, got {v!r}", fix)
+        q.append(float(v))
+    if q[0] > 0 or q[1] < 0 or q[2] < 0:
+        raise ctx.error(("fit", "interval"), f"q_lo {q[0]:g} <= 0 <= q_hi {q[1]:g} and tau {q[2]:g} >= 0 must hold",
+                        fix)
+    if not isinstance(cov, dict) or set(cov) != set(features):
+        raise ctx.error(("fit", "cov"), "cov must give one row per feature", fix)
+    rows = [cov[f] for f in features]
+    width = len(features)
+    for f, row in zip(features, rows, strict=True):
+        if (not isinstance(row, list) or len(row) != width
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)):
+            raise ctx.error(("fit", "cov", f), f"the cov row of {f} must be {width} numbers", fix)
+    return (q[0], q[1], q[2]), tuple(tuple(float(v) for v in row) for row in rows)
+
+
 def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
     """Validates a profile document. Raises :class:`DocumentError` (file, line, field and fix) on bad input."""
     if not isinstance(data, dict):
@@ -237,9 +281,10 @@ def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
         if prior is None and len(points) < used:
             raise ctx.error(("points",), f"{len(points)} points for {used} features",
                             "give at least as many points as features, fewer features, or a prior device")
+        scores, leverage = _interval(ctx, fit, features)
         model = CostModel(tuple(features), tuple(_number(ctx, ("fit", "coef", f), coef[f], f, False) for f in features),
                           float(fit.get("lambda", 0.0)),
                           tuple((float(ranges[f][0]), float(ranges[f][1])) for f in features),
-                          tuple((p.loo_ms or p.ms) / p.ms - 1.0 for p in points))
+                          tuple((p.loo_ms or p.ms) / p.ms - 1.0 for p in points), scores, leverage)
     return DeviceProfile(name, str(data.get("description", "")), str(data.get("source", "")), column, tuple(features),
                          groups, _str_list(ctx, data, "exclude"), prior, model, points, ctx.file)
