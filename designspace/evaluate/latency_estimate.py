@@ -92,7 +92,7 @@ class LatencyEstimate:
         """A device profile's prediction (:class:`designspace.evaluate.profile.Prediction`)."""
         context = {"fit": pr.fit.form, "points": pr.fit.points, "loo_mean_error": pr.fit.loo_mean,
                    "loo_max_error": pr.fit.loo_max}
-        if getattr(pr, "refusal", ""):  # outside anything the device's data say: no interval, and why, in words
+        if pr.refusal:  # outside anything the device's data say: no interval, and why, in words
             return cls(pr.ms, pr.device, "predicted", None, None, context, (f"no interval: {pr.refusal}",),
                        tuple(pr.outside))
         return cls(pr.ms, pr.device, "predicted", pr.low, pr.high, context, (), tuple(pr.outside))
