@@ -1,0 +1,383 @@
+"""The networks an analysis looks at: a space's seeded samples, or a study's completed trials, each with its flat
+parameter values, which of them shaped the network, and its metrics.
+
+Metrics (arrays, one value per network; units in the names): ``latency_ms`` (the device's latency, milliseconds:
+predicted by the device's cost model for a space, or a study's own figures), ``macs_g`` (billions of MACs, the
+counting convention of :mod:`designspace.evaluate.counts`), ``params_m`` (millions of parameters),
+``latency_ms_per_gmac`` (``latency_ms / macs_g``: the device's cost per unit of work), and the accuracy estimate or
+the study's objectives. Nothing is trained or measured here: a space's 2,000 samples cost seconds once the counts and
+the device features of their components are cached (:func:`designspace.evaluate.features.component_features`).
+
+Active parameters. A space's flat parameters are all drawn for every network (:mod:`designspace.space.core`), but a
+parameter of an option that was not chosen, or of a segment with no blocks, does not change the network; the
+per-option summaries look only at the networks where the parameter was active.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from designspace.arch import Arch
+from designspace.exceptions import DesignspaceError
+from designspace.space.core import Space
+from designspace.space.document import Pick, SpaceDoc
+from designspace.space.values import Choice, FloatRange, IntRange
+
+__all__ = ["CHEAP_ESTIMATES", "BlockCost", "ParamInfo", "SampleSet", "Target", "active_names", "load_samples",
+           "space_samples", "study_samples"]
+
+#: accuracy estimates cheap enough for thousands of networks (no forward pass)
+CHEAP_ESTIMATES = ("top1", "log10_macs", "log10_params")
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One flat parameter as the analysis sees it.
+
+    Attributes:
+        name: the flat name (``stages.2.segments.1.type``).
+        kind: ``"categorical"``, ``"int"`` or ``"float"``.
+        options: a categorical parameter's options, in the space's order (empty otherwise).
+        low: the lowest value of a numeric parameter.
+        high: the highest value of a numeric parameter.
+        log: a numeric parameter drawn on a log scale.
+    """
+
+    name: str
+    kind: str
+    options: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """A metric the analysis explains: its column, an axis title with its unit (and device), and its direction."""
+
+    name: str
+    label: str
+    direction: str = "minimize"
+
+
+@dataclass(frozen=True)
+class BlockCost:
+    """A block's share of a network's device latency: its stage (1-based, as papers number them), its type, the
+    milliseconds the device model charges it and its MACs."""
+
+    stage: int
+    type: str
+    ms: float
+    macs: int
+
+
+@dataclass
+class SampleSet:
+    """Networks and their metrics (see the module docstring).
+
+    Attributes:
+        name: the space's or the study's name.
+        kind: ``"space"`` or ``"study"``.
+        description: where the networks come from, in words.
+        device: the device whose latency ``latency_ms`` is.
+        latency_source: ``"predicted"`` (a device cost model) or ``"measured"``.
+        params: the flat parameters.
+        values: each network's flat values.
+        active: each network's active parameters.
+        metrics: metric name -> one float per network (NaN where unknown).
+        targets: the metrics the analysis explains, the device latency first.
+        blocks: each network's blocks with their predicted cost (empty where no device model ran).
+        archs: the networks.
+    """
+
+    name: str
+    kind: str
+    description: str
+    device: str
+    latency_source: str
+    params: tuple[ParamInfo, ...]
+    values: list[dict[str, Any]]
+    active: list[frozenset[str]]
+    metrics: dict[str, np.ndarray]
+    targets: tuple[Target, ...]
+    blocks: list[tuple[BlockCost, ...]] = field(default_factory=list)
+    archs: list[Arch] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def target(self, name: str) -> Target:
+        """The target called ``name``."""
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise DesignspaceError(f"{self.name} has no metric {name!r} (fix: one of "
+                               f"{', '.join(t.name for t in self.targets)})")
+
+
+# ------------------------------------------------------------------------------------------------ the space
+def _param_infos(space: Space) -> tuple[ParamInfo, ...]:
+    out = []
+    for p in space.params:
+        d = p.dist
+        if isinstance(d, Choice):
+            out.append(ParamInfo(p.name, "categorical", tuple(d.options)))
+        elif isinstance(d, IntRange):
+            out.append(ParamInfo(p.name, "int", low=d.low, high=d.high, log=d.log))
+        elif isinstance(d, FloatRange):
+            out.append(ParamInfo(p.name, "float", low=d.low, high=d.high, log=d.log))
+    return tuple(out)
+
+
+def _pick_active(pick: Pick, vals: Mapping[str, Any]) -> Iterator[str]:
+    """The flat names a used pick makes active: its choice and the chosen option's own parameters."""
+    yield pick.choice.name
+    opt = pick.option(vals)
+    if opt.width is not None:
+        yield opt.width.name
+    for _, slot in opt.params:
+        yield slot.name
+
+
+def active_names(doc: SpaceDoc, vals: Mapping[str, Any]) -> frozenset[str]:
+    """The flat parameters that shaped the network at ``vals`` (the rules of :meth:`Space.decode`)."""
+    names = {doc.resolution.name, doc.drop_path_rate.name}
+    first_attention = 1
+    if doc.attention_from is not None:
+        names.add(doc.attention_from.name)
+        first_attention = doc.attention_from.get(vals)
+    names.update(_pick_active(doc.stem, vals))
+    names.update(_pick_active(doc.head, vals))
+    for i, st in enumerate(doc.stages):
+        names.add(st.width.name)
+        if st.downsample is not None:
+            names.update(_pick_active(st.downsample, vals))
+        for seg in st.segments:
+            if i + 1 < first_attention and seg.role == "attention":
+                continue  # forced to no blocks: its depth and picks change nothing
+            names.add(seg.depth.name)
+            depth = int(seg.depth.get(vals))
+            for pick in seg.picks[: min(depth, len(seg.picks))]:
+                names.update(_pick_active(pick, vals))
+    return frozenset(names)
+
+
+def _device_profile(name: str | None, fallback: str | None) -> Any:
+    """The device profile an analysis predicts with; ``local`` has none."""
+    from designspace.evaluate.devices import load_device
+
+    chosen = name or (fallback if fallback not in (None, "local") else "iphone13")
+    if chosen == "local":
+        raise DesignspaceError("--device local: an analysis predicts latency with a device profile; `local` is "
+                               "measured, one network at a time (fix: --device iphone13, or see designspace devices)")
+    return load_device(str(chosen))
+
+
+def _estimate_target(estimate: str) -> Target:
+    from designspace.evaluate.estimate import canonical, description
+
+    name = canonical(estimate)
+    if name not in CHEAP_ESTIMATES:
+        raise DesignspaceError(f"--estimate {estimate}: an analysis evaluates thousands of networks, and {name!r} runs "
+                               f"each one (fix: one of {', '.join(CHEAP_ESTIMATES)})")
+    return Target(name, f"{description(name)}, higher is better", "maximize")
+
+
+def _network_metrics(arch: Arch, profile: Any, estimate: str) -> tuple[dict[str, float], tuple[BlockCost, ...]]:
+    from designspace.evaluate.counts import count
+    from designspace.evaluate.estimate import estimate as estimate_of
+
+    c = count(arch)
+    pred = profile.predict(arch)
+    ms_by = dict(pred.components)
+    blocks = tuple(BlockCost(int(cc.name.split(".")[1]) + 1, cc.type, ms_by.get(cc.name, 0.0), cc.macs)
+                   for cc in c.components if ".blocks." in cc.name)
+    macs_g = c.macs / 1e9
+    row = {"latency_ms": pred.ms, "macs_g": macs_g, "params_m": c.params / 1e6,
+           "latency_ms_per_gmac": pred.ms / macs_g if macs_g > 0 else math.nan, estimate: estimate_of(arch, estimate)}
+    return row, blocks
+
+
+def _targets(device: str, source: str, extra: list[Target]) -> tuple[Target, ...]:
+    return (Target("latency_ms", f"latency on {device} ({source}, ms)"),
+            Target("latency_ms_per_gmac", f"latency per GMAC on {device} ({source}, ms/GMAC)"), *extra)
+
+
+def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | None = None,
+                  estimate: str = "top1") -> SampleSet:
+    """``n`` networks drawn uniformly from ``space`` with ``random.Random(seed)`` (rejected points redrawn, repairs
+    applied as a search applies them), counted and predicted on ``device`` (default: the space's device where it has
+    a profile, else ``iphone13``).
+
+    Raises:
+        DesignspaceError: ``n`` < 2, a device with no profile, an estimate that runs each network.
+    """
+    if n < 2:
+        raise DesignspaceError(f"--samples {n}: an analysis compares networks, it needs at least 2 (fix: --samples "
+                               "2000)")
+    profile = _device_profile(device, space.doc.device)
+    est = _estimate_target(estimate)
+    rng = random.Random(seed)
+    values: list[dict[str, Any]] = []
+    active: list[frozenset[str]] = []
+    rows: list[dict[str, float]] = []
+    blocks: list[tuple[BlockCost, ...]] = []
+    archs: list[Arch] = []
+    tries = 0
+    while len(values) < n:
+        tries += 1
+        if tries > 100 * n:
+            raise DesignspaceError(f"{space.doc.file}: fewer than 1 in 100 draws decode to a network (fix: widen the "
+                                   "choices designspace validate names)")
+        dec = space.decode(space.sample_values(rng))
+        if dec.arch is None:
+            continue
+        row, bl = _network_metrics(dec.arch, profile, est.name)
+        values.append(dec.values)
+        active.append(active_names(space.doc, dec.values))
+        rows.append(row)
+        blocks.append(bl)
+        archs.append(dec.arch)
+    metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
+    return SampleSet(space.name, "space", f"{n} seeded samples of {space.doc.file} (seed {seed})", profile.name,
+                     "predicted", _param_infos(space), values, active, metrics,
+                     _targets(profile.name, "predicted", [est]), blocks, archs)
+
+
+# ------------------------------------------------------------------------------------------------ a study
+def _parse(text: str, info: ParamInfo | None) -> Any:
+    """A ``param:`` cell of trials.csv back to its value (the space's own option where the space is known)."""
+    if info is not None and info.kind == "categorical":
+        return next((o for o in info.options if str(o) == text), text)
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _float(text: Any) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
+def study_samples(study: str | Path, *, device: str | None = None) -> SampleSet:
+    """A study's completed trials (``results/<study>/``, as :func:`designspace.results.read_results` reads them).
+
+    Latency: each trial's Arch (``archs/``) predicted on ``device``, or on the study's device where that is a
+    profile; a study of measured (``local``) latency without ``device`` is read as it recorded them. Targets: the
+    latency, its cost per GMAC and the study's other objectives.
+
+    Raises:
+        DesignspaceError: an unknown study, fewer than 2 completed trials, a device with no profile.
+    """
+    from designspace.results import read_results
+    from designspace.space import load_space
+
+    res = read_results(study)
+    settings = res.settings
+    rows = [r for r in res.rows if r.get("state") == "COMPLETE"]
+    name = str(settings.get("study") or res.folder.name)
+    if len(rows) < 2:
+        raise DesignspaceError(f"study {name} ({res.folder}) has {len(rows)} completed trial(s): an analysis compares "
+                               "networks and needs at least 2 (fix: designspace search ... --study "
+                               f"{res.folder.name} --trials +50, or analyze the space itself)")
+    try:
+        space: Space | None = load_space(settings.get("space_file") or settings.get("space") or "")
+    except DesignspaceError:
+        space = None  # the space file moved: parameters read as their cells say
+    infos = {p.name: p for p in _param_infos(space)} if space is not None else {}
+    names = sorted({k[len("param:"):] for r in rows for k, v in r.items() if k.startswith("param:") and v != ""})
+    values = [{n: _parse(r[f"param:{n}"], infos.get(n)) for n in names if r.get(f"param:{n}", "") != ""} for r in rows]
+    params = tuple(infos.get(n) or _infer(n, [v[n] for v in values if n in v]) for n in names)
+    active = [active_names(space.doc, v) if space is not None and all(p.name in v for p in space.params)
+              else frozenset(v) for v in values]
+    metrics: dict[str, np.ndarray] = {}
+    for key in ("params_m", "macs_g"):
+        metrics[key] = np.array([_float(r.get(key)) for r in rows])
+    blocks: list[tuple[BlockCost, ...]] = []
+    recorded = str(settings.get("device") or "local")
+    if device is not None or recorded != "local":
+        from designspace.network import load_arch
+
+        # a profile's prediction from each trial's Arch (archs/<fingerprint>.yaml inside the study: a path written in
+        # trials.csv is not followed), which also gives each block's share
+        profile = _device_profile(device or recorded, None)
+        dev, source = profile.name, "predicted"
+        lat = []
+        for r in rows:
+            fp = str(r.get("fingerprint") or "")
+            path = res.folder / "archs" / f"{fp}.yaml"
+            if not (fp.isalnum() and fp.isascii()) or not path.exists():
+                raise DesignspaceError(f"{res.folder}: trial {r.get('number')}'s Arch archs/{fp[:40]}.yaml is missing "
+                                       "(fix: rerun the search to rewrite archs/, or analyze its space)")
+            row, bl = _network_metrics(load_arch(path), profile, "log10_macs")
+            lat.append(row["latency_ms"])
+            blocks.append(bl)
+        metrics["latency_ms"] = np.array(lat)
+    else:
+        dev, source = "local", "measured"
+        metrics["latency_ms"] = np.array([_float(r.get("latency_ms")) for r in rows])
+    macs = metrics["macs_g"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metrics["latency_ms_per_gmac"] = np.where(macs > 0, metrics["latency_ms"] / macs, np.nan)
+    extra = []
+    for o in settings.get("objectives", []):
+        oname = str(o.get("name"))
+        if oname in metrics or oname == "latency_ms":
+            continue
+        metrics[oname] = np.array([_float(r.get(oname)) for r in rows])
+        extra.append(Target(oname, oname, str(o.get("direction", "minimize"))))
+    if np.all(np.isnan(metrics["latency_ms"])):
+        raise DesignspaceError(f"study {name} recorded no latency (fix: analyze it with --device iphone13)")
+    return SampleSet(name, "study", f"{len(rows)} completed trials of study {name} ({res.folder})", dev, source,
+                     params, values, active, metrics, _targets(dev, source, extra), blocks)
+
+
+def _infer(name: str, seen: list[Any]) -> ParamInfo:
+    """A parameter whose space is unknown: numeric if every value is a number, else categorical."""
+    if seen and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in seen):
+        kind = "int" if all(isinstance(v, int) for v in seen) else "float"
+        return ParamInfo(name, kind, low=float(min(seen)), high=float(max(seen)))
+    return ParamInfo(name, "categorical", tuple(dict.fromkeys(seen)))
+
+
+def load_samples(source: str, *, samples: int = 2000, seed: int = 0, device: str | None = None,
+                 estimate: str = "top1", force_space: bool = False) -> SampleSet:
+    """A study's trials if ``results/<source>/`` (or the folder ``source``) holds a study and ``force_space`` is
+    false, else ``samples`` networks of the space ``source`` (a YAML file or a shipped name).
+
+    Raises:
+        DesignspaceError: neither a study nor a space (one line naming both places looked in), or what
+            :func:`study_samples` and :func:`space_samples` raise.
+    """
+    from designspace.evaluate.cache import results_dir
+    from designspace.exceptions import DocumentError
+    from designspace.space import load_space
+
+    folder = Path(source)
+    is_study = (folder / "summary.json").exists() or (results_dir() / source / "summary.json").exists()
+    if is_study and not force_space:
+        return study_samples(source, device=device)
+    try:
+        space = load_space(source)
+    except DocumentError as err:
+        if Path(source).suffix in (".yaml", ".yml") and Path(source).exists():
+            raise
+        studies = sorted(p.parent.name for p in results_dir().glob("*/summary.json"))
+        raise DesignspaceError(f"{source!r} is neither a study in {results_dir()} nor a space ({err.problem}) (fix: "
+                               f"a space file or shipped name ({err.fix or 'designspace validate lists them'}), or a "
+                               f"study: {', '.join(studies) or 'none here yet'})") from None
+    return space_samples(space, samples, seed=seed, device=device, estimate=estimate)
