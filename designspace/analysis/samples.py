@@ -245,6 +245,9 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
         rows.append(row)
         blocks.append(bl)
         archs.append(dec.arch)
+    from designspace.evaluate.features import flush_feature_cache
+
+    flush_feature_cache()  # the next analysis of this space reads its components' features instead of running them
     metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
     return SampleSet(space.name, "space", f"{n} seeded samples of {space.doc.file} (seed {seed})", profile.name,
                      "predicted", _param_infos(space), values, active, metrics,

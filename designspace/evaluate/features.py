@@ -40,7 +40,8 @@ from designspace.blocks import Site
 if TYPE_CHECKING:
     from designspace.plan import Placement
 
-__all__ = ["FEATURES", "component_features", "network_features", "placement_features", "traced_component_features"]
+__all__ = ["FEATURES", "component_features", "flush_feature_cache", "network_features", "placement_features",
+           "traced_component_features"]
 
 FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
             "norm_melems", "softmax_melems", "heads", "ops", "const")
@@ -203,18 +204,29 @@ _Alone = tuple[tuple[float, ...] | None, tuple[int, ...], tuple[int, ...], bool]
 def _alone(layer: Layer, site: Site, shape: tuple[int, ...], stride: tuple[int, ...], conv_input: bool) -> _Alone:
     """One component at its site run alone on an input of exactly the shape, strides and provenance it gets inside
     the network (a permuted view, a convolution's output): everything a whole-network trace charges to it depends
-    on these and nothing else, so this is cached per (component, site, input)."""
+    on these and nothing else, so this is cached per (component, site, input), in the process and, once flushed, in
+    the evaluation cache (:mod:`designspace.evaluate.feature_cache`)."""
     import torch
 
     from designspace.blocks import get
+    from designspace.evaluate import feature_cache
 
+    k = feature_cache.key(layer, site, shape, stride, conv_input)
+    kept = feature_cache.get(k)
+    if kept is not None and (kept["features"] is None or set(kept["features"]) == set(FEATURES)):
+        f = kept["features"]
+        return (None if f is None else tuple(float(f[n]) for n in FEATURES), tuple(kept["shape"]),
+                tuple(kept["stride"]), bool(kept["conv_output"]))
     with torch.device("meta"):
         module = get(layer.type).build(site, layer.kwargs(), 0.0).eval()  # drop path is the identity in eval
         x = torch.empty_strided(shape, stride)
     rec, out = _record(module, x, {}, conv_input)
     got = rec.by.get("network")
-    feats = None if got is None else tuple(got[k] for k in FEATURES)
-    return feats, tuple(out.shape), tuple(out.stride()), id(out) in rec.conv_outputs
+    feats = None if got is None else tuple(got[n] for n in FEATURES)
+    result = (feats, tuple(out.shape), tuple(out.stride()), id(out) in rec.conv_outputs)
+    feature_cache.put(k, {"features": None if got is None else dict(got), "shape": list(result[1]),
+                          "stride": list(result[2]), "conv_output": result[3]})
+    return result
 
 
 @functools.lru_cache(maxsize=1 << 12)
@@ -296,3 +308,11 @@ def network_features(arch: Arch) -> dict[str, float]:
         for k, v in f.items():
             total[k] += v
     return total
+
+
+def flush_feature_cache() -> int:
+    """Keeps the component runs this process computed in the evaluation cache for the next process; returns how many
+    were written (:func:`designspace.evaluate.feature_cache.flush`)."""
+    from designspace.evaluate import feature_cache
+
+    return feature_cache.flush()
