@@ -14,7 +14,7 @@ import streamlit as st
 from designspace.app import analysis, data, figures
 from designspace.exceptions import DesignspaceError
 
-PAGES = ("Trade-offs", "Compare", "Progress", "Zoo")
+PAGES = ("Trade-offs", "Compare", "Progress", "Zoo", "Analysis")
 FOLDER, URL = "results folder", "storage URL"
 
 
@@ -296,6 +296,44 @@ def zoo_page(root: str) -> None:
     st.dataframe(device_table(root), hide_index=True, key="device_table")
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def space_analysis(kind: str, name: str, root: str, device: str, samples: int, seed: int) -> Any:
+    from designspace.app import space_analysis as sa
+
+    return sa.run_analysis(kind, name, root, device=device, samples=samples, seed=seed)
+
+
+def analysis_page(root: str) -> None:
+    from designspace.app import space_analysis as sa
+
+    st.subheader("Analysis: what a space is like on a device")
+    c1, c2, c3, c4, c5 = st.columns([1, 2, 1, 1, 1])
+    kind = str(c1.radio("Analyze", ("space", "study"), key="an_kind"))
+    names = sa.space_names() if kind == "space" else data.list_studies(root)
+    if not names:
+        st.info(f"No studies in {root} yet: analyze a space, or run a search first.")
+        return
+    name = str(c2.selectbox("Space" if kind == "space" else "Study", names, key="an_name"))
+    devices = sa.device_names()
+    device = str(c3.selectbox("Device", devices, index=devices.index("iphone13") if "iphone13" in devices else 0,
+                              key="an_device"))
+    samples = int(c4.number_input("Samples", 20, 5000, 300, step=100, key="an_samples", disabled=kind == "study"))
+    seed = int(c5.number_input("Seed", 0, 10_000, 0, key="an_seed"))
+    with st.spinner(f"sampling and predicting on {device} ..."):
+        result = space_analysis(kind, name, root, device, samples, seed)
+    st.caption(f"{result.samples.description}; latency on {device} predicted by its cost model (no measurement).")
+    st.markdown("**Which block type in which stage is fastest per MAC** (median, quartiles as error bars)")
+    st.plotly_chart(sa.block_cost_figure(result), key="an_blocks")
+    targets = {t.label: t.name for t in result.samples.targets}
+    label = str(st.selectbox("Importance for", list(targets), key="an_target"))
+    st.plotly_chart(sa.importance_figure(result, targets[label]), key="an_importance")
+    if result.options:
+        params = list(result.options)
+        default = next((i for i, p in enumerate(params) if p.endswith(".type") and "segments" in p), 0)
+        param = str(st.selectbox("Options of", params, index=default, key="an_param"))
+        st.plotly_chart(sa.edf_figure(result, param), key="an_edf")
+
+
 # ----------------------------------------------------------------------------------------------- main
 def main() -> None:
     st.set_page_config(page_title="designspace", layout="wide")
@@ -305,6 +343,9 @@ def main() -> None:
     try:
         if page == "Zoo":
             zoo_page(root)
+            return
+        if page == "Analysis":
+            analysis_page(root)
             return
         studies = data.list_studies(root)
         kind, name, url = source_ui(studies)

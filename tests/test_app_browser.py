@@ -233,3 +233,29 @@ def test_browser_study_trial_and_pages(served: tuple[str, Path], browser: object
     shots.append(_shot(driver, tmp_path, "zoo"))
     assert "Traceback" not in _body(driver)
     assert all(p.stat().st_size > 10_000 for p in shots)
+
+
+def test_browser_analysis_page(served: tuple[str, Path], browser: object, tmp_path: Path) -> None:
+    """The Analysis page in the browser: a small sample of a shipped space on iphone13, three plots whose axis titles
+    name the unit and the device."""
+    from selenium.webdriver.common.by import By
+
+    url, _ = served
+    driver = browser
+    driver.get(url)  # type: ignore[attr-defined]
+    _wait(driver, "designspace: trade-offs")
+    _page(driver, "Analysis")
+    _wait(driver, "Analysis: what a space is like on a device", "Samples")
+    _select(driver, "Space", "tiny")
+    body = _wait(driver, "Which block type in which stage is fastest per MAC", "Importance for", "Options of",
+                 timeout=240)
+    assert "spaces/tiny.yaml" in body and "Traceback" not in body
+
+    def axes() -> list[str]:
+        charts = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .js-plotly-plot')  # type: ignore
+        return [str(t.text) for c in charts for t in c.find_elements(By.CSS_SELECTOR, ".g-xtitle, .g-ytitle")]
+
+    titles = _stale_safe(axes)
+    assert len([t for t in titles if "iphone13" in t]) >= 3, titles  # one titled axis per plot names the device
+    assert any("ms/GMAC" in t for t in titles) and any("EDF" in t for t in titles), titles
+    assert _shot(driver, tmp_path, "analysis").stat().st_size > 10_000
