@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+import itertools
 
-from designspace.analysis import analyze, space_samples  # noqa: E402
-from designspace.app import space_analysis  # noqa: E402
-from designspace.space import load_space  # noqa: E402
+from streamlit.testing.v1 import AppTest
+
+from designspace.analysis import analyze, space_samples
+from designspace.app import space_analysis
+from designspace.space import load_space
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -30,7 +32,7 @@ def test_figures_name_their_axes_with_unit_and_device() -> None:
     assert "p100" in edf["layout"]["xaxis"]["title"]["text"] and "ms" in edf["layout"]["xaxis"]["title"]["text"]
     for trace in edf["data"]:  # each option's curve is a distribution function
         ys = trace["y"]
-        assert all(0.0 <= a <= b <= 1.0 for a, b in zip(ys, ys[1:], strict=False)) and ys[-1] == 1.0
+        assert all(0.0 <= a <= b <= 1.0 for a, b in itertools.pairwise(ys)) and ys[-1] == 1.0
 
 
 def test_analysis_page_renders(app_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
