@@ -201,7 +201,8 @@ def option_rows(samples: SampleSet) -> tuple[dict[str, list[OptionRow]], dict[st
         rows = []
         for o, m, w in zip(present, masks, weights, strict=True):
             g, mt = summary(per_gmac[m]), summary(lat, w)
-            rows.append(OptionRow(p.name, o, int(m.sum()), (g.median, g.q1, g.q3), (mt.median, mt.q1, mt.q3),
+            rows.append(OptionRow(p.name, p.option_name(o), int(m.sum()), (g.median, g.q1, g.q3),
+                                  (mt.median, mt.q1, mt.q3),
                                   {t: float(np.nanmedian(samples.metrics[t][m])) for t in others},
                                   tuple(float(f) for f in edf_at(lat, w, grid))))
         out[p.name] = rows

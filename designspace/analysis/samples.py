@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from designspace.arch import Arch
+from designspace.arch import Arch, Layer
 from designspace.exceptions import DesignspaceError
+from designspace.plan import plan
 from designspace.space.core import Space
 from designspace.space.document import Pick, SpaceDoc
 from designspace.space.values import Choice, FloatRange, IntRange
 
-__all__ = ["CHEAP_ESTIMATES", "BlockCost", "ParamInfo", "SampleSet", "Target", "active_names", "load_samples",
-           "space_samples", "study_samples"]
+__all__ = ["CHEAP_ESTIMATES", "BlockCost", "ParamInfo", "SampleSet", "Target", "active_names", "block_label",
+           "load_samples", "space_samples", "study_samples"]
 
 #: accuracy estimates cheap enough for thousands of networks (no forward pass)
 CHEAP_ESTIMATES = ("top1", "log10_macs", "log10_params")
@@ -48,6 +49,7 @@ class ParamInfo:
         low: the lowest value of a numeric parameter.
         high: the highest value of a numeric parameter.
         log: a numeric parameter drawn on a log scale.
+        names: how reports name each option (the block it makes, for a choice of blocks); empty: the options' text.
     """
 
     name: str
@@ -56,6 +58,15 @@ class ParamInfo:
     low: float = 0.0
     high: float = 0.0
     log: bool = False
+    names: tuple[str, ...] = ()
+
+    def option_name(self, option: Any) -> str:
+        """How reports name ``option``."""
+        if self.names:
+            for o, n in zip(self.options, self.names, strict=True):
+                if str(o) == str(option):
+                    return n
+        return str(option)
 
 
 @dataclass(frozen=True)
@@ -123,12 +134,46 @@ class SampleSet:
 
 
 # ------------------------------------------------------------------------------------------------ the space
+def _picks(doc: SpaceDoc) -> Iterator[Pick]:
+    yield doc.stem
+    yield doc.head
+    for st in doc.stages:
+        if st.downsample is not None:
+            yield st.downsample
+        for seg in st.segments:
+            yield from seg.picks
+
+
+def _option_names(space: Space) -> dict[str, tuple[str, ...]]:
+    """For each pick's choice parameter, its options named as the block-cost table names blocks (two options of one
+    type, labelled ``iformer_attn`` and ``iformer_attn#2`` in the space, read ``iformer_attn`` and
+    ``iformer_attn(modulation=true)``); an option whose switches are searched keeps its label."""
+    from designspace.blocks import get
+    from designspace.space.values import Fixed
+
+    out = {}
+    for pick in _picks(space.doc):
+        if not pick.choice.dist.free:
+            continue
+        names = []
+        for o in pick.options:
+            specs = {sp.name: sp for sp in get(o.type).params}
+            fixed = [(k, slot.dist.value) for k, slot in o.params if isinstance(slot.dist, Fixed)]
+            switches = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in fixed
+                        if k in specs and specs[k].type in (bool, str) and v != specs[k].default]
+            names.append(f"{o.type}({', '.join(switches)})" if switches else o.label)
+        if len(set(names)) == len(names):
+            out[pick.choice.name] = tuple(names)
+    return out
+
+
 def _param_infos(space: Space) -> tuple[ParamInfo, ...]:
     out = []
+    shown = _option_names(space)
     for p in space.params:
         d = p.dist
         if isinstance(d, Choice):
-            out.append(ParamInfo(p.name, "categorical", tuple(d.options)))
+            out.append(ParamInfo(p.name, "categorical", tuple(d.options), names=shown.get(p.name, ())))
         elif isinstance(d, IntRange):
             out.append(ParamInfo(p.name, "int", low=d.low, high=d.high, log=d.log))
         elif isinstance(d, FloatRange):
@@ -197,12 +242,25 @@ def _network_metrics(arch: Arch, profile: Any, estimate: str) -> tuple[dict[str,
     c = count(arch)
     pred = profile.predict(arch)
     ms_by = dict(pred.components)
-    blocks = tuple(BlockCost(int(cc.name.split(".")[1]) + 1, cc.type, ms_by.get(cc.name, 0.0), cc.macs)
-                   for cc in c.components if ".blocks." in cc.name)
+    layers = {p.name: p.layer for p in plan(arch)}
+    blocks = tuple(BlockCost(int(cc.name.split(".")[1]) + 1, block_label(layers[cc.name]), ms_by.get(cc.name, 0.0),
+                             cc.macs) for cc in c.components if ".blocks." in cc.name)
     macs_g = c.macs / 1e9
     row = {"latency_ms": pred.ms, "macs_g": macs_g, "params_m": c.params / 1e6,
            "latency_ms_per_gmac": pred.ms / macs_g if macs_g > 0 else math.nan, estimate: estimate_of(arch, estimate)}
     return row, blocks
+
+
+def block_label(layer: Layer) -> str:
+    """A block's kind as the block-cost table names it: its type, with the switches that make it another block (its
+    ``bool`` and ``str`` parameters away from their defaults: ``iformer_attn(modulation=true)`` is iFormer's SHMA,
+    ``irmb(attn=true)`` EMO's attention iRMB, ``msa(ffn=mlp)``); numbers (widths, kernels, ratios) do not split it."""
+    from designspace.blocks import get
+
+    specs = {sp.name: sp for sp in get(layer.type).params}
+    switches = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in layer.params
+                if k in specs and specs[k].type in (bool, str) and v != specs[k].default]
+    return f"{layer.type}({', '.join(switches)})" if switches else layer.type
 
 
 def _targets(device: str, source: str, extra: list[Target]) -> tuple[Target, ...]:
