@@ -107,7 +107,16 @@ def importances(samples: SampleSet, targets: Sequence[str], *, evaluators: Seque
         raise DesignspaceError(f"{samples.name}: no parameter varies among the {len(samples)} networks, so none can "
                                "explain anything (fix: analyze a space with free parameters, or more trials)")
     dists = {p.name: _distribution(p, [v[p.name] for v in samples.values]) for p in varying}
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # no "trial N added" lines; restored below
+    try:
+        return _importances(optuna, samples, targets, varying, dists, usable, seed)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _importances(optuna: Any, samples: SampleSet, targets: Sequence[str], varying: list[ParamInfo],
+                 dists: dict[str, Any], usable: list[str], seed: int) -> dict[str, dict[str, dict[str, float]]]:
     ys = {t: samples.metrics[t] for t in targets}
     keep = [i for i in range(len(samples)) if all(np.isfinite(y[i]) for y in ys.values())]
     if len(keep) < 2:

@@ -115,6 +115,11 @@ class Analysis:
         s = self.samples
         lat = s.target("latency_ms").label
         lines = [f"analyze {s.name}: {s.description}; latency on {s.device} ({s.latency_source})", ""]
+        if len(s) < 30:
+            lines += [f"(only {len(s)} networks: the importances and distributions below are rough)", ""]
+        if not self.block_costs:
+            lines += ["No per-block costs: the latency was measured whole, not predicted (fix: --device iphone13 "
+                      "predicts every network block by block)", ""]
         if self.block_costs:
             lines.append(f"Fastest block type per MAC on {s.device}, by stage (the blocks' own latency per GMAC, "
                          f"ms/GMAC: median [quartiles], networks; share of the network's latency):")
@@ -240,6 +245,11 @@ class Comparison:
 
 def compare(a: SampleSet, b: SampleSet, *, seed: int = 0, reps: int = 200) -> Comparison:
     """``a`` against ``b`` on every target both have (latency first), at matched MACs, with bootstrap intervals."""
+    if a.device != b.device or a.latency_source != b.latency_source:
+        from designspace.exceptions import DesignspaceError
+
+        raise DesignspaceError(f"{a.name}'s latency is on {a.device} ({a.latency_source}), {b.name}'s on {b.device} "
+                               f"({b.latency_source}): they cannot be compared (fix: give --device for both)")
     n_a = len(a)
     macs = np.concatenate([a.metrics["macs_g"], b.metrics["macs_g"]])
     in_a = np.arange(n_a + len(b)) < n_a

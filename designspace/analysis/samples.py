@@ -355,10 +355,15 @@ def study_samples(study: str | Path, *, device: str | None = None) -> SampleSet:
         raise DesignspaceError(f"study {name} ({res.folder}) has {len(rows)} completed trial(s): an analysis compares "
                                "networks and needs at least 2 (fix: designspace search ... --study "
                                f"{res.folder.name} --trials +50, or analyze the space itself)")
-    try:
-        space: Space | None = load_space(settings.get("space_file") or settings.get("space") or "")
-    except DesignspaceError:
-        space = None  # the space file moved: parameters read as their cells say
+    space: Space | None = None
+    for ref in (settings.get("space_file"), settings.get("space")):  # the file, else a shipped space of its name
+        try:
+            space = load_space(str(ref)) if ref else None
+        except DesignspaceError:
+            continue
+        if space is not None and all(f"param:{p.name}" in rows[0] for p in space.params):
+            break
+        space = None  # the space moved or changed: parameters read as their cells say
     infos = {p.name: p for p in _param_infos(space)} if space is not None else {}
     names = sorted({k[len("param:"):] for r in rows for k, v in r.items() if k.startswith("param:") and v != ""})
     values = [{n: _parse(r[f"param:{n}"], infos.get(n)) for n in names if r.get(f"param:{n}", "") != ""} for r in rows]
