@@ -319,7 +319,15 @@ def analysis_page(root: str) -> None:
                               key="an_device"))
     samples = int(c4.number_input("Samples", 20, 5000, 300, step=100, key="an_samples", disabled=kind == "study"))
     seed = int(c5.number_input("Seed", 0, 10_000, 0, key="an_seed"))
-    with st.spinner(f"sampling and predicting on {device} ..."):
+    if st.button("Analyze", key="an_run", type="primary"):  # sampling and predicting takes seconds: on request only
+        st.session_state["an_request"] = (kind, name, device, samples, seed)
+    request = st.session_state.get("an_request")
+    if request is None:
+        st.info("Choose a space or a study and a device, then press Analyze (a first analysis of a space runs each "
+                "of its components once: seconds to a minute).")
+        return
+    kind, name, device, samples, seed = request
+    with st.spinner(f"sampling {name} and predicting on {device} ..."):
         result = space_analysis(kind, name, root, device, samples, seed)
     st.caption(f"{result.samples.description}; latency on {device} predicted by its cost model (no measurement).")
     st.markdown("**Which block type in which stage is fastest per MAC** (median, quartiles as error bars)")

@@ -35,12 +35,14 @@ def test_figures_name_their_axes_with_unit_and_device() -> None:
         assert all(0.0 <= a <= b <= 1.0 for a, b in itertools.pairwise(ys)) and ys[-1] == 1.0
 
 
-def test_analysis_page_renders(app_results: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DESIGNSPACE_RESULTS", str(app_results))
+def test_analysis_page_renders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESIGNSPACE_RESULTS", str(tmp_path))  # no study needed: a shipped space is analyzed
     at = AppTest.from_file(APP, default_timeout=180).run()
     at = at.sidebar.radio(key="page").set_value("Analysis").run()
-    at = at.selectbox(key="an_name").set_value("tiny").run()
-    at = at.number_input(key="an_samples").set_value(60).run()
+    assert not at.get("plotly_chart")  # nothing computed before the user asks
+    at.selectbox(key="an_name").set_value("tiny")
+    at.number_input(key="an_samples").set_value(60)
+    at = at.button(key="an_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
@@ -48,6 +50,8 @@ def test_analysis_page_renders(app_results: Path, monkeypatch: pytest.MonkeyPatc
     titles = [c["layout"]["yaxis"]["title"]["text"] for c in charts[:1]] + \
              [c["layout"]["xaxis"]["title"]["text"] for c in charts[1:]]
     assert all("iphone13" in t for t in titles), titles
-    at = at.selectbox(key="an_device").set_value("p100").run()
+    assert any("60 seeded samples of spaces/tiny.yaml" in c.value for c in at.caption)
+    at.selectbox(key="an_device").set_value("p100")
+    at = at.button(key="an_run").click().run()
     assert not at.exception
     assert "p100" in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["yaxis"]["title"]["text"]

@@ -247,6 +247,15 @@ def test_browser_analysis_page(served: tuple[str, Path], browser: object, tmp_pa
     _page(driver, "Analysis")
     _wait(driver, "Analysis: what a space is like on a device", "Samples")
     _select(driver, "Space", "tiny")
+    time.sleep(1.0)
+
+    def press() -> None:
+        buttons = [b for b in driver.find_elements(By.TAG_NAME, "button")  # type: ignore[attr-defined]
+                   if b.text.strip() == "Analyze"]
+        assert buttons, "no Analyze button"
+        buttons[0].click()
+
+    _stale_safe(press)
     body = _wait(driver, "Which block type in which stage is fastest per MAC", "Importance for", "Options of",
                  timeout=240)
     assert "spaces/tiny.yaml" in body and "Traceback" not in body

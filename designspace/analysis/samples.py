@@ -402,14 +402,25 @@ def study_samples(study: str | Path, *, device: str | None = None) -> SampleSet:
     extra = []
     for o in settings.get("objectives", []):
         oname = str(o.get("name"))
-        if oname in metrics or oname == "latency_ms":
-            continue
-        metrics[oname] = np.array([_float(r.get(oname)) for r in rows])
-        extra.append(Target(oname, oname, str(o.get("direction", "minimize"))))
+        if oname in ("latency_ms", "latency_ms_per_gmac"):
+            continue  # already a target
+        if oname not in metrics:
+            metrics[oname] = np.array([_float(r.get(oname)) for r in rows])
+        extra.append(Target(oname, _objective_label(oname), str(o.get("direction", "minimize"))))
     if np.all(np.isnan(metrics["latency_ms"])):
         raise DesignspaceError(f"study {name} recorded no latency (fix: analyze it with --device iphone13)")
     return SampleSet(name, "study", f"{len(rows)} completed trials of study {name} ({res.folder})", dev, source,
                      params, values, active, metrics, _targets(dev, source, extra), blocks)
+
+
+def _objective_label(name: str) -> str:
+    """An objective's axis title with its unit (``params_m`` -> ``parameters (M)``, an estimate's description)."""
+    from designspace.evaluate.estimate import ESTIMATES, description
+
+    known = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "params": "parameters (M)"}
+    if name in known:
+        return known[name]
+    return description(name) if name in ESTIMATES else name
 
 
 def _infer(name: str, seen: list[Any]) -> ParamInfo:
