@@ -140,14 +140,17 @@ class Analysis:
                 lines.append(f"  {p.ljust(width)}  " + "  ".join(f"{by[e].get(p, 0.0):.3f}" for e in evs))
             lines.append("")
         if self.options:
+            others = [s.target(t).label for t in (self.options[next(iter(self.options))][0].medians)]
             lines.append(f"Options (networks where the parameter was active): latency per GMAC median [quartiles]; "
-                         f"{lat} at matched MACs, median:")
+                         f"{lat} at matched MACs, median" + (f"; median {', '.join(others)}" if others else "")
+                         + ":")
             shown = [p for p in self.options if _is_choice_of_block(p)] or list(self.options)
             for p in shown:
                 options = sorted(self.options[p], key=lambda o: o.per_gmac[0])
                 lines.append(f"  {p}: " + ";  ".join(
                     f"{o.option} {o.per_gmac[0]:.3g} [{o.per_gmac[1]:.3g}-{o.per_gmac[2]:.3g}] ms/GMAC, "
-                    f"{_ms(o.matched[0])} (n={o.networks})" for o in options))
+                    f"{_ms(o.matched[0])}" + "".join(f", {t} {v:.4g}" for t, v in o.medians.items())
+                    + f" (n={o.networks})" for o in options))
         return "\n".join(lines).rstrip()
 
 
