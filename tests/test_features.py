@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,36 @@ head: {type: bn_linear_head}
     assert composed["network"] == {**dict.fromkeys(FEATURES, 0.0), "const": 1.0}
     assert network_features(arch)["const"] == 1.0
     _same(arch)
+
+
+_RUN = """
+import json, random, sys
+from designspace.evaluate import feature_cache
+from designspace.evaluate.features import component_features, flush_feature_cache
+from designspace.space import load_space
+space, rng = load_space("tiny"), random.Random(5)
+feats = [component_features(space.sample(rng)) for _ in range(2)]
+computed = len(feature_cache._pending)
+written = flush_feature_cache() if sys.argv[1] == "flush" else 0
+print(json.dumps({"features": feats, "computed": computed, "written": written}))
+"""
+
+
+def test_component_runs_persist_across_processes(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DESIGNSPACE_RESULTS": str(tmp_path / "results")}
+
+    def run(mode: str) -> dict:
+        out = subprocess.run([sys.executable, "-c", _RUN, mode], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    first = run("read")
+    assert first["computed"] > 0 and not (tmp_path / "results").exists()  # reading never creates the cache
+    second = run("flush")
+    assert second["written"] == second["computed"] > 0
+    third = run("flush")
+    assert third["computed"] == 0 and third["written"] == 0  # every component read back from the cache
+    assert third["features"] == second["features"] == first["features"]  # bit for bit (JSON floats round-trip)

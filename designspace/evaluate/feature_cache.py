@@ -54,8 +54,11 @@ def key(layer: Layer, site: Site, shape: tuple[int, ...], stride: tuple[int, ...
 def _store() -> dict[str, dict[str, Any]]:
     global _loaded
     if _loaded is None:
-        from designspace.evaluate.cache import Cache
+        from designspace.evaluate.cache import Cache, default_cache_path
 
+        if not default_cache_path().exists():  # reading never creates the cache (or the results folder)
+            _loaded = {}
+            return _loaded
         cache = Cache()
         try:
             _loaded = dict(cache.rows(KIND, _context()))
