@@ -14,6 +14,7 @@ metric as the value); :func:`optuna.importance.get_param_importances` then rates
   of the variance a parameter explains, which is why the report ranks by the mean over the evaluators;
 * ``mdi``: mean decrease in impurity of a seeded random forest.
 
+The parameters rated are those that vary and shaped at least 20% of the networks (:func:`rated_params`).
 Importances are normalized to sum to 1 per evaluator and are reproducible: the same networks and seed give the same
 figures. fANOVA and MDI need scikit-learn (``pip install designspace[analysis]``); without it they are skipped with
 that hint, PED-ANOVA still runs. Optuna is imported here only, when importances are asked for.
@@ -31,7 +32,7 @@ import numpy as np
 from designspace.analysis.samples import ParamInfo, SampleSet
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["EVALUATORS", "importances"]
+__all__ = ["EVALUATORS", "MIN_ACTIVE", "importances", "rated_params"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ EVALUATORS = ("fanova", "ped_anova", "mdi")
 #: forest size for fANOVA and MDI: the figures of 32 trees of depth 8 agree with Optuna's default 64 x 64 on the test
 #: spaces' rankings and cost a tenth (2,000 networks, 100+ parameters: seconds, not a minute)
 N_TREES, MAX_DEPTH = 32, 8
+#: the least share of networks a parameter must have shaped to be rated (:func:`rated_params`)
+MIN_ACTIVE = 0.2
 #: PED-ANOVA's "good" networks: the better half (see the module docstring)
 PED_QUANTILE = 0.5
 
@@ -101,8 +104,7 @@ def importances(samples: SampleSet, targets: Sequence[str], *, evaluators: Seque
     usable = [e for e in evaluators if e == "ped_anova" or _have_sklearn()]
     if len(usable) < len(evaluators):
         log.warning("fANOVA and MDI need scikit-learn; skipped (fix: pip install 'designspace[analysis]')")
-    varying = [p for p in samples.params if len({repr(v.get(p.name)) for v in samples.values}) > 1
-               and all(p.name in v for v in samples.values)]
+    varying = rated_params(samples)
     if not varying:
         raise DesignspaceError(f"{samples.name}: no parameter varies among the {len(samples)} networks, so none can "
                                "explain anything (fix: analyze a space with free parameters, or more trials)")
@@ -143,6 +145,17 @@ def _importances(optuna: Any, samples: SampleSet, targets: Sequence[str], varyin
             by[e] = {k: float(v) for k, v in sorted(got.items(), key=lambda kv: (-kv[1], kv[0]))}
         out[target] = by
     return out
+
+
+def rated_params(samples: SampleSet) -> list[ParamInfo]:
+    """The parameters the importances rate: those that vary among the networks and shaped at least
+    :data:`MIN_ACTIVE` of them. A parameter active in fewer (an option's own parameter where the option is one of six)
+    can explain at most that share of the metric's variance, and rating the dozens of them costs most of the time;
+    the report's options table gives them among the networks where they were active."""
+    n = max(len(samples), 1)
+    return [p for p in samples.params if all(p.name in v for v in samples.values)
+            and len({repr(v.get(p.name)) for v in samples.values}) > 1
+            and sum(p.name in a for a in samples.active) / n >= MIN_ACTIVE]
 
 
 def _option(value: Any, dist: Any) -> Any:

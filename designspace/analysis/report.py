@@ -24,7 +24,7 @@ import numpy as np
 
 from designspace.analysis.compare import EdfComparison, compare_groups
 from designspace.analysis.distributions import edf_at, matched_weights, summary
-from designspace.analysis.importance import EVALUATORS, importances
+from designspace.analysis.importance import EVALUATORS, MIN_ACTIVE, importances, rated_params
 from designspace.analysis.samples import SampleSet
 
 __all__ = ["Analysis", "BlockCostRow", "Comparison", "OptionRow", "analyze", "compare"]
@@ -80,6 +80,7 @@ class Analysis:
     importances: dict[str, dict[str, dict[str, float]]]
     options: dict[str, list[OptionRow]]
     grids: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    unrated: tuple[str, ...] = ()
 
     def ranking(self, target: str) -> list[tuple[str, float]]:
         """Parameters by their mean importance over the evaluators, highest first."""
@@ -106,7 +107,7 @@ class Analysis:
                 "targets": [t.__dict__ for t in s.targets],
                 "block_costs": [r.__dict__ for r in self.block_costs],
                 "fastest_by_stage": {str(k): v.type for k, v in self.fastest_by_stage().items()},
-                "importances": self.importances,
+                "importances": self.importances, "unrated": list(self.unrated),
                 "options": {p: [{**r.__dict__, "edf": list(r.edf)} for r in rows] for p, rows in self.options.items()},
                 "edf_grid": {p: list(g) for p, g in self.grids.items()}}
 
@@ -130,6 +131,10 @@ class Analysis:
                     for r in rows))
             lines.append("")
         names = {"fanova": "fANOVA", "ped_anova": "PED-ANOVA", "mdi": "MDI"}
+        if self.unrated:
+            lines += [f"{len(self.unrated)} parameters shaped fewer than {MIN_ACTIVE:.0%} of the networks and are not "
+                      "rated (an option's own parameters where the option is one of many; see their options below "
+                      "and in --json)", ""]
         for target, by in self.importances.items():
             t = s.target(target)
             evs = [e for e in self.evaluators if e in by]
@@ -221,7 +226,10 @@ def analyze(samples: SampleSet, *, seed: int = 0, evaluators: tuple[str, ...] = 
     """Block costs, importances for every target, and every categorical parameter's options (module docstring)."""
     imps = importances(samples, [t.name for t in samples.targets], evaluators=evaluators, seed=seed)
     options, grids = option_rows(samples)
-    return Analysis(samples, seed, tuple(evaluators), block_costs(samples), imps, options, grids)
+    rated = {p.name for p in rated_params(samples)}
+    unrated = tuple(p.name for p in samples.params if p.name not in rated
+                    and len({repr(v.get(p.name)) for v in samples.values}) > 1)
+    return Analysis(samples, seed, tuple(evaluators), block_costs(samples), imps, options, grids, unrated)
 
 
 @dataclass
