@@ -296,7 +296,7 @@ def zoo_page(root: str) -> None:
     st.dataframe(device_table(root), hide_index=True, key="device_table")
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=4)  # a read-only result: shared, not copied on every rerun
 def space_analysis(kind: str, name: str, root: str, device: str, samples: int, seed: int) -> Any:
     from designspace.app import space_analysis as sa
 
