@@ -122,6 +122,9 @@ class Analysis:
             lines += ["No per-block costs: the latency was measured whole, not predicted (fix: --device iphone13 "
                       "predicts every network block by block)", ""]
         if self.block_costs:
+            fastest = self.fastest_by_stage()
+            lines += [f"Fastest per MAC on {s.device}: " + "; ".join(
+                f"stage {k}: {r.type} ({r.ms_per_gmac:.3g} ms/GMAC)" for k, r in sorted(fastest.items())), ""]
             lines.append(f"Fastest block type per MAC on {s.device}, by stage (the blocks' own latency per GMAC, "
                          f"ms/GMAC: median [quartiles], networks; share of the network's latency):")
             for stage in sorted({r.stage for r in self.block_costs}):
