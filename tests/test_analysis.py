@@ -176,11 +176,14 @@ def test_a_study_is_analyzed_on_its_device(studies: Path, monkeypatch: pytest.Mo
     (["analyze", "tiny", "--device", "local"], "device profile"),
     (["analyze", "mob", "--device", "nosuch"], "unknown device"),
     (["analyze", "tiny", "--samples", "1"], "at least 2"),
+    (["analyze", "tiny", "--samples", "-3"], "at least 2"),
     (["analyze", "tiny", "--estimate", "zico"], "one of top1"),
     (["analyze", "tiny", "--evaluators", "shap", "--samples", "5"], "unknown importance evaluator"),
     (["analyze"], "give a study or a space"),
     (["analyze", "--compare", "tiny", "emo", "--device", "p100", "--samples", "5", "--bootstrap", "5", "tiny"],
      "not both"),
+    (["analyze", "tiny", "--samples", "1000000"], "at most 100,000"),
+    (["analyze", "--compare", "emo", "mbconv", "--samples", "5", "--bootstrap", "0"], "--bootstrap 0"),
 ])
 def test_bad_input_gets_one_line_and_exit_2(studies: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str], argv: list[str], words: str) -> None:

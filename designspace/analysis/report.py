@@ -259,6 +259,11 @@ class Comparison:
 
 def compare(a: SampleSet, b: SampleSet, *, seed: int = 0, reps: int = 200) -> Comparison:
     """``a`` against ``b`` on every target both have (latency first), at matched MACs, with bootstrap intervals."""
+    if not 10 <= reps <= 100_000:
+        from designspace.exceptions import DesignspaceError
+
+        raise DesignspaceError(f"--bootstrap {reps}: the sampling uncertainty needs 10 to 100,000 draws (fix: "
+                               "--bootstrap 200)")
     if a.device != b.device or a.latency_source != b.latency_source:
         from designspace.exceptions import DesignspaceError
 

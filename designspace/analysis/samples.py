@@ -276,9 +276,9 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
     Raises:
         DesignspaceError: ``n`` < 2, a device with no profile, an estimate that runs each network.
     """
-    if n < 2:
-        raise DesignspaceError(f"--samples {n}: an analysis compares networks, it needs at least 2 (fix: --samples "
-                               "2000)")
+    if not 2 <= n <= 100_000:
+        raise DesignspaceError(f"--samples {n}: an analysis compares networks, at least 2 and at most 100,000 (fix: "
+                               "--samples 2000)")
     profile = device_profile(device, space.doc.device)
     est = _estimate_target(estimate)
     rng = random.Random(seed)

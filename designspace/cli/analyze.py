@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
                                              "a study of that name wins unless --space")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="compare two spaces (or studies) at matched MACs")
     p.add_argument("--device", help="device profile the latency is predicted on (default: the space's device, else "
-                                    "iphone13; a study's own latency figures unless given)")
+                                    "iphone13; a study's own device, or its measured figures if it measured here)")
     p.add_argument("--samples", type=int, default=2000, help="networks drawn from a space (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="seeds the samples, the forests and the bootstrap (default 0)")
     p.add_argument("--estimate", default="top1", help="accuracy estimate of a space's networks: top1 (default), "
