@@ -72,15 +72,16 @@ head: {type: bn_linear_head}
 
 
 _RUN = """
-import json, random, sys
+import json, os, random, sys
 from designspace.evaluate import feature_cache
 from designspace.evaluate.features import component_features, flush_feature_cache
 from designspace.space import load_space
 space, rng = load_space("tiny"), random.Random(5)
 feats = [component_features(space.sample(rng)) for _ in range(2)]
 computed = len(feature_cache._pending)
-written = flush_feature_cache() if sys.argv[1] == "flush" else 0
-print(json.dumps({"features": feats, "computed": computed, "written": written}))
+created = os.path.exists(os.environ["DESIGNSPACE_RESULTS"])  # before the flush: reading creates nothing
+written = flush_feature_cache()
+print(json.dumps({"features": feats, "computed": computed, "created": created, "written": written}))
 """
 
 
@@ -91,14 +92,12 @@ def test_component_runs_persist_across_processes(tmp_path: Path) -> None:
 
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(tmp_path / "results")}
 
-    def run(mode: str) -> dict:
-        out = subprocess.run([sys.executable, "-c", _RUN, mode], env=env, capture_output=True, text=True, check=True)
+    def run() -> dict:
+        out = subprocess.run([sys.executable, "-c", _RUN], env=env, capture_output=True, text=True, check=True)
         return json.loads(out.stdout)
 
-    first = run("read")
-    assert first["computed"] > 0 and not (tmp_path / "results").exists()  # reading never creates the cache
-    second = run("flush")
-    assert second["written"] == second["computed"] > 0
-    third = run("flush")
-    assert third["computed"] == 0 and third["written"] == 0  # every component read back from the cache
-    assert third["features"] == second["features"] == first["features"]  # bit for bit (JSON floats round-trip)
+    first = run()
+    assert first["computed"] > 0 and not first["created"] and first["written"] == first["computed"]
+    second = run()
+    assert second["computed"] == 0 and second["written"] == 0  # every component read back from the cache
+    assert second["features"] == first["features"]  # bit for bit (JSON floats round-trip)
