@@ -253,7 +253,13 @@ class Comparison:
         """What ``designspace analyze --compare`` prints."""
         lines = [f"compare {self.a.name} ({self.a.description}) with {self.b.name} ({self.b.description}), "
                  f"latency on {self.a.device} ({self.a.latency_source})", ""]
-        lines += [f"- {c.statement}" for c in self.results]
+        for c in self.results:
+            lines.append(f"- {c.statement}")
+            if c.grid:  # the two EDFs side by side at five points of the pooled range
+                w = max(12, len(c.a) + 5, len(c.b) + 5)
+                picks = sorted({int(q * (len(c.grid) - 1)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)})
+                lines.append(f"    {'value':>10}  {'EDF ' + c.a:>{w}}  {'EDF ' + c.b:>{w}}")
+                lines += [f"    {c.grid[k]:>10.4g}  {c.edf_a[k]:>{w}.3f}  {c.edf_b[k]:>{w}.3f}" for k in picks]
         return "\n".join(lines)
 
 
