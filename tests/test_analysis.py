@@ -33,6 +33,7 @@ def test_the_kernel_space_is_dominated_by_its_kernel_on_the_device_model() -> No
 
 
 def test_analyze_ranks_the_dominant_choice_first() -> None:
+    pytest.importorskip("sklearn", reason="fANOVA and MDI need scikit-learn (pip install -e '.[dev]')")
     result = analyze(space_samples(load_space(str(KERNEL_SPACE)), 200, seed=0, device="p100"), seed=0)
     by = result.importances["latency_ms"]
     # the variance-based evaluators and the report's ranking (mean over evaluators) put the kernel first
