@@ -15,10 +15,10 @@ import streamlit as st
 from designspace.app import analysis, data, figures
 from designspace.exceptions import DesignspaceError
 
-PAGES = ("Trade-offs", "Compare", "Progress", "Zoo")
+PAGES = ("Trade-offs", "Compare", "Progress", "Zoo", "Analysis")
 #: Each page's title (the heading and the browser tab).
 TITLES = {"Trade-offs": "Trade-offs", "Compare": "Compare trials", "Progress": "Search progress",
-          "Zoo": "Published models and device profiles"}
+          "Zoo": "Published models and device profiles", "Analysis": "Design-space analysis"}
 FOLDER, URL = "results folder", "allowed storage"
 
 
@@ -328,6 +328,52 @@ def zoo_page(root: str) -> None:
                  + (f" (outside the fitted range: {', '.join(map(str, p['outside']))})" if p["outside"] else ""))
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)  # a read-only result: shared, not copied on every rerun
+def space_analysis(kind: str, name: str, root: str, device: str, samples: int, seed: int) -> Any:
+    from designspace.app import space_analysis as sa
+
+    return sa.run_analysis(kind, name, root, device=device, samples=samples, seed=seed)
+
+
+def analysis_page(root: str) -> None:
+    from designspace.app import space_analysis as sa
+
+    st.subheader("Analysis: what a space is like on a device")
+    c1, c2, c3, c4, c5 = st.columns([1, 2, 1, 1, 1])
+    kind = str(c1.radio("Analyze", ("space", "study"), key="an_kind"))
+    names = sa.space_names() if kind == "space" else data.list_studies(root)
+    if not names:
+        st.info(f"No studies in {root} yet: analyze a space, or run a search first.")
+        return
+    name = str(c2.selectbox("Space" if kind == "space" else "Study", names, key="an_name"))
+    devices = sa.device_names()
+    device = str(c3.selectbox("Device", devices, index=devices.index("iphone13") if "iphone13" in devices else 0,
+                              key="an_device"))
+    samples = int(c4.number_input("Samples", 20, 5000, 300, step=100, key="an_samples", disabled=kind == "study"))
+    seed = int(c5.number_input("Seed", 0, 10_000, 0, key="an_seed"))
+    if st.button("Analyze", key="an_run", type="primary"):  # sampling and predicting takes seconds: on request only
+        st.session_state["an_request"] = (kind, name, device, samples, seed)
+    request = st.session_state.get("an_request")
+    if request is None:
+        st.info("Choose a space or a study and a device, then press Analyze (a first analysis of a space runs each "
+                "of its components once: seconds to a minute).")
+        return
+    kind, name, device, samples, seed = request
+    with st.spinner(f"sampling {name} and predicting on {device} ..."):
+        result = space_analysis(kind, name, root, device, samples, seed)
+    st.caption(f"{result.samples.description}; latency on {device} predicted by its cost model (no measurement).")
+    st.markdown("**Which block type in which stage is fastest per MAC** (median, quartiles as error bars)")
+    st.plotly_chart(sa.block_cost_figure(result), key="an_blocks")
+    targets = {t.label: t.name for t in result.samples.targets}
+    label = str(st.selectbox("Importance for", list(targets), key="an_target"))
+    st.plotly_chart(sa.importance_figure(result, targets[label]), key="an_importance")
+    if result.options:
+        params = list(result.options)
+        default = next((i for i, p in enumerate(params) if p.endswith(".type") and "segments" in p), 0)
+        param = str(st.selectbox("Options of", params, index=default, key="an_param"))
+        st.plotly_chart(sa.edf_figure(result, param), key="an_edf")
+
+
 # ----------------------------------------------------------------------------------------------- main
 def main() -> None:
     page = str(st.session_state.get("page", PAGES[0]))  # the radio's value from the last run: the tab's title
@@ -338,6 +384,9 @@ def main() -> None:
     try:
         if page == "Zoo":
             zoo_page(root)
+            return
+        if page == "Analysis":
+            analysis_page(root)
             return
         studies = data.list_studies(root)
         kind, name, storage = source_ui(studies, list(allowed_storages()))

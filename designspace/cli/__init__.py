@@ -17,14 +17,14 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from designspace.cli import catalog, deliver, lut, measure, search, spaces
+from designspace.cli import analyze, catalog, deliver, lut, measure, search, spaces
 from designspace.exceptions import DesignspaceError
 from designspace.redact import redact
 
 __all__ = ["main"]
 
 #: the command groups, in the order ``designspace --help`` lists them
-GROUPS = (catalog, spaces, measure, lut, search, deliver)
+GROUPS = (catalog, spaces, measure, lut, search, analyze, deliver)
 
 
 class _Parser(argparse.ArgumentParser):

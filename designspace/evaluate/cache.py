@@ -201,6 +201,22 @@ class Cache:
         except sqlite3.Error as err:
             self._failed("cannot be written", err)
 
+    def put_many(self, kind: str, context: str, items: dict[str, dict[str, Any]]) -> int:
+        """Stores (or replaces) many values of ``kind`` in ``context`` by key string, in one transaction; returns how
+        many were written (0 where the cache is unavailable)."""
+        db = self._connect()
+        if db is None or not items:
+            return 0
+        now = time.time()
+        try:
+            with db:
+                db.executemany("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
+                               [(k, kind, context, now, json.dumps(v)) for k, v in items.items()])
+        except sqlite3.Error as err:
+            log.warning("evaluation cache write failed (%s)", err)
+            return 0
+        return len(items)
+
     def count(self, kind: str, context: str) -> int:
         """How many rows of ``kind`` are stored in ``context`` (0 where the cache is unavailable)."""
         db = self._connect()

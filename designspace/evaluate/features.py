@@ -37,12 +37,14 @@ import functools
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from designspace.arch import Arch
+from designspace.arch import Arch, Layer
+from designspace.blocks import Site
 
 if TYPE_CHECKING:
     from designspace.plan import Placement
 
-__all__ = ["FEATURES", "ONCHIP_MB", "component_features", "network_features", "placement_features"]
+__all__ = ["FEATURES", "ONCHIP_MB", "component_features", "flush_feature_cache", "network_features",
+           "placement_features", "traced_component_features"]
 
 FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
             "norm_melems", "softmax_melems", "heads", "softmax_spill_melems", "ops", "const")
@@ -143,13 +145,18 @@ class _Recorder:
                 self.add("softmax_spill_melems", _numel(x) / 1e6)
 
 
-def _record(model: Any, x: Any, parts: dict[str, Any]) -> _Recorder:
+def _record(model: Any, x: Any, parts: dict[str, Any], conv_input: bool = False) -> tuple[_Recorder, Any]:
     """Runs ``model`` on ``x`` (meta tensors) under the recording mode; each ATen op is charged to the part of
-    ``parts`` (name -> submodule) whose forward last began, else to ``"network"``."""
+    ``parts`` (name -> submodule) whose forward last began, else to ``"network"``. ``conv_input``: ``x`` is a
+    convolution's output (a BatchNorm reading it folds, as it does in the whole network). Returns the recorder
+    and the output."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
     rec = _Recorder()
+    if conv_input:
+        rec.conv_outputs.add(id(x))
+        rec.keep.append(x)
 
     class Mode(TorchDispatchMode):
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -165,11 +172,11 @@ def _record(model: Any, x: Any, parts: dict[str, Any]) -> _Recorder:
         handles.append(module.register_forward_pre_hook(pre))
     try:
         with torch.no_grad(), Mode():
-            model(x)
+            out = model(x)
     finally:
         for h in handles:
             h.remove()
-    return rec
+    return rec, out
 
 
 def _trace(arch: Arch) -> dict[str, dict[str, float]]:
@@ -182,35 +189,127 @@ def _trace(arch: Arch) -> dict[str, dict[str, float]]:
         model = Network(arch).eval()
         x = torch.empty(1, arch.in_chans, arch.resolution, arch.resolution)
     names = [p.name for p in plan(arch)]
-    rec = _record(model, x, {name: model.get_submodule(name) for name in names})
+    rec, _ = _record(model, x, {name: model.get_submodule(name) for name in names})
     out = {name: dict(rec.by[name]) for name in names if name in rec.by}
     glue = rec.by.get("network")
     out["network"] = {**dict.fromkeys(FEATURES, 0.0), **(glue or {}), "const": 1.0}
     return out
 
 
+def traced_component_features(arch: Arch) -> dict[str, dict[str, float]]:
+    """The reference for :func:`component_features`: one meta-device run of the whole network (150-1000 ms), each
+    operation charged to the component running it; the composed features equal these (``tests/test_features.py``).
+    """
+    return _trace(arch)
+
+
+# ------------------------------------------------------------------------------------------ composed features
+#: The network's permutes between layouts (designspace/network.py inserts them where neighbours differ).
+_PERMUTE = {"nhwc": (0, 2, 3, 1), "nchw": (0, 3, 1, 2)}
+
+#: What a component alone returns: its features (or None if it recorded nothing, as a whole-network trace then
+#: lists no line for it), and its output's shape, strides and whether a convolution wrote it.
+_Alone = tuple[tuple[float, ...] | None, tuple[int, ...], tuple[int, ...], bool]
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _alone(layer: Layer, site: Site, shape: tuple[int, ...], stride: tuple[int, ...], conv_input: bool) -> _Alone:
+    """One component at its site run alone on an input of exactly the shape, strides and provenance it gets inside
+    the network (a permuted view, a convolution's output): everything a whole-network trace charges to it depends
+    on these and nothing else, so this is cached per (component, site, input), in the process and, once flushed, in
+    the evaluation cache (:mod:`designspace.evaluate.feature_cache`)."""
+    import torch
+
+    from designspace.blocks import get
+    from designspace.evaluate import feature_cache
+
+    k = feature_cache.key(layer, site, shape, stride, conv_input)
+    kept = feature_cache.get(k)
+    if kept is not None and (kept["features"] is None or set(kept["features"]) == set(FEATURES)):
+        f = kept["features"]
+        return (None if f is None else tuple(float(f[n]) for n in FEATURES), tuple(kept["shape"]),
+                tuple(kept["stride"]), bool(kept["conv_output"]))
+    with torch.device("meta"):
+        module = get(layer.type).build(site, layer.kwargs(), 0.0).eval()  # drop path is the identity in eval
+        x = torch.empty_strided(shape, stride)
+    rec, out = _record(module, x, {}, conv_input)
+    got = rec.by.get("network")
+    feats = None if got is None else tuple(got[n] for n in FEATURES)
+    result = (feats, tuple(out.shape), tuple(out.stride()), id(out) in rec.conv_outputs)
+    feature_cache.put(k, {"features": None if got is None else dict(got), "shape": list(result[1]),
+                          "stride": list(result[2]), "conv_output": result[3]})
+    return result
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _permuted(shape: tuple[int, ...], stride: tuple[int, ...], dims: tuple[int, ...]) -> _Alone:
+    """The permute the network inserts before a component of the other layout, recorded as the whole trace records
+    it (charged to the component before it): its features, and the view's shape and strides."""
+    import torch
+
+    with torch.device("meta"):
+        x = torch.empty_strided(shape, stride)
+    rec, out = _record(lambda t: t.permute(*dims), x, {})
+    got = rec.by.get("network")
+    feats = None if got is None else tuple(got[k] for k in FEATURES)
+    return feats, tuple(out.shape), tuple(out.stride()), False
+
+
+def _composed(arch: Arch) -> dict[str, dict[str, float]]:
+    """Per-component features of ``arch`` composed from cached single-component runs (see
+    :func:`component_features`)."""
+    from designspace.plan import plan
+
+    placements = plan(arch)
+    shape: tuple[int, ...] = (1, arch.in_chans, arch.resolution, arch.resolution)
+    stride: tuple[int, ...] = (arch.in_chans * arch.resolution ** 2, arch.resolution ** 2, arch.resolution, 1)
+    conv_input, layout = False, "nchw"
+    lines: dict[str, list[float] | None] = {}
+    prev = ""
+    for i, p in enumerate(placements):
+        lin, lout = p.component.layouts(p.layer.kwargs())
+        if i > 0 and lin != layout:  # the network permutes after the previous component's forward (not before the stem)
+            glue, shape, stride, conv_input = _permuted(shape, stride, _PERMUTE[lin])
+            if glue is not None:
+                base = lines[prev]
+                lines[prev] = [a + b for a, b in zip(base, glue, strict=True)] if base is not None else list(glue)
+        feats, shape, stride, conv_input = _alone(p.layer, p.site, shape, stride, conv_input)
+        lines[p.name] = None if feats is None else list(feats)
+        layout, prev = lout, p.name
+    out = {name: dict(zip(FEATURES, f, strict=True)) for name, f in lines.items() if f is not None}
+    out["network"] = {**dict.fromkeys(FEATURES, 0.0), "const": 1.0}
+    return out
+
+
 def placement_features(p: Placement) -> dict[str, float]:
     """Features of one placed component run alone, as the latency table times it (its own input layout, no
     layout change before it), with ``const`` = 1 for the run's fixed cost. The units are :data:`FEATURES`'."""
-    import torch
-
-    kwargs = p.layer.kwargs()
-    layout, _ = p.component.layouts(kwargs)
+    layout, _ = p.component.layouts(p.layer.kwargs())
     h, w = p.site.hw
-    with torch.device("meta"):
-        module = p.component.build(p.site, kwargs, 0.0).eval()
-        x = torch.empty(1, p.site.in_chs, h, w) if layout == "nchw" else torch.empty(1, h, w, p.site.in_chs)
-    rec = _record(module, x, {})
-    return {**dict.fromkeys(FEATURES, 0.0), **rec.by.get("network", {}), "const": 1.0}
+    c = p.site.in_chs
+    if layout == "nchw":
+        shape, stride = (1, c, h, w), (c * h * w, h * w, w, 1)
+    else:
+        shape, stride = (1, h, w, c), (h * w * c, w * c, c, 1)
+    feats, *_ = _alone(p.layer, p.site, shape, stride, False)
+    return {**dict.fromkeys(FEATURES, 0.0), **(dict(zip(FEATURES, feats, strict=True)) if feats else {}), "const": 1.0}
 
 
 @functools.lru_cache(maxsize=4096)
 def _cached(fingerprint: str, arch: Arch) -> tuple[tuple[str, tuple[float, ...]], ...]:
-    return tuple((name, tuple(f[k] for k in FEATURES)) for name, f in _trace(arch).items())
+    return tuple((name, tuple(f[k] for k in FEATURES)) for name, f in _composed(arch).items())
 
 
 def component_features(arch: Arch) -> dict[str, dict[str, float]]:
-    """Features of each component (``"stem"``, ``"stages.2.blocks.0"`` ... and ``"network"``), in plan order."""
+    """Features of each component (``"stem"``, ``"stages.2.blocks.0"`` ... and ``"network"``), in plan order.
+
+    Composed, not traced whole: each component's features come from a cached run of that component alone at its
+    site, on an input of the shape, strides and provenance the network gives it (a permuted view after a layout
+    change, a convolution's output that a BatchNorm folds into), plus the layout permutes the network inserts
+    (charged to the component before them, as the whole-network trace charges them) and the network's ``const``.
+    They equal :func:`traced_component_features` exactly (the same operations summed in the same order), at the
+    cost of a few dictionary look-ups for a network whose components were met before (issue 28, item 4).
+    """
     return {name: dict(zip(FEATURES, values, strict=True)) for name, values in _cached(arch.fingerprint, arch)}
 
 
@@ -221,3 +320,11 @@ def network_features(arch: Arch) -> dict[str, float]:
         for k, v in f.items():
             total[k] += v
     return total
+
+
+def flush_feature_cache() -> int:
+    """Keeps the component runs this process computed in the evaluation cache for the next process; returns how many
+    were written (:func:`designspace.evaluate.feature_cache.flush`)."""
+    from designspace.evaluate import feature_cache
+
+    return feature_cache.flush()
