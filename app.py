@@ -107,12 +107,10 @@ def source_ui(studies: list[str], storages: list[str]) -> tuple[str, str, str]:
     kind = st.sidebar.radio("Read studies from", (FOLDER, URL), key="source", horizontal=True) if storages else FOLDER
     if kind == URL:
         storage = st.sidebar.selectbox("Storage", storages, key="storage")
-        name = st.sidebar.text_input("Study name", key="url_study")
-        return URL, name, str(storage)
+        return URL, str(st.sidebar.text_input("Study name", key="url_study")), str(storage)
     if not studies:
         return FOLDER, "", ""
-    name = st.sidebar.selectbox("Study", studies, key="study")
-    return FOLDER, str(name), ""
+    return FOLDER, str(st.sidebar.selectbox("Study", studies, key="study")), ""
 
 
 def refresh_ui(study: data.Study, changed: bool) -> bool:
