@@ -12,6 +12,9 @@ groups, or for a device whose points are one group (the MobileNetV4 paper's phon
 (MobileNetV2, MobileNetV3, MobileNetV4, ConvNeXt). Goal (issue 30): the 90% interval holds >= 85% of held-out
 points, in range and out of range alike.
 
+Part A2, the points a profile holds out of its fit (its ``exclude``: the iPhone 13's Table 5, 512 px), predicted
+by the shipped profile: goal, an interval that contains the published figure or a refusal in words.
+
 Part B, the iPhone 13 in detail (as before issue 30):
 
 Points: every published iPhone 13 latency in the data files (the zoo's, from 003 Table 3, and the iFormer
@@ -52,8 +55,8 @@ from designspace.evaluate.local_map import loo_predictions as local_loo
 from designspace.evaluate.points import Point, load_points
 from designspace.evaluate.profile import DeviceProfile
 
-GROUPS = {"zoo": "zoo", "iformer_roadmap": "roadmap", "iformer_table6": "Table 6", "iformer_table7": "Table 7",
-          "iformer_table5": "Table 5 (512 px)"}
+#: part B's groups, as the shipped iPhone 13 profile fits them (its Table 5, 512 px, is held out: part A2)
+GROUPS = {"zoo": "zoo", "iformer_roadmap": "roadmap", "iformer_table6": "Table 6", "iformer_table7": "Table 7"}
 LOCAL_MS = {"mobilenetv2_100": 8.9037, "mobilenetv2_140": 16.4715, "efficientmod_xxs": 20.4569,
             "efficientmod_s": 48.2306, "iformer_t": 15.3958, "iformer_s": 31.5525, "iformer_m": 48.8354,
             "iformer_l": 78.5245}
@@ -194,6 +197,37 @@ def run_devices(names: list[str] | None = None) -> dict[str, Any]:
             if p.model is not None and p.column != "user" and (names is None or p.name in names)}
 
 
+def held_out_checks() -> list[dict[str, Any]]:
+    """Part A2: each shipped profile's held-out groups (``exclude``), predicted by the shipped profile that never
+    saw them: published and predicted ms, the 90% interval or the refusal, and whether the interval holds."""
+    rows = []
+    for prof in list_devices():
+        if prof.model is None or not prof.exclude:
+            continue
+        for pt in load_points(list(prof.exclude)):
+            ms = pt.latency_ms.get(prof.column)
+            if ms is None:
+                continue
+            pr = prof.predict(pt.arch)
+            rows.append({"device": prof.name, "point": pt.id, "published_ms": ms, "predicted_ms": pr.ms,
+                         "low_ms": None if pr.refusal else pr.low, "high_ms": None if pr.refusal else pr.high,
+                         "refusal": pr.refusal, "inside": (not pr.refusal) and pr.low <= ms <= pr.high})
+    return rows
+
+
+def print_held_out(rows: list[dict[str, Any]]) -> None:
+    print("\nA2. points a profile holds out of its fit (checks, never fitted), predicted by the shipped profile")
+    for r in rows:
+        verdict = (f"refused: {r['refusal']}" if r["refusal"] else
+                   f"90% interval {r['low_ms']:.2f}-{r['high_ms']:.2f} ms, "
+                   + ("contains it" if r["inside"] else "does NOT contain it"))
+        print(f"  {r['device']} {r['point']}: published {r['published_ms']:.2f} ms, predicted "
+              f"{r['predicted_ms']:.2f} ms; {verdict}")
+    bad = [r for r in rows if not r["refusal"] and not r["inside"]]
+    print(f"goal: an interval that contains the published figure, or a refusal: "
+          f"{'met' if not bad else 'NOT met'} ({len(rows) - len(bad)} of {len(rows)})")
+
+
 def run() -> dict[str, Any]:
     """Part B's figures (the iPhone 13 in detail), as a dict."""
     pts = _points()
@@ -294,11 +328,14 @@ def main() -> None:
     parser.add_argument("--no-detail", action="store_true", help="skip part B (the iPhone 13 in detail)")
     args = parser.parse_args()
     figs = run_devices(args.devices.split(",") if args.devices else None)
+    checks = held_out_checks()
     out = {} if args.no_detail else run()
     if args.json:
-        print(json.dumps({"devices": figs, "iphone13_detail": out}, indent=2, default=str))
+        print(json.dumps({"devices": figs, "held_out_checks": checks, "iphone13_detail": out}, indent=2,
+                         default=str))
         return
     print_devices(figs)
+    print_held_out(checks)
     if args.no_detail:
         return
     print("\nB. the iPhone 13 in detail")

@@ -157,6 +157,9 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(root / "mob", root / name)
         with (root / name / "trials.csv").open("w", newline="", encoding="utf-8") as f:
             csv.writer(f).writerows(rows[: 1 + keep])
+        summary = json.loads((root / name / "summary.json").read_text(encoding="utf-8"))
+        summary["trials"] = keep  # a consistent pair: a truncated trials.csv is refused as corrupt
+        (root / name / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return root
 
 
