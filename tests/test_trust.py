@@ -256,3 +256,22 @@ def test_no_eval_exec_or_unpickling_in_the_package() -> None:
                                                     for k in node.keywords):
                     found.append(f"{path.name}:{node.lineno}: torch.load without weights_only=True")
     assert not found, found
+
+
+def test_training_runs_under_results_never_write_through_links(tmp_path: Path) -> None:
+    from designspace.search.trained import _locked
+    from designspace.train.checkpoint import write_state
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    study = tmp_path / "results" / "s"
+    (study / "train").mkdir(parents=True)
+    (study / "train" / "abc").symlink_to(outside, target_is_directory=True)  # a planted run folder
+    with pytest.raises(DesignspaceError, match="symbolic link"), _locked(study / "train" / "abc"):
+        pass
+    assert list(outside.iterdir()) == []
+    run = study / "train" / "def"
+    run.mkdir()
+    (run / "checkpoint.json").symlink_to(outside / "victim.json")  # dangling: a write through it creates it
+    write_state({"epoch": 1}, run / "checkpoint.json")
+    assert not (outside / "victim.json").exists() and not (run / "checkpoint.json").is_symlink()

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from designspace.exceptions import DesignspaceError
+from designspace.safe_files import make_dirs, refuse_links
 
 __all__ = ["MAX_EPOCHS", "PRUNERS", "TRAIN", "TrainedSettings", "TrialTrainer", "check_train_device",
            "check_trained", "default_pruner", "make_pruner", "trained_settings"]
@@ -239,7 +240,8 @@ class _Pruned(Exception):
 @contextlib.contextmanager
 def _locked(run: Path) -> Iterator[None]:
     """One trainer at a time in ``run`` (an ``flock`` the kernel releases when the process dies, kill -9 too)."""
-    run.mkdir(parents=True, exist_ok=True)
+    make_dirs(run, run.parent.parent.parent)  # results/<study>/train/<fp>: never through a planted link
+    refuse_links(run / ".lock", run)
     with open(run / ".lock", "a+", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # another worker trains the same Arch: wait, then resume from it
         try:

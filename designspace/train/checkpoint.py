@@ -26,13 +26,13 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from designspace.exceptions import DesignspaceError
+from designspace.safe_files import atomic_write
 
 if TYPE_CHECKING:
     import torch
@@ -56,9 +56,7 @@ class CheckpointError(DesignspaceError):
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous file whole
+    atomic_write(path, data)  # a kill mid-write leaves the previous file whole; a planted link is replaced
 
 
 def save_tensors(obj: Mapping[str, Any], path: Path) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -38,6 +39,7 @@ from torch import nn
 from designspace.arch import Arch
 from designspace.exceptions import DesignspaceError, DocumentError
 from designspace.recipes import Recipe, load_recipe, recipe_for
+from designspace.safe_files import atomic_write
 from designspace.train import checkpoint as ckpt
 from designspace.train.announce import announce
 from designspace.train.data import ImageFolder, Split, scan
@@ -141,13 +143,12 @@ class TrainReport:
 
 
 def _write_metrics(path: Path, history: list[dict[str, float]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write(path, buf.getvalue())
 
 
 def _resolve(cfg: TrainConfig) -> tuple[Arch, Recipe]:
@@ -272,8 +273,8 @@ def _run(cfg: TrainConfig, dist: Dist, say: Callable[[str], None],
     if cfg.compile:
         runner = torch.compile(runner)  # type: ignore[assignment]
     if dist.main:
-        (out / ARCH_FILE).write_text(arch.to_yaml(), encoding="utf-8")
-        (out / RECIPE_FILE).write_text(recipe.to_yaml(), encoding="utf-8")
+        atomic_write(out / ARCH_FILE, arch.to_yaml())
+        atomic_write(out / RECIPE_FILE, recipe.to_yaml())
     announce(say, cfg, arch, recipe, split, net, resolution, arch_resolution, peak, epochs, warmup, dist, per,
              steps_per_epoch, lone, amp, channels_last, workers, len(train_set))
 
