@@ -16,7 +16,7 @@ Run: python benchmarks/bench_latency.py [--processes 5] [--archs 100] [--trials 
    networks are (the errors against the first pass alone are printed too). The entries of these and of the
    calibration networks are measured first as ``lut build`` does (two passes, minutes apart); the per-network term
    is fitted on each space's zoo models and 3 seeded points spanning the space's sizes
-   (``table.calibration_archs``; 1 with ``--quick``). Goal: >= 90% within +-10%, >= 70% within +-5%, Kendall tau
+   (``table_build.calibration_archs``; 1 with ``--quick``). Goal: >= 90% within +-10%, >= 70% within +-5%, Kendall tau
    >= 0.9. The table's build time is reported apart. The results folder gets ``part3.json`` (each test network's
    Arch, table figure and two measured figures, and the term's Archs), which ``--keep`` keeps for a look afterwards.
 4. Search: ``--trials`` trials of ``mobile --budget 20ms`` with ``--latency table`` on part 3's table (its build
@@ -183,13 +183,13 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace.evaluate.table import (
         ENTRY_PROTOCOL,
         calibrate_term,
-        calibration_archs,
         describe_fit,
         measure_entries,
         table_latency,
     )
     from designspace.plan import plan
     from designspace.space import load_space, match
+    from designspace.table_build import calibration_archs
 
     print(f"\n3. table vs whole network: {n_archs} seeded random Archs over {', '.join(SPACES)} ({_load()})")
     cache = Cache(cache_dir / "cache.sqlite")
@@ -268,8 +268,9 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import calibrate_term, calibration_archs, describe_fit, load_fit
+    from designspace.evaluate.table import calibrate_term, describe_fit, load_fit
     from designspace.space import load_space, match
+    from designspace.table_build import calibration_archs
 
     cache, ctx = Cache(cache_dir / "cache.sqlite"), Context.local(resolution=224)
     t = time.perf_counter()

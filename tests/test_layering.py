@@ -95,3 +95,45 @@ def test_no_import_cycles() -> None:
 
 def test_the_checker_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+#: The layers docs/architecture.md states, lowest first: a module imports only from its own layer or lower ones.
+#: A module is in the layer of the longest name here that is it or a package holding it.
+LAYERS = (
+    ("designspace._yaml", "designspace.exceptions", "designspace.safe_files", "designspace.redact"),
+    ("designspace.blocks",),
+    ("designspace.plan", "designspace.arch"),
+    ("designspace.zoo", "designspace.evaluate.counts"),
+    ("designspace.resources",),
+    ("designspace.network",),
+    ("designspace.evaluate",),
+    ("designspace.space",),
+    ("designspace.results", "designspace.pareto", "designspace.search", "designspace.export", "designspace.train",
+     "designspace.recipes", "designspace.table_build", "designspace.timm_compat"),
+    ("designspace.analysis",),
+    ("designspace.app", "designspace.cli", "designspace"),
+)
+
+
+def _layer(module: str) -> int:
+    best = max(((len(name), i) for i, names in enumerate(LAYERS) for name in names
+                if module == name or module.startswith(name + ".")), default=None)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS and to docs/architecture.md's layering"
+    return best[1]
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets if _layer(t) > _layer(m))
+
+
+def test_imports_follow_the_documented_layers() -> None:
+    mods = _modules()
+    graph = {name: {t for t in _imports(name, path, set(mods)) if not name.startswith(t + ".")}
+             for name, path in mods.items()}
+    assert _upward(graph) == []
+
+
+def test_the_layer_checker_finds_an_upward_import() -> None:
+    assert _upward({"designspace.evaluate.table": {"designspace.space.match"},
+                    "designspace.space.match": {"designspace.evaluate.counts"}}) == [
+        "designspace.evaluate.table -> designspace.space.match"]

@@ -424,8 +424,8 @@ head: {type: mbv2_head, width: 32}
 
 
 def test_lut_build_measures_each_entry_in_two_passes_and_resumes(tmp_path: Path, cache: Cache) -> None:
-    from designspace.evaluate.table import build_table
     from designspace.space import load_space
+    from designspace.table_build import build_table
 
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_SPACE)
@@ -566,8 +566,8 @@ def test_a_worker_that_would_pass_the_deadline_is_cut_short_and_what_is_done_cou
 
 def test_calibration_networks_span_the_space_from_its_smallest_to_its_largest() -> None:
     from designspace.evaluate.counts import count
-    from designspace.evaluate.table import calibration_archs
     from designspace.space import load_space
+    from designspace.table_build import calibration_archs
 
     space = load_space("mobile")
     picked = calibration_archs(space, 4, seed=3, pool=300)
@@ -582,8 +582,8 @@ def test_calibration_networks_span_the_space_from_its_smallest_to_its_largest() 
 
 
 def test_calibration_networks_are_distinct_even_where_the_space_has_fewer(tmp_path: Path) -> None:
-    from designspace.evaluate.table import calibration_archs
     from designspace.space import load_space
+    from designspace.table_build import calibration_archs
 
     path = tmp_path / "small.yaml"
     path.write_text(SMALL_SPACE)

@@ -10,8 +10,9 @@ from typing import Any
 def _build(args: argparse.Namespace) -> int:
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import build_table, describe_term
+    from designspace.evaluate.table import describe_term
     from designspace.space import load_space
+    from designspace.table_build import build_table
 
     space = load_space(args.space)
     if args.samples < 1 or args.calibrate < 0 or args.threads < 1:

@@ -1,0 +1,145 @@
+"""The per-block latency table of a space, built (``designspace lut build``): every distinct (component, site)
+its points use measured in two passes, and the per-network term fitted on seeded points spanning its sizes.
+
+It sits above the space (it samples it and matches the zoo against it) and below the commands; the table
+itself, its entries and its term are :mod:`designspace.evaluate.table`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+from designspace.arch import Arch
+from designspace.evaluate.cache import Cache
+from designspace.evaluate.latency import Context, Protocol
+from designspace.evaluate.table import (
+    _DEFAULT,
+    KIND,
+    _fit_summary,
+    calibrate_term,
+    entry_of,
+    entry_problem,
+    measure_entries,
+    missing_entries,
+    table_context_key,
+)
+from designspace.plan import Placement, plan
+
+__all__ = ["build_table", "calibration_archs"]
+
+
+def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) -> list[Arch]:
+    """``k`` seeded points of ``space`` that span its range of sizes, for the per-network term: ``pool`` points
+    are drawn (seeded by ``seed``), and for ``k`` targets spaced evenly in log MACs from the pool's smallest
+    network to its largest the nearest point not yet chosen is taken (the smallest and largest always; ``k = 1``:
+    the smallest). Fewer than ``k`` when the pool has fewer distinct networks.
+
+    Why not ``k`` uniform draws: a search under a latency budget spends its front on a space's small networks,
+    and uniform draws sit in the middle of a space (``mobile``: the smallest of 200 draws has 226 MMACs, a
+    300-trial front reaches 106). The term's intercept and permute cost weigh most on small networks, so a
+    term fitted on middle-sized ones alone extrapolated to the front with errors up to 19% (docs/latency.md).
+    """
+    import random
+
+    from designspace.evaluate.counts import count
+
+    rng = random.Random(seed)
+    drawn: dict[str, tuple[float, Arch]] = {}
+    for _ in range(pool):
+        a = space.sample(rng)
+        if a.fingerprint not in drawn:
+            drawn[a.fingerprint] = (math.log(max(count(a).macs, 1)), a)
+    ranked = sorted(drawn.values(), key=lambda t: (t[0], t[1].fingerprint))
+    if k <= 0 or not ranked:
+        return []
+    lo, hi = ranked[0][0], ranked[-1][0]
+    chosen: list[Arch] = []
+    left = list(ranked)
+    for i in range(min(k, len(ranked))):
+        target = lo if k == 1 else lo + (hi - lo) * i / (k - 1)
+        j = min(range(len(left)), key=lambda n: (abs(left[n][0] - target), n))
+        chosen.append(left.pop(j)[1])
+    return chosen
+
+
+def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 2000, batch: int = 200,
+                calibrate: int = 6, seed: int = 0, protocol: Protocol = _DEFAULT,
+                progress: Callable[[int, int], None] | None = None,
+                whole_protocol: Protocol | None = None) -> dict[str, Any]:
+    """Measures every distinct (component, site) of ``space`` into the table, then fits the per-network term.
+
+    The distinct entries are found by drawing points (``batch`` at a time, seeded) until a batch adds none or
+    ``samples`` points were drawn, plus the zoo models that are points of the space; a space's points number
+    10^8 to 10^20, its distinct entries hundreds to thousands. Each entry is measured in two passes (see
+    :func:`measure_entries`); entries already in the table from both are not measured again, so an
+    interrupted build resumes. The term is fitted on the space's zoo models and ``calibrate`` seeded points
+    spanning the space's sizes (:func:`calibration_archs`), measured whole (by ``whole_protocol``, default the
+    network protocol); their entries are measured with the others.
+
+    Returns:
+        The coverage report: ``entries`` (distinct entries found), ``measured`` (now), ``second_pass``
+        (entries given their second pass now), ``cached`` (already there), ``drawn`` (points drawn),
+        ``saturated`` (the last batch added no entry), ``new_in_last_batch``, ``fit`` (form, scale, intercept,
+        per_permute, points, loo_mean, loo_max), ``seconds``.
+    """
+    import random
+    import time
+
+    from designspace import zoo
+    from designspace.space import match
+
+    began = time.perf_counter()
+    rng = random.Random(seed)
+    found: dict[str, Placement] = {}
+    zoo_archs = [a for a in (zoo.load(n) for n in zoo.names()) if match(space, a).ok]
+    picked = calibration_archs(space, calibrate, seed=seed + 1)
+    for a in zoo_archs + picked:
+        for p in plan(a):
+            found.setdefault(entry_of(p).key, p)
+    drawn, new_last = 0, -1
+    while drawn < samples and new_last != 0:
+        before = len(found)
+        for _ in range(min(batch, samples - drawn)):
+            for p in plan(space.sample(rng)):
+                found.setdefault(entry_of(p).key, p)
+        drawn += min(batch, samples - drawn)
+        new_last = len(found) - before
+    # one build of a context at a time on this machine: a second waits, then measures only what is missing
+    with cache.claim(f"table build|{table_context_key(context)}", "the latency table of this context"):
+        return _build(found, zoo_archs, picked, context, cache, protocol, progress, whole_protocol,
+                      {"drawn": drawn, "saturated": new_last == 0, "new_in_last_batch": new_last}, began)
+
+
+def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch], context: Context, cache: Cache,
+           protocol: Protocol, progress: Callable[[int, int], None] | None, whole_protocol: Protocol | None,
+           coverage: dict[str, Any], began: float) -> dict[str, Any]:
+    """:func:`build_table` once the entries are found: both passes, then the term."""
+    import time
+
+    todo = missing_entries(found.values(), context, cache)
+    iso = protocol.isolated
+    # two passes of one worker process each rather than one pass of two processes: the same time, but the
+    # second pass comes minutes after the first, so that a slow stretch of the host inflates one at most
+    one = protocol if iso is None else dataclasses.replace(
+        protocol, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
+    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
+               is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
+    total = 2 * len(todo) + once
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], total)
+
+    measure_entries(todo, context, cache, one, progress=step)
+    second = measure_entries(list(found.values()), context, cache, one, progress=step, again=True)
+    calib = list(zoo_archs) + [a for a in picked if a not in zoo_archs]
+    fit = calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol) if len(calib) >= 2 else None
+    return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
+            **coverage,
+            "fit": None if fit is None else _fit_summary(fit),
+            "seconds": round(time.perf_counter() - began, 1)}
