@@ -12,6 +12,7 @@ import sys
 import torch
 
 from designspace.train import TrainConfig, train
+from designspace.train.distributed import end_process
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
     assert report.model is not None
     torch.save(report.model.state_dict(), f"{out}/rank{rank}.pt")
     print(f"[rank {rank}] processes {report.processes} epochs {report.epochs}", flush=True)
+    end_process(0)  # torch leaves the group's threads running; their teardown at exit can abort (see end_process)
 
 
 if __name__ == "__main__":

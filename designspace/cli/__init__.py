@@ -72,7 +72,16 @@ class _Redacting(logging.Filter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0 ok, 1 a negative answer or a failed evaluation, 2 bad
-    input, 3 an internal error, 130 interrupted)."""
+    input, 3 an internal error, 130 interrupted). A process that trained among several torchrun processes ends
+    here with that status instead (:func:`designspace.train.distributed.end_process` says why)."""
+    code = _main(argv)
+    dist = sys.modules.get("designspace.train.distributed")  # loaded only when this command trained
+    if dist is not None:
+        dist.end_process(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     p = parser()
     try:
         args = p.parse_args(argv)
