@@ -23,3 +23,27 @@ def slower(arch: Any, model: Any) -> float:
 
     time.sleep(float(os.environ.get("SLOW_OBJECTIVE_S", "2")))
     return float(sum(p.numel() for p in model.parameters())) / 1e6
+
+
+class _SwallowsCtrlC:
+    """An object whose finalizer is running when Ctrl-C arrives: Python prints "Exception ignored in" and drops
+    the ``KeyboardInterrupt``, as it does when the signal lands in a library's weak-reference callback."""
+
+    def __del__(self) -> None:
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the handler runs here, inside the finalizer
+
+
+def ctrl_c_swallowed(arch: Any, model: Any) -> float:
+    """:func:`slow`, but the first trial of the process gets a Ctrl-C that a finalizer swallows."""
+    global _swallowed
+    if not _swallowed:
+        _swallowed = True
+        _SwallowsCtrlC()  # dropped at once: its finalizer runs now
+    return slow(arch, model)
+
+
+_swallowed = False

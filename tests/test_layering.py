@@ -100,7 +100,8 @@ def test_the_checker_finds_a_cycle() -> None:
 #: The layers docs/architecture.md states, lowest first: a module imports only from its own layer or lower ones.
 #: A module is in the layer of the longest name here that is it or a package holding it.
 LAYERS = (
-    ("designspace._yaml", "designspace.exceptions", "designspace.safe_files", "designspace.redact"),
+    ("designspace._yaml", "designspace.exceptions", "designspace.safe_files", "designspace.redact",
+     "designspace.interrupts"),
     ("designspace.blocks",),
     ("designspace.plan", "designspace.arch"),
     ("designspace.zoo", "designspace.evaluate.counts"),

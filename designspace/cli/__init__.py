@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
+from designspace import interrupts
 from designspace.cli import analyze, catalog, deliver, lut, measure, search, spaces
 from designspace.exceptions import DesignspaceError
 from designspace.redact import redact
@@ -102,7 +103,8 @@ def _main(argv: Sequence[str] | None) -> int:
         logging.getLogger("designspace").addHandler(handler)
         logging.getLogger("designspace").setLevel(logging.INFO)
     try:
-        return int(args.func(args))
+        with interrupts.latched():  # a Ctrl-C that Python swallows in a finalizer still stops the command
+            return int(args.func(args))
     except DesignspaceError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from designspace import interrupts
 from designspace.evaluate.cache import results_dir
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
@@ -233,6 +234,7 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     waiting = False
     try:
         while True:
+            interrupts.check()  # a Ctrl-C swallowed during the last trial stops the search here
             trials = study.get_trials(deepcopy=False)
             if cfg.trials is not None and _counted(trials) >= cfg.trials:
                 running = sum(t.state.name == "RUNNING" for t in trials)

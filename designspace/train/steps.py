@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from designspace import interrupts
 from designspace.train.distributed import Dist
 
 __all__ = ["BN_BATCHES", "Batches", "autocast", "ema_update", "evaluate", "lr_at", "param_groups", "precise_bn",
@@ -61,6 +62,7 @@ class Batches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         blocking = self.device.type != "cuda"
         for x, y in self.loader:
+            interrupts.check()  # a Ctrl-C swallowed during the last batch stops the run here
             yield (x.to(self.device, non_blocking=not blocking, memory_format=self.format),
                    y.to(self.device, non_blocking=not blocking))
 

@@ -1,0 +1,67 @@
+"""Ctrl-C that is never lost (designspace/interrupts.py): an interrupt that Python swallows in a finalizer
+(as it did in SQLAlchemy's weak-reference callback during a search, which then ran to its end and exited 0)
+still stops the command at the next safe point."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from designspace import interrupts
+
+TESTS = Path(__file__).parent
+
+
+class _Swallows:
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the Python handler runs inside this finalizer; its KeyboardInterrupt is dropped
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_at_the_next_check() -> None:
+    with interrupts.latched():
+        _Swallows()  # "Exception ignored in ...": without the latch the interrupt would be gone
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+    interrupts.check()  # outside the latch: forgotten, the default handler is back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_ctrl_c_raises_at_once_under_the_latch() -> None:
+    with interrupts.latched(), pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    interrupts.check()
+
+
+def test_another_handler_is_left_alone() -> None:
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        with interrupts.latched():
+            assert signal.getsignal(signal.SIGINT) is not interrupts._on_sigint
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            interrupts.check()  # not latched: the host's handler took it
+        assert seen == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_trial(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    env = {**os.environ, "DESIGNSPACE_RESULTS": str(results), "PYTHONPATH": str(TESTS)}
+    proc = subprocess.run([sys.executable, "-m", "designspace", "search", "tiny", "--trials", "6", "--objective",
+                           "slow_objective:ctrl_c_swallowed", "--no-progress"], env=env, capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert "Exception ignored in" in proc.stderr  # the interrupt was swallowed in the first trial
+    assert proc.returncode == 130 and "stopped: interrupted" in proc.stdout, proc.stdout + proc.stderr
+    assert "Traceback (most recent call last)" not in proc.stderr.split("Exception ignored in")[0]
+    assert (results / "tiny" / "trials.csv").exists()
