@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from test_train import TINY  # the tiny Arch the training tests share
 from textures import CLASSES, make_imagefolder
 
 import designspace as ds
@@ -19,15 +20,6 @@ from designspace.search.trained import TrialTrainer, trained_settings
 from designspace.train import CheckpointError, TrainConfig, train
 
 TESTS = Path(__file__).parent
-TINY = """
-resolution: 32
-num_classes: 3
-stem: {type: mbv2_stem, width: 8}
-stages:
-- width: 16
-  blocks: [{type: mbconv, exp_ratio: 2.0}]
-head: {type: mbv2_head, width: 32}
-"""
 
 
 class Payload:

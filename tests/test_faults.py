@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from test_search import postgres_url  # noqa: F401 (its private PostgreSQL cluster, for the dead-worker test)
+from test_table import SMALL_SPACE  # the table tests' small space
 
 from designspace.cli import main
 
@@ -355,16 +356,6 @@ def test_a_worker_killed_near_the_end_of_a_postgres_study(tmp_path: Path, reques
 
 
 # ------------------------------------------------------------------ concurrent measurements of one thing
-SMALL_SPACE = """
-name: small
-resolution: 32
-stem: {type: mbv2_stem, width: 8}
-stages:
-  - width: [8, 16]
-    depth: {low: 1, high: 2}
-    block: [{type: mbconv, exp_ratio: [1, 4]}]
-head: {type: mbv2_head, width: 32}
-"""
 
 
 def test_two_lut_builds_at_once_measure_each_entry_once(tmp_path: Path) -> None:
