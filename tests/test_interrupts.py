@@ -10,12 +10,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from test_search import _default_sigint
 
 from designspace import interrupts
 
 TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def python_handles_ctrl_c() -> Any:
+    """Python's own SIGINT handler, as in a foreground terminal (a test run started in the background inherits
+    SIGINT ignored, and then nothing here would see a signal)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 class _Swallows:
@@ -60,7 +71,7 @@ def test_a_search_whose_ctrl_c_was_swallowed_stops_after_that_trial(tmp_path: Pa
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(results), "PYTHONPATH": str(TESTS)}
     proc = subprocess.run([sys.executable, "-m", "designspace", "search", "tiny", "--trials", "6", "--objective",
                            "slow_objective:ctrl_c_swallowed", "--no-progress"], env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
+                          text=True, timeout=600, check=False, preexec_fn=_default_sigint)
     assert "Exception ignored in" in proc.stderr  # the interrupt was swallowed in the first trial
     assert proc.returncode == 130 and "stopped: interrupted" in proc.stdout, proc.stdout + proc.stderr
     assert "Traceback (most recent call last)" not in proc.stderr.split("Exception ignored in")[0]

@@ -31,11 +31,19 @@ def results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "results"
 
 
+def _default_sigint() -> None:
+    """In a child before it starts: SIGINT back to its default, so that Python installs its Ctrl-C handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(results: Path, *argv: str, wait: bool = True) -> Any:
     env = {**os.environ, "DESIGNSPACE_RESULTS": str(results), "PYTHONPATH": str(TESTS)}
     cmd = [sys.executable, "-m", "designspace", *argv]
     if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C reaches it even when this test run was started in the background (a shell starts those with
+        # SIGINT ignored, which children inherit and Python then keeps)
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_sigint)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
