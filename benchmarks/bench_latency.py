@@ -180,13 +180,8 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.evaluation import measure_latencies
     from designspace.evaluate.latency import Context, Latency, MeasurementError
-    from designspace.evaluate.table import (
-        ENTRY_PROTOCOL,
-        calibrate_term,
-        describe_fit,
-        measure_entries,
-        table_latency,
-    )
+    from designspace.evaluate.table import ENTRY_PROTOCOL, calibrate_term, measure_entries, table_latency
+    from designspace.evaluate.table_term import describe_fit
     from designspace.plan import plan
     from designspace.space import load_space, match
     from designspace.table_build import calibration_archs
@@ -268,7 +263,8 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import calibrate_term, describe_fit, load_fit
+    from designspace.evaluate.table import calibrate_term
+    from designspace.evaluate.table_term import describe_fit, load_fit
     from designspace.space import load_space, match
     from designspace.table_build import calibration_archs
 

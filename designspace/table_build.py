@@ -18,14 +18,13 @@ from designspace.evaluate.latency import Context, Protocol
 from designspace.evaluate.table import (
     _DEFAULT,
     KIND,
-    _fit_summary,
     calibrate_term,
     entry_of,
     entry_problem,
     measure_entries,
     missing_entries,
-    table_context_key,
 )
+from designspace.evaluate.table_term import fit_summary, table_context_key
 from designspace.plan import Placement, plan
 
 __all__ = ["build_table", "calibration_archs"]
@@ -141,5 +140,5 @@ def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch
     fit = calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol) if len(calib) >= 2 else None
     return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
             **coverage,
-            "fit": None if fit is None else _fit_summary(fit),
+            "fit": None if fit is None else fit_summary(fit),
             "seconds": round(time.perf_counter() - began, 1)}

@@ -19,15 +19,13 @@ from designspace.evaluate.latency import Context, Latency, MeasurementError, Pro
 from designspace.evaluate.table import (
     KIND,
     calibrate_term,
-    describe_fit,
     entry_of,
     entry_protocol,
-    fit_term,
-    load_fit,
     missing_entries,
     permutes,
     table_latency,
 )
+from designspace.evaluate.table_term import describe_fit, fit_term, load_fit
 from designspace.plan import plan
 
 FAST = Protocol(isolated=IsolatedProtocol(processes=1, extra_processes=0, rounds=2, round_s=0.02, warmup_s=0.02))
@@ -145,7 +143,7 @@ def test_fit_keeps_the_form_its_leave_one_out_error_prefers(cache: Cache) -> Non
 
 
 def test_the_simplest_fit_within_one_standard_error_of_the_best_is_kept() -> None:
-    from designspace.evaluate.table import _one_standard_error
+    from designspace.evaluate.table_term import _one_standard_error
 
     def cand(mean: float, rank: int, ridge: float, spread: float) -> tuple:
         errors = [mean - spread, mean + spread] * 18  # 36 networks: standard error = spread / 5.92 ...

@@ -95,7 +95,7 @@ def _prediction_lines(ev: Any, published: dict[str, Any] | None) -> list[str]:
 
 
 def _table_line(table: Any) -> str:
-    from designspace.evaluate.table import describe_fit
+    from designspace.evaluate.table_term import describe_fit
 
     fit = (f"fitted term {table.term_ms:+.3f} ms: {describe_fit(table.fit)}" if table.fit is not None
            else "no fitted term yet: designspace lut build SPACE fits it")

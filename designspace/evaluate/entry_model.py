@@ -29,14 +29,8 @@ from typing import TYPE_CHECKING, Any
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
 from designspace.evaluate.features import FEATURES
-from designspace.evaluate.table import (
-    KIND,
-    entry_features,
-    entry_of,
-    placement_of,
-    stored_features,
-    table_context_key,
-)
+from designspace.evaluate.table import KIND, entry_features, entry_of, placement_of, stored_features
+from designspace.evaluate.table_term import table_context_key
 
 if TYPE_CHECKING:
     from designspace.evaluate.latency import Context

@@ -9,11 +9,9 @@ results cache (kind ``lut``), keyed by the entry and the identity of the compone
 measured again, never trusted.
 
 A network's **table latency** = ``scale x (sum of its entries) + intercept + per_permute x permutes``, where
-``permutes`` counts the layout changes between neighbouring components (the network's own ``permute`` ops)
-and the coefficients are fitted by least squares on networks measured whole (:func:`fit_term`, which keeps
-the simplest form, and the strongest ridge, whose leave-one-out error is within one standard error of the
-lowest; the ``types`` form has one scale per component type); the fit, its points and its leave-one-out
-error are stored in the cache (kind ``lut-fit``).
+``permutes`` counts the layout changes between neighbouring components (the network's own ``permute`` ops);
+the term's forms and fit are :mod:`designspace.evaluate.table_term`'s, and :func:`calibrate_term` here measures
+the networks it is fitted on.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import hashlib
 import json
 import logging
 import math
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,16 +33,24 @@ from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.isolated import IsolatedProtocol
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
+from designspace.evaluate.table_term import (
+    TableFit,
+    TypeSums,
+    add_points,
+    fit_summary,
+    fit_term,
+    load_fit,
+    table_context_key,
+)
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
-__all__ = ["ENTRY_PROTOCOL", "FORMS", "Entry", "EntryGuess", "TableFit", "TableLatency", "add_points", "as_point",
-           "calibrate_term", "describe_fit", "describe_term", "entry_features",
-           "entry_of", "entry_protocol", "fit_term", "load_fit", "measure_entries", "missing_entries", "permutes",
-           "placement_of", "stored_features", "table_context_key", "table_latency", "table_latency_of"]
+__all__ = ["ENTRY_PROTOCOL", "KIND", "Entry", "EntryGuess", "TableLatency", "calibrate_term", "entry_features",
+           "entry_of", "entry_protocol", "measure_entries", "missing_entries", "permutes", "placement_of",
+           "stored_features", "table_latency", "table_latency_of"]
 
 log = logging.getLogger(__name__)
-KIND, FIT_KIND = "lut", "lut-fit"
+KIND = "lut"
 #: the entries' protocol: a component runs for microseconds to a few milliseconds, so 2 processes of 3 short
 #: rounds reach its minimum (a whole network keeps :class:`Protocol`'s default)
 ENTRY_PROTOCOL = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=1, rounds=3, round_s=0.05,
@@ -116,12 +121,6 @@ def permutes(arch: Arch) -> int:
         n += lin != current
         current = lout
     return n
-
-
-def table_context_key(context: Context) -> str:
-    """The cache context of entries measured in ``context``: its key without the network's resolution (entries
-    carry their own shapes)."""
-    return dataclasses.replace(context, resolution=0).key()
 
 
 def placement_of(entry: dict[str, Any]) -> Placement:
@@ -289,279 +288,6 @@ def _features_or_none(p: Placement) -> list[float] | None:
         return None
 
 
-#: the forms the per-network term can take, simplest first: the fit keeps the one whose leave-one-out error is
-#: lowest on its points (a form is tried only with enough points to leave one out). ``types`` is ``scale`` with
-#: one scale per component type, pulled towards the common one (see :func:`_solve_types`)
-FORMS = ("intercept", "ratio", "scale", "scale+permutes", "types")
-_COEFFICIENTS = {"intercept": 1, "ratio": 1, "scale": 2, "scale+permutes": 3, "types": 2}
-#: ridge strengths tried for the ``types`` form, on the least squares of relative errors (each point's squared
-#: relative error counts 1): the strongest one whose leave-one-out error is within one standard error of the
-#: lowest is kept (:func:`_one_standard_error`)
-TYPE_RIDGE = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-#: a point of the term is left out as measured slow only where its in-sample error is below the median by more
-#: than this (and by more than 3 robust standard deviations): within it, the host's drift between two
-#: measurements (2-6% mean between passes minutes apart, docs/latency.md) is not told from a slow stretch
-SLOW_OUTLIER = 0.10
-
-#: per component type, the sum of a network's entries of that type (ms), by type name
-TypeSums = tuple[tuple[str, float], ...]
-#: a point of the term: (network fingerprint, measured ms, sum of entries ms, permutes, sums by type); points
-#: stored before the ``types`` form have no sums by type (``()``), and then only the other forms are tried
-Point = tuple[str, float, float, int, TypeSums]
-
-
-def as_point(p: Sequence[Any]) -> Point:
-    """A term's point from (fingerprint, measured ms, sum of entries ms, permutes[, sums by type]): a point
-    without sums by type gets ``()``."""
-    by_type: TypeSums = tuple((str(t), float(ms)) for t, ms in p[4]) if len(p) > 4 else ()
-    return (str(p[0]), float(p[1]), float(p[2]), int(p[3]), by_type)
-
-
-@dataclass(frozen=True)
-class TableFit:
-    """The fitted per-network term: a network's table latency is ``scale x (sum of entries) + intercept +
-    per_permute x permutes`` milliseconds; in the ``types`` form, ``sum over component types of scale_t x
-    (sum of that type's entries) + intercept``, where a type the fit has not seen takes ``scale``.
-
-    ``scale`` carries what timing a component alone cannot see: alone, its weights and activations stay in the
-    caches between runs; inside a network they stream in after the previous component's (measured on the
-    ``emo`` space: whole networks 9-18% slower than the sum of their entries, alike in two repeats). How much a
-    component loses depends on its type and on the host's caches (one host: ``mbconv`` networks 0.96-1.07x their
-    entries, ``efficientmod`` ones 1.16-1.36x; docs/latency.md), hence the ``types`` form.
-    ``intercept`` is the network's fixed cost (input, output, the session); ``per_permute`` a layout change
-    between families.
-
-    Attributes:
-        intercept: milliseconds per network.
-        per_permute: milliseconds per layout change.
-        points: the fit's points (:data:`Point`).
-        loo_mean, loo_max: leave-one-out relative error of the table latency on those networks.
-        scale: the factor on the sum of the entries (1 for the ``intercept`` form; the ``ratio`` form is the
-            scale alone, without intercept; in the ``types`` form the common scale the type scales are pulled
-            towards, and the scale of a type it has not seen).
-        form: which of :data:`FORMS` was fitted.
-        type_scales: (component type, scale) of the ``types`` form (empty otherwise).
-        ridge: the ``types`` form's ridge strength (0 otherwise).
-        slow: fingerprints of the points left out of the fit as measured far slower than it predicts them
-            (:func:`fit_term`); the leave-one-out errors are those of the other points.
-    """
-
-    intercept: float
-    per_permute: float
-    points: tuple[Point, ...]
-    loo_mean: float
-    loo_max: float
-    scale: float = 1.0
-    form: str = "intercept"
-    type_scales: TypeSums = ()
-    ridge: float = 0.0
-    slow: tuple[str, ...] = ()
-
-    def term(self, n_permutes: int) -> float:
-        """The additive part of the term (``intercept + per_permute x permutes``), milliseconds."""
-        return self.intercept + self.per_permute * n_permutes
-
-    def latency(self, entries_ms: float, n_permutes: int, by_type: TypeSums = ()) -> float:
-        """The table latency of a network whose entries sum to ``entries_ms`` (``by_type``: that sum split by
-        component type, which the ``types`` form needs; without it, the common scale), milliseconds."""
-        if self.form == "types" and by_type:
-            scales = dict(self.type_scales)
-            return sum(scales.get(t, self.scale) * ms for t, ms in by_type) + self.term(n_permutes)
-        return self.scale * entries_ms + self.term(n_permutes)
-
-
-def _solve(points: Sequence[Point], form: str) -> tuple[float, float, float]:
-    """(scale, intercept, per_permute) by least squares on relative errors (each point weighted by 1 / its
-    measured ms, so that a 2 ms and a 20 ms network count alike)."""
-    import numpy as np
-
-    measured = np.array([p[1] for p in points])
-    summed = np.array([p[2] for p in points])
-    perms = np.array([p[3] for p in points], dtype=float)
-    w = 1.0 / measured
-    if form == "intercept":
-        y = (measured - summed) * w
-        return 1.0, float(np.sum(y * w) / np.sum(w * w)), 0.0
-    cols = [summed] + ([np.ones(len(points))] if form != "ratio" else []) + \
-        ([perms] if form == "scale+permutes" else [])
-    a = np.column_stack(cols) * w[:, None]
-    coef, *_ = np.linalg.lstsq(a, measured * w, rcond=None)
-    if form == "ratio":
-        return float(coef[0]), 0.0, 0.0
-    return float(coef[0]), float(coef[1]), float(coef[2]) if form == "scale+permutes" else 0.0
-
-
-def _solve_types(points: Sequence[Point], ridge: float) -> tuple[float, float, dict[str, float]]:
-    """(common scale, intercept, scale per type) of the ``types`` form: the ``scale`` form's least squares on
-    relative errors with one scale per component type, each coefficient pulled towards the ``scale`` form's
-    (a ridge of strength ``ridge`` on their differences), so that a type seen in few networks stays near the
-    common scale."""
-    import numpy as np
-
-    common, intercept, _ = _solve(points, "scale")
-    types = sorted({t for p in points for t, _ in p[4]})
-    measured = np.array([p[1] for p in points])
-    w = 1.0 / measured
-    sums = [dict(p[4]) for p in points]
-    x = np.array([[by.get(t, 0.0) for t in types] + [1.0] for by in sums]) * w[:, None]
-    prior = np.array([common] * len(types) + [intercept])
-    lhs = x.T @ x + ridge * np.eye(len(prior))
-    rhs = x.T @ (measured * w) + ridge * prior
-    coef = np.linalg.solve(lhs, rhs)
-    return common, float(coef[-1]), {t: float(c) for t, c in zip(types, coef[:-1], strict=True)}
-
-
-def _usable(points: Sequence[Point], form: str) -> bool:
-    # two more points than coefficients, so that every leave-one-out fit is still over-determined (a
-    # one-coefficient form: one more, so that 2 networks fit it); the permute cost needs at least two networks
-    # away from the commonest permute count (else leaving one out loses it); the type scales need every
-    # point's sums by type
-    if len(points) < _COEFFICIENTS[form] + (1 if _COEFFICIENTS[form] == 1 else 2):
-        return False
-    if form == "types":
-        return all(p[4] for p in points)
-    if form != "scale+permutes":
-        return True
-    counts = [p[3] for p in points]
-    return len(counts) - max(counts.count(n) for n in set(counts)) >= 2
-
-
-def _predictor(points: Sequence[Point], form: str, ridge: float) -> Callable[[Point], float]:
-    """The ``form`` fitted once on ``points``: a point -> its table latency, milliseconds."""
-    if form == "types":
-        common, intercept, scales = _solve_types(points, ridge)
-        return lambda p: sum(scales.get(t, common) * ms for t, ms in p[4]) + intercept
-    scale, a, b = _solve(points, form)
-    return lambda p: scale * p[2] + a + b * p[3]
-
-
-def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
-    return [abs(_predictor([q for j, q in enumerate(points) if j != i], form, ridge)(p) - p[1]) / p[1]
-            for i, p in enumerate(points)]
-
-
-#: a fit the term may take: (mean leave-one-out error, complexity, form, ridge, leave-one-out errors); complexity
-#: is (the form's place in :data:`FORMS`, minus the ridge): lower is simpler
-_Candidate = tuple[float, tuple[int, float], str, float, list[float]]
-
-
-def _select(pts: Sequence[Point]) -> tuple[str, float, list[float]]:
-    """(form, ridge, leave-one-out errors) of the form the points prefer (see :func:`fit_term`)."""
-    candidates: list[_Candidate] = []
-    for rank, form in enumerate(FORMS):
-        if not _usable(pts, form) or _solve(pts, form if form != "types" else "scale")[0] <= 0:
-            continue  # a scale <= 0: more work would cost less
-        for ridge in TYPE_RIDGE if form == "types" else (0.0,):
-            if form == "types" and min(_solve_types(pts, ridge)[2].values()) <= 0:
-                continue  # a type whose entries cost nothing, or less than nothing: not a cost model
-            errors = _loo(pts, form, ridge)
-            # simpler: an earlier form, and within the types form a stronger ridge (nearer one common scale)
-            candidates.append((sum(errors) / len(errors), (rank, -ridge), form, ridge, errors))
-    assert candidates  # the intercept form fits any two points
-    _, _, form, ridge, errors = _one_standard_error(candidates)
-    return form, ridge, errors
-
-
-def _one_standard_error(candidates: Sequence[_Candidate]) -> _Candidate:
-    """Of the candidates (:data:`_Candidate`), the simplest (lowest
-    complexity) whose mean is within one standard error of the best mean (the standard error of the best's
-    per-point errors; the one-standard-error rule of cross-validation, Hastie, Tibshirani and Friedman, *The
-    Elements of Statistical Learning*, 7.10).
-
-    Why not the lowest mean alone: with 19 type scales on 36 networks the lowest mean is often a weak ridge
-    that fits the host's noise (2026-12-04, Intel host: scales 0.52-2.41 with one point left out, against
-    1.08-1.37 before), which a search's front, outside the fit's points, then pays for.
-    """
-    best = min(candidates, key=lambda c: c[0])
-    errs = best[4]
-    se = statistics.stdev(errs) / math.sqrt(len(errs)) if len(errs) > 1 else 0.0
-    return min((c for c in candidates if c[0] <= best[0] + se + 1e-12), key=lambda c: c[1])
-
-
-def _slow_outliers(pts: Sequence[Point], form: str, ridge: float) -> set[str]:
-    """The fingerprints of the points measured far slower than the fit predicts them: an in-sample relative
-    error (prediction / measured - 1) below the median by more than 3 robust standard deviations (1.4826 x the
-    median absolute deviation) and by more than :data:`SLOW_OUTLIER`; at most a tenth of the points, the worst
-    first.
-
-    Why one-sided: interference only adds time, and a network whose two passes both met a slow stretch of the
-    host reads slower than it is (2026-12-04, Intel host: a point measured 18% above its fit, leave-one-out max
-    26%); a network faster than the fit predicts is the model's error, not the host's, and stays.
-    """
-    predict = _predictor(pts, form, ridge)  # one fit for every point's in-sample error
-    errors = [(predict(p) / p[1] - 1.0, p[0]) for p in pts]
-    mid = statistics.median(e for e, _ in errors)
-    spread = 1.4826 * statistics.median(abs(e - mid) for e, _ in errors)
-    slow = sorted((e, fp) for e, fp in errors if mid - e > max(3.0 * spread, SLOW_OUTLIER))
-    return {fp for _, fp in slow[:len(pts) // 10]}
-
-
-def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | None = None) -> TableFit:
-    """Fits the per-network term on ``points`` (:func:`as_point`): each form of :data:`FORMS` that the points
-    allow (two more points than its coefficients; one more for the one-coefficient forms, ``intercept`` and
-    ``ratio``; ``types`` only where every point has its sums by type, with each of :data:`TYPE_RIDGE`), the one
-    kept by the one-standard-error rule (:func:`_one_standard_error`: the simplest form, and the strongest ridge,
-    whose mean leave-one-out error is within one standard error of the lowest), and stores it in ``cache`` for
-    ``context``. The points measured far slower than that fit predicts (:func:`_slow_outliers`) are then left
-    out and the form chosen again on the rest; they stay among the fit's ``points`` (listed in ``slow``), so that
-    a later fit, with more points, judges them again.
-
-    Raises:
-        DesignspaceError: fewer than two points.
-    """
-    pts = [as_point(p) for p in points]
-    if len(pts) < 2:
-        raise DesignspaceError("the latency table's per-network term needs at least 2 networks measured whole "
-                               "(fix: designspace lut build SPACE measures them)")
-    form, ridge, errors = _select(pts)
-    slow = _slow_outliers(pts, form, ridge)
-    kept = [p for p in pts if p[0] not in slow]
-    if slow:
-        form, ridge, errors = _select(kept)
-    if form == "types":
-        scale, intercept, scales = _solve_types(kept, ridge)
-        per_permute, type_scales = 0.0, tuple(sorted(scales.items()))
-    else:
-        scale, intercept, per_permute = _solve(kept, form)
-        type_scales = ()
-    fit = TableFit(intercept, per_permute, tuple(pts), float(sum(errors) / len(errors)), float(max(errors)),
-                   scale, form, type_scales, ridge, tuple(sorted(slow)))
-    if cache is not None:
-        cache.put("table-fit", FIT_KIND, table_context_key(context), asdict(fit))
-    return fit
-
-
-def load_fit(context: Context, cache: Cache) -> TableFit | None:
-    """The stored per-network term of ``context``, or ``None`` (none yet, or a corrupt one). A fit stored before
-    the ``scale`` form existed reads with scale 1; points stored before the ``types`` form, without sums by
-    type."""
-    hit = cache.get("table-fit", FIT_KIND, table_context_key(context))
-    if hit is None:
-        return None
-    try:
-        fit = TableFit(float(hit["intercept"]), float(hit["per_permute"]),
-                       tuple(as_point(p) for p in hit["points"]),
-                       float(hit["loo_mean"]), float(hit["loo_max"]), float(hit.get("scale", 1.0)),
-                       str(hit.get("form", "intercept")),
-                       tuple((str(t), float(k)) for t, k in hit.get("type_scales", ())),
-                       float(hit.get("ridge", 0.0)), tuple(str(f) for f in hit.get("slow", ())))
-        values = (fit.intercept, fit.per_permute, fit.scale, *(k for _, k in fit.type_scales))
-        if not all(math.isfinite(v) for v in values) or fit.scale <= 0 or fit.form not in FORMS \
-                or (fit.form == "types") != bool(fit.type_scales):
-            raise ValueError(fit.form)
-        # its networks' figures: times above 0 (a poisoned point would bend every later fit), counts whole
-        if not all(math.isfinite(v) and v > 0 for p in fit.points for v in (p[1], p[2])) \
-                or any(p[3] < 0 for p in fit.points) or not all(math.isfinite(v) and v >= 0 for p in fit.points
-                                                                for _, v in p[4]) \
-                or not (math.isfinite(fit.loo_mean) and math.isfinite(fit.loo_max)):
-            raise ValueError("a point or an error is not a figure")
-        return fit
-    except (KeyError, TypeError, ValueError):
-        log.warning("latency table: a corrupt per-network term is dropped (lut build fits it again)")
-        cache.drop("table-fit", FIT_KIND, table_context_key(context))
-        return None
-
-
 @dataclass(frozen=True)
 class TableLatency:
     """A network's latency from the table.
@@ -594,7 +320,7 @@ class TableLatency:
                                "components": [list(c) for c in self.components], "measured_now": self.measured_now,
                                "predicted": self.predicted, "by_type": dict(self.by_type)}
         if self.fit is not None:
-            out["fit"] = _fit_summary(self.fit)
+            out["fit"] = fit_summary(self.fit)
         return out
 
 
@@ -649,35 +375,6 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
     return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit, len(predicted), sums)
 
 
-def describe_fit(fit: TableFit) -> str:
-    """One line: the fitted term's formula and its leave-one-out error."""
-    slow = f", {len(fit.slow)} more left out as measured slow" if fit.slow else ""
-    return (f"{_formula(fit.form, fit.scale, fit.intercept, fit.per_permute, fit.type_scales)} (fitted on "
-            f"{len(fit.points) - len(fit.slow)} networks measured whole{slow}; leave-one-out error "
-            f"{fit.loo_mean:.1%} mean, {fit.loo_max:.1%} max)")
-
-
-def _formula(form: str, scale: float, intercept: float, per_permute: float, type_scales: Sequence[Any]) -> str:
-    if form == "types":
-        ks = [float(k) for _, k in type_scales]
-        return (f"{min(ks):.3f}-{max(ks):.3f} x entries by component type ({len(ks)} types; {scale:.3f} for "
-                f"others) {intercept:+.3f} ms")
-    perm = f" {per_permute:+.3f} ms per layout change" if form == "scale+permutes" else ""
-    return f"{scale:.3f} x entries {intercept:+.3f} ms{perm}"
-
-
-def describe_term(summary: dict[str, Any]) -> str:
-    """The formula of a fit's summary (``build_table``'s ``fit``), without its error: one line."""
-    return _formula(summary["form"], summary["scale"], summary["intercept"], summary["per_permute"],
-                    summary.get("type_scales", ()))
-
-
-def _fit_summary(fit: TableFit) -> dict[str, Any]:
-    return {"form": fit.form, "scale": fit.scale, "intercept": fit.intercept, "per_permute": fit.per_permute,
-            "type_scales": [list(t) for t in fit.type_scales], "ridge": fit.ridge,
-            "points": len(fit.points), "slow": len(fit.slow), "loo_mean": fit.loo_mean, "loo_max": fit.loo_max}
-
-
 def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protocol: Protocol = _DEFAULT,
                    measure_whole: Callable[[Sequence[Arch]], Sequence[Latency]] | None = None,
                    whole_protocol: Protocol | None = None, passes: int = 2) -> TableFit:
@@ -720,16 +417,6 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     fit = add_points(points, context, cache)
     assert fit is not None
     return fit
-
-
-def add_points(points: Sequence[Sequence[Any]], context: Context, cache: Cache) -> TableFit | None:
-    """Adds ``points`` (:func:`as_point`) to those of the term stored for
-    ``context`` (a network's new point replaces its old one), fits the term again and stores it; ``None``, and
-    nothing stored, while there are fewer than two points in all."""
-    old = load_fit(context, cache)
-    new = {p[0] for p in points}
-    merged = ([p for p in old.points if p[0] not in new] if old is not None else []) + list(points)
-    return fit_term(merged, context, cache) if len(merged) >= 2 else None
 
 
 def table_latency_of(arch: Arch, *, runtime: str = "onnxruntime", threads: int = 1, batch: int = 1,

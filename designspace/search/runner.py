@@ -314,14 +314,8 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
     from designspace.arch import Arch
     from designspace.evaluate.evaluation import measure_latencies
     from designspace.evaluate.latency import MeasurementError
-    from designspace.evaluate.table import (
-        add_points,
-        entry_protocol,
-        measure_entries,
-        missing_entries,
-        permutes,
-        table_latency,
-    )
+    from designspace.evaluate.table import entry_protocol, measure_entries, missing_entries, permutes, table_latency
+    from designspace.evaluate.table_term import add_points
     from designspace.plan import plan
     from designspace.results import pareto_front, study_rows
 

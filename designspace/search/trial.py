@@ -82,7 +82,7 @@ class TrialEvaluator:
         """The entry predictor of ``arch``'s table context (one per context, kept for the search: its models
         are fitted once and refitted as the table grows)."""
         from designspace.evaluate.entry_model import EntryPredictor
-        from designspace.evaluate.table import table_context_key
+        from designspace.evaluate.table_term import table_context_key
 
         context = self.table_context(arch)
         key = table_context_key(context)
