@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slow_objective import _SwallowsCtrlC
 from test_search import _default_sigint
 
 from designspace import interrupts
@@ -29,16 +30,10 @@ def python_handles_ctrl_c() -> Any:
     signal.signal(signal.SIGINT, previous)
 
 
-class _Swallows:
-    def __del__(self) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.2)  # the Python handler runs inside this finalizer; its KeyboardInterrupt is dropped
-
-
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_ctrl_c_swallowed_by_a_finalizer_is_raised_at_the_next_check() -> None:
     with interrupts.latched():
-        _Swallows()  # "Exception ignored in ...": without the latch the interrupt would be gone
+        _SwallowsCtrlC()  # "Exception ignored in ...": without the latch the interrupt would be gone
         with pytest.raises(KeyboardInterrupt):
             interrupts.check()
     interrupts.check()  # outside the latch: forgotten, the default handler is back
