@@ -1,33 +1,44 @@
 """The per-block latency table of a space, built (``designspace lut build``): every distinct (component, site)
-its points use measured in two passes, and the per-network term fitted on seeded points spanning its sizes.
+its points use measured in two passes, and the per-network term fitted on seeded points spanning its sizes;
+and a table search's Pareto front measured whole (:func:`remeasure_front`), which checks the table's figures
+and adds points to its term.
 
-It sits above the space (it samples it and matches the zoo against it) and below the commands; the table
-itself, its entries and its term are :mod:`designspace.evaluate.table`'s.
+It sits above the space (it samples it and matches the zoo against it) and below the commands and the search;
+the table itself, its entries and its term are :mod:`designspace.evaluate.table`'s, and a search reaches it
+through its latency source (:class:`designspace.evaluate.sources.Table`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.latency import Context, Protocol
+from designspace.evaluate.latency import Context, MeasurementError, Protocol
+from designspace.evaluate.sources import Table
 from designspace.evaluate.table import (
-    _DEFAULT,
+    ENTRY_PROTOCOL,
     KIND,
     calibrate_term,
     entry_of,
     entry_problem,
+    entry_protocol,
     measure_entries,
     missing_entries,
+    permutes,
+    table_latency,
 )
-from designspace.evaluate.table_term import fit_summary, table_context_key
+from designspace.evaluate.table_term import add_points, fit_summary, table_context_key
 from designspace.plan import Placement, plan
 
-__all__ = ["build_table", "calibration_archs"]
+__all__ = ["FrontFigures", "build_table", "calibration_archs", "remeasure_front"]
+
+log = logging.getLogger(__name__)
 
 
 def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) -> list[Arch]:
@@ -65,7 +76,7 @@ def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) ->
 
 
 def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 2000, batch: int = 200,
-                calibrate: int = 6, seed: int = 0, protocol: Protocol = _DEFAULT,
+                calibrate: int = 6, seed: int = 0, protocol: Protocol = ENTRY_PROTOCOL,
                 progress: Callable[[int, int], None] | None = None,
                 whole_protocol: Protocol | None = None) -> dict[str, Any]:
     """Measures every distinct (component, site) of ``space`` into the table, then fits the per-network term.
@@ -142,3 +153,79 @@ def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch
             **coverage,
             "fit": None if fit is None else fit_summary(fit),
             "seconds": round(time.perf_counter() - began, 1)}
+
+
+@dataclass(frozen=True)
+class FrontFigures:
+    """A front network's figures after :func:`remeasure_front` (milliseconds; ``None``: not obtained).
+
+    Attributes:
+        measured_ms: the network measured whole, the smaller of two passes.
+        table_ms: its table latency with every entry measured, under the term the search used.
+    """
+
+    measured_ms: float | None
+    table_ms: float | None
+
+
+def remeasure_front(archs: Sequence[Arch], source: Table) -> list[FrontFigures]:
+    """Measures a table search's front networks whole (the source's full protocol) and their entries.
+
+    Like the term's calibration networks, each network is measured whole in two passes (the second minutes after
+    the first, several networks to a worker process) and keeps the smaller figure, so that the comparison
+    relates like to like: the term was fitted on two-pass figures, and a single pass that met a slow stretch of
+    the host would read as a table error. The entries the trials predicted rather than measured are measured
+    first, and every entry of the front gets two passes, as ``lut build`` gives them, so that each network's
+    table figure can also be given with every entry measured; the networks become points of the term for the
+    next search (this search's figures stay as its trials saw them). An entry or a network that cannot be
+    measured is said in a warning; nothing else is lost.
+
+    Returns:
+        Per Arch, in order, its :class:`FrontFigures`.
+    """
+    from designspace.evaluate.evaluation import measure_latencies
+
+    cache = source.cache
+    contexts = [source.context(a) for a in archs]
+    plans = [plan(a) for a in archs]
+    by_context: dict[str, tuple[Context, list[Placement]]] = {}
+    for placements, context in zip(plans, contexts, strict=True):
+        by_context.setdefault(context.key(), (context, []))[1].extend(placements)
+    # the entries the trials predicted, found once: for the log line and the first pass
+    todo = {k: missing_entries(ps, c, cache) for k, (c, ps) in by_context.items()}
+    if archs:  # minutes on a large front: say what is coming
+        log.info("the Pareto front: measuring the %d table entries its trials predicted, then its %d networks "
+                 "whole in two passes", sum(map(len, todo.values())), len(archs))
+    light = entry_protocol(source.protocol)
+    for k, (context, placements) in by_context.items():
+        try:
+            measure_entries(todo[k], context, cache, light)
+            # the second pass also reaches the entries the trials measured on demand (one pass each)
+            measure_entries(placements, context, cache, light, again=True)
+        except MeasurementError as err:  # the front's table figures stay the trials' own; nothing is lost
+            log.warning("the Pareto front's predicted table entries could not all be measured: %s", err)
+    # the full protocol, several networks to a worker process (a front of 60 networks measured one at a time
+    # cost more than the 300 table trials before it); the second pass keeps each network's smaller figure
+    lats = measure_latencies(archs, contexts, protocol=source.protocol, cache=cache)
+    again = measure_latencies(archs, contexts, protocol=source.protocol, cache=cache, again=True)
+    out: list[FrontFigures] = []
+    points: dict[str, Any] = {}  # by network: a network given twice is one point
+    for arch, placed, context, first, second in zip(archs, plans, contexts, lats, again, strict=True):
+        figures = [lat.ms for lat in (first, second) if not isinstance(lat, MeasurementError)]
+        if not figures:
+            log.warning("%s of the Pareto front could not be measured whole: %s", arch.name or arch.fingerprint,
+                        second)
+            out.append(FrontFigures(None, None))
+            continue
+        # a point of the term needs every entry measured: a network whose entries could not all be measured is
+        # left out, so that the term does not absorb the predictions' errors
+        if missing_entries(placed, context, cache):
+            out.append(FrontFigures(min(figures), None))
+            continue
+        tab = table_latency(arch, context, cache)
+        out.append(FrontFigures(min(figures), tab.ms))
+        points.setdefault(arch.fingerprint, (arch.fingerprint, min(figures), tab.entries_ms, permutes(arch),
+                                             tab.by_type))
+    if points:
+        add_points(list(points.values()), contexts[0], cache)
+    return out

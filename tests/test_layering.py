@@ -138,3 +138,28 @@ def test_the_layer_checker_finds_an_upward_import() -> None:
     assert _upward({"designspace.evaluate.table": {"designspace.space.match"},
                     "designspace.space.match": {"designspace.evaluate.counts"}}) == [
         "designspace.evaluate.table -> designspace.space.match"]
+
+
+#: the parts of ``evaluate`` the search may use: its latency through one interface (``sources``, whose figures are
+#: ``latency_estimate``'s), and the cache, counts and accuracy estimates; never the table's, the measurement's or
+#: the devices' internals
+SEARCH_MAY_IMPORT = {"designspace.evaluate.sources", "designspace.evaluate.latency_estimate",
+                     "designspace.evaluate.cache", "designspace.evaluate.counts", "designspace.evaluate.estimate",
+                     "designspace.evaluate.identity", "designspace.evaluate.proxies", "designspace.evaluate.top1"}
+
+
+def _search_reaches(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() if m.startswith("designspace.search")
+                  for t in targets if t.startswith("designspace.evaluate") and t not in SEARCH_MAY_IMPORT)
+
+
+def test_the_search_imports_one_latency_interface() -> None:
+    mods = _modules()
+    graph = {name: _imports(name, path, set(mods)) for name, path in mods.items()}
+    assert _search_reaches(graph) == []
+
+
+def test_the_search_check_finds_a_table_internal() -> None:
+    assert _search_reaches({"designspace.search.runner": {"designspace.evaluate.table",
+                                                          "designspace.evaluate.sources"}}) == [
+        "designspace.search.runner -> designspace.evaluate.table"]

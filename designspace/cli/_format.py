@@ -77,6 +77,18 @@ def runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, help="images per latency run (default 1)")
 
 
+def latency_arg(p: argparse.ArgumentParser, what: str) -> None:
+    """``--latency``, with the same words and meaning on every command
+    (:data:`designspace.evaluate.latency_estimate.LATENCY_CHOICES`); ``what`` says what it does on this one."""
+    from designspace.evaluate.latency_estimate import LATENCY_CHOICES, latency_word
+
+    p.add_argument("--latency", choices=LATENCY_CHOICES, type=latency_word, default="measure",
+                   help="local latency: 'measure' the network whole (default), sum its per-block 'table' "
+                        "(designspace lut build; a missing entry predicted from the measured entries of its type "
+                        "where that model holds, else measured), or 'table-measured' (the table, every missing "
+                        "entry measured); " + what)
+
+
 def json_arg(p: argparse.ArgumentParser, what: str = "print JSON") -> None:
     """``--json``."""
     p.add_argument("--json", action="store_true", help=what)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from designspace.cli._format import MS, PERCENT, Column, emit, json_arg, runtime_args, table
+from designspace.cli._format import MS, PERCENT, Column, emit, json_arg, latency_arg, runtime_args, table
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -16,16 +16,17 @@ def _eval(args: argparse.Namespace) -> int:
 
     arch = load_arch(args.arch)
     device = args.device if args.device not in (None, "", "local") else None
-    if args.no_measure and device is None:
-        print("error: --no-measure leaves nothing to give without --device (fix: add --device NAME, e.g. iphone13, "
-              "or measure)", file=sys.stderr)
+    if args.no_measure and device is None and args.latency == "measure":
+        print("error: --no-measure leaves nothing to give without --device or a table (fix: add --device NAME, e.g. "
+              "iphone13, or --latency table, or measure)", file=sys.stderr)
         return 2
     table = None
-    if args.latency in ("table", "both"):
-        from designspace.evaluate.table import table_latency_of
+    if args.latency != "measure":
+        from designspace.evaluate.sources import latency_source
 
-        table = table_latency_of(arch, runtime=args.runtime, threads=args.threads, batch=args.batch)
-    measure = args.latency != "table" and not args.no_measure
+        table = latency_source(args.latency, runtime=args.runtime, threads=args.threads,
+                               batch=args.batch).estimate(arch).detail
+    measure = not args.no_measure
     # the device's prediction first (milliseconds, from the Arch alone); the local measurement (seconds) after
     pred = evaluate(arch, device=device, cache=False, measure=False) if device is not None else None
     published = None
@@ -193,11 +194,11 @@ def register(sub: Any) -> None:
                                     "interval, printed before the local measurement, and the published figure where "
                                     "the network is a published point")
     runtime_args(p)
-    p.add_argument("--latency", choices=["measure", "table", "both"], default="measure",
-                   help="measure the network (default), sum its per-block table entries, or both side by side")
+    latency_arg(p, "with a table the network is also measured whole beside it, unless --no-measure")
     p.add_argument("--no-cache", action="store_true", help="measure again even if results/cache.sqlite has it")
     p.add_argument("--no-measure", action="store_true",
-                   help="with --device: the device's predicted latency only (milliseconds), no local measurement")
+                   help="no local measurement: with --device the device's predicted latency only (milliseconds), "
+                        "with a --latency table the table's figure only")
     json_arg(p)
     p.set_defaults(func=_eval)
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from designspace.cli._format import emit, front_table, json_arg, runtime_args
+from designspace.cli._format import emit, front_table, json_arg, latency_arg, runtime_args
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -118,11 +118,7 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="sampler seed")
     p.add_argument("--invalid", choices=["repair", "reject"], help="invalid combinations (default repair)")
     runtime_args(p)
-    p.add_argument("--latency", choices=["measure", "table", "table-measured"], default="measure",
-                   help="local latency of each trial: measure the network (default), or sum its per-block table "
-                        "entries (designspace lut build) and re-measure the final Pareto front whole; with 'table' "
-                        "a missing entry is predicted from the measured entries of its type where that model holds "
-                        "(else measured on demand), with 'table-measured' every missing entry is measured")
+    latency_arg(p, "each trial's; with a table the final Pareto front is measured whole")
     g = p.add_argument_group("--objective trained (train every feasible candidate on your data, with pruning)")
     g.add_argument("--data", help="ImageFolder dataset: DIR/<class>/*.png, or DIR/train|val/<class>/")
     g.add_argument("--epochs", type=int, help="the per-trial epoch cap and schedule length (default 10)")

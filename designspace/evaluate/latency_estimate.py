@@ -40,6 +40,20 @@ __all__ = ["LOCAL", "MIN_NOISE", "SOURCES", "LatencyEstimate", "budget_verdict",
 SOURCES = ("measured", "table", "predicted")
 #: The device name of this machine.
 LOCAL = "local"
+#: ``--latency`` on every command (``eval``, ``search``), how a latency on this machine is obtained
+#: (:func:`designspace.evaluate.sources.latency_source`): ``measure`` (the network measured whole), ``table`` (the
+#: per-block table, a missing entry predicted where its type's model holds, else measured) or ``table-measured``
+#: (the per-block table, every missing entry measured). With either table, ``eval`` also measures the network
+#: whole beside it (unless ``--no-measure``), and a search measures its Pareto front whole.
+LATENCY_CHOICES = ("measure", "table", "table-measured")
+#: an older spelling still read: ``eval --latency both`` was the table beside the measurement
+_LATENCY_ALIASES = {"both": "table-measured"}
+
+
+def latency_word(text: str) -> str:
+    """``--latency``'s word as :data:`LATENCY_CHOICES` spells it (an older spelling mapped to its meaning now;
+    anything else returned unchanged, for the caller to refuse)."""
+    return _LATENCY_ALIASES.get(text, text)
 #: The smallest relative difference between two measurements called real: the minimum-of-runs estimator's spread
 #: between independent 3 s measurements on the shared development host was 4.0-4.8% (docs/latency.md).
 MIN_NOISE = 0.05

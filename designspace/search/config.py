@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from designspace.evaluate.latency import Protocol
+from designspace.evaluate.sources import LATENCY_CHOICES, Protocol
 from designspace.exceptions import DesignspaceError
 from designspace.search.objectives import Objective
 from designspace.search.trained import TrainedSettings
@@ -73,16 +73,10 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
-        if self.latency not in LATENCY_MODES:
-            raise DesignspaceError(f"--latency {str(self.latency)[:40]!r} is not one of {', '.join(LATENCY_MODES)} "
+        if self.latency not in LATENCY_CHOICES:
+            raise DesignspaceError(f"--latency {str(self.latency)[:40]!r} is not one of {', '.join(LATENCY_CHOICES)} "
                                    "(fix: --latency table for the per-block table, --latency measure to measure "
                                    "every trial, --latency table-measured for the table with no entry predicted)")
-
-
-#: how a search gets each trial's local latency
-LATENCY_MODES = ("measure", "table", "table-measured")
-#: the modes that take each trial's latency from the per-block table (and re-measure the front whole)
-TABLE_MODES = ("table", "table-measured")
 
 
 #: a study name is one folder name under the results folder: no separators, no '..', no hidden names

@@ -93,9 +93,9 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
 
         check_storage_url(storage)
     if device is not None and device != "local":
-        from designspace.evaluate.devices import load_device
+        from designspace.evaluate.sources import Device
 
-        load_device(device)  # an unknown device is refused before any trial
+        Device(device)  # an unknown device is refused before any trial
     more = total = None
     if trials is not None:
         total, more = parse_trials(trials)

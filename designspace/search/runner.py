@@ -33,7 +33,7 @@ from designspace.evaluate.cache import results_dir
 from designspace.exceptions import DesignspaceError
 from designspace.results import ARCHS, write_results
 from designspace.safe_files import make_dirs, refuse_links
-from designspace.search.config import TABLE_MODES, SearchConfig, SearchReport, check_study_name
+from designspace.search.config import SearchConfig, SearchReport, check_study_name
 from designspace.search.storage import StudyStorage, fail_stale, heartbeat, open_storage, storage_fault
 from designspace.search.trial import Failed, TrialEvaluator
 from designspace.space import Space, match
@@ -285,8 +285,9 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     if stopped != "interrupted":
         fail_stale(study)  # at the end too: what this worker writes shows no dead worker's trial as running
     front: dict[str, dict[str, float]] = {}
-    if cfg.latency in TABLE_MODES and evaluate.needs_latency and stopped != "interrupted":
-        front = _remeasure_front(cfg, study, settings, evaluate)
+    source = evaluate.latency
+    if source is not None and source.measures_front and stopped != "interrupted":
+        front = _remeasure_front(cfg, study, settings, source)
     summary = write_results(study.get_trials(deepcopy=False), settings, folder, front.get("remeasured"),
                             front.get("table_all_measured"))
     report = SearchReport(cfg.name, folder, summary, ran, stopped)
@@ -295,29 +296,19 @@ def _loop(cfg: SearchConfig, study: Any, store: StudyStorage, folder: Path, sett
     return report
 
 
-def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], evaluate: TrialEvaluator
+def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], source: Any
                      ) -> dict[str, dict[str, float]]:
-    """Measures the feasible Pareto front's networks whole (the full protocol) in a ``--latency table`` study.
-
-    Like the term's calibration networks, each is measured whole in two passes (the second minutes after the
-    first, several networks to a worker process) and keeps the smaller figure, so that the comparison relates
-    like to like: the term was fitted on two-pass figures, and a single pass that met a slow stretch of the host
-    would read as a table error. The entries the trials predicted rather than measured are measured first, and
-    every entry of the front gets two passes, as ``lut build`` gives them, so that the front's table figure can
-    also be given with every entry measured under the term the search used (``table_all_measured``), and the
-    front's networks become points of the term for the next search.
+    """Measures the feasible Pareto front's networks whole after a table search
+    (:func:`designspace.table_build.remeasure_front`: two passes, their entries measured first, the networks
+    added to the table's term).
 
     Returns:
         ``{"remeasured": {trial: ms}, "table_all_measured": {trial: ms}}`` (trial numbers as text), also kept in
         the study's user attributes of those names, so that a resumed study does not measure them again.
     """
     from designspace.arch import Arch
-    from designspace.evaluate.evaluation import measure_latencies
-    from designspace.evaluate.latency import MeasurementError
-    from designspace.evaluate.table import entry_protocol, measure_entries, missing_entries, permutes, table_latency
-    from designspace.evaluate.table_term import add_points
-    from designspace.plan import plan
     from designspace.results import pareto_front, study_rows
+    from designspace.table_build import remeasure_front
 
     done: dict[str, float] = dict(study.user_attrs.get("remeasured", {}))
     final: dict[str, float] = dict(study.user_attrs.get("table_all_measured", {}))
@@ -328,49 +319,14 @@ def _remeasure_front(cfg: SearchConfig, study: Any, settings: dict[str, Any], ev
         if key in done or not row.get("arch"):
             continue
         keys.append(key)
-        archs.append(Arch.from_file(folder / str(row["arch"])))
-    contexts = [evaluate.table_context(a) for a in archs]
-    plans = [plan(a) for a in archs]
-    by_context: dict[str, tuple[Any, list[Any]]] = {}
-    for placements, context in zip(plans, contexts, strict=True):
-        by_context.setdefault(context.key(), (context, []))[1].extend(placements)
-    # the entries the trials predicted, found once: for the log line and the first pass
-    todo = {k: missing_entries(ps, c, evaluate.cache) for k, (c, ps) in by_context.items()}
-    if archs:  # minutes on a large front: say what is coming
-        log.info("the Pareto front: measuring the %d table entries its trials predicted, then its %d networks "
-                 "whole in two passes", sum(map(len, todo.values())), len(archs))
-    light = entry_protocol(cfg.protocol)
-    for k, (context, placements) in by_context.items():
-        try:
-            measure_entries(todo[k], context, evaluate.cache, light)
-            # the second pass also reaches the entries the trials measured on demand (one pass each)
-            measure_entries(placements, context, evaluate.cache, light, again=True)
-        except MeasurementError as err:  # the front's table figures stay the trials' own; nothing is lost
-            log.warning("the Pareto front's predicted table entries could not all be measured: %s", err)
-    # the full protocol, several networks to a worker process (a front of 60 networks measured one at a time
-    # cost more than the 300 table trials before it); the second pass keeps each network's smaller figure
-    lats = measure_latencies(archs, contexts, protocol=cfg.protocol, cache=evaluate.cache)
-    again = measure_latencies(archs, contexts, protocol=cfg.protocol, cache=evaluate.cache, again=True)
-    points = {}  # by network: two trials of one network are one point
-    for key, arch, placed, context, first, second in zip(keys, archs, plans, contexts, lats, again, strict=True):
-        figures = [lat.ms for lat in (first, second) if not isinstance(lat, MeasurementError)]
-        if not figures:
-            log.warning("trial %s of the Pareto front could not be measured whole: %s", key, second)
-            continue
-        done[key] = min(figures)
-        # a point of the term needs every entry measured: a network whose entries could not all be measured is
-        # left out, so that the term does not absorb the predictions' errors
-        if missing_entries(placed, context, evaluate.cache):
-            continue
-        tab = table_latency(arch, context, evaluate.cache)
-        final[key] = tab.ms  # under the term the search used: the front's points are added below
-        if arch.fingerprint not in points:
-            points[arch.fingerprint] = (arch.fingerprint, done[key], tab.entries_ms, permutes(arch), tab.by_type)
+        archs.append(Arch.from_file(folder / str(row["arch"])))  # the Arch each trial recorded
+    for key, figures in zip(keys, remeasure_front(archs, source), strict=True):
+        if figures.measured_ms is not None:
+            done[key] = figures.measured_ms
+        if figures.table_ms is not None:
+            final[key] = figures.table_ms
     study.set_user_attr("remeasured", done)
     study.set_user_attr("table_all_measured", final)
-    if points:  # the front measured whole refines the table's term for the next search (this one's figures and
-        # their errors stay as the trials saw them)
-        add_points(list(points.values()), contexts[0], evaluate.cache)
     return {"remeasured": done, "table_all_measured": final}
 
 

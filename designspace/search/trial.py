@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -12,9 +11,10 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem, results_dir
+from designspace.evaluate.sources import LatencySource, MeasurementError, latency_source
 from designspace.results import ARCHS
 from designspace.safe_files import atomic_write
-from designspace.search.config import TABLE_MODES, SearchConfig
+from designspace.search.config import SearchConfig
 from designspace.search.objectives import Objective, load_user_function
 from designspace.space import Budget
 
@@ -42,12 +42,11 @@ class TrialEvaluator:
                                    for o in cfg.objectives)
         self.needs_latency = any(o.kind == "latency" for o in cfg.objectives) or any(
             b.metric == "latency_ms" for b in cfg.budgets)
-        self.predictors: dict[str, Any] = {}  # --latency table: entry predictors by table context
-        self.profile: Any = None  # the device's cost model, when latency refers to a device
-        if self.needs_latency and cfg.device not in (None, "", "local"):
-            from designspace.evaluate.devices import load_device
-
-            self.profile = load_device(str(cfg.device))  # an unknown device is the caller's error, before any trial
+        # where each trial's latency comes from (measured, the table, a device's cost model); an unknown device is
+        # the caller's error, before any trial
+        self.latency: LatencySource | None = latency_source(
+            cfg.latency, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
+            protocol=cfg.protocol, cache=self.cache) if self.needs_latency else None
         self.trainer: Any = None  # --objective trained: each feasible candidate trains (search/trained.py)
         if cfg.trained is not None:
             from designspace.search.trained import TrialTrainer
@@ -72,29 +71,10 @@ class TrialEvaluator:
         self.cache.put(arch, f"estimate:{name}", context, {"value": value})
         return value
 
-    def table_context(self, arch: Arch) -> Any:
-        """The local measurement context of ``arch`` (what its table entries and re-measurement use)."""
-        from designspace.evaluate.latency import Context
-
-        return Context.local(self.cfg.runtime, self.cfg.threads, self.cfg.batch, resolution=arch.resolution)
-
-    def _predictor(self, arch: Arch) -> Any:
-        """The entry predictor of ``arch``'s table context (one per context, kept for the search: its models
-        are fitted once and refitted as the table grows)."""
-        from designspace.evaluate.entry_model import EntryPredictor
-        from designspace.evaluate.table_term import table_context_key
-
-        context = self.table_context(arch)
-        key = table_context_key(context)
-        if key not in self.predictors:
-            self.predictors[key] = EntryPredictor(context, self.cache)
-        return self.predictors[key]
-
     def __call__(self, trial: Any) -> list[float]:
         import optuna
 
         from designspace.evaluate.counts import count
-        from designspace.evaluate.evaluation import evaluate
 
         cfg = self.cfg
         began = time.perf_counter()
@@ -120,38 +100,18 @@ class TrialEvaluator:
         measured = {"params_m": counts.params_m, "macs_g": counts.macs_g}
         cheap_ok = all(measured[b.metric] <= b.limit for b in cfg.budgets if b.metric in measured)
         est = None  # the trial's one latency figure (LatencyEstimate): what the budget compares and the columns hold
-        if cheap_ok and self.needs_latency and cfg.latency in TABLE_MODES and cfg.device in (None, "", "local"):
-            from designspace.evaluate.latency_estimate import LatencyEstimate
-            from designspace.evaluate.table import entry_protocol, table_latency
-
-            # a missing entry is a component, timed by the entries' light protocol (the whole network's protocol
-            # is for the front's re-measurement): 3 processes of 0.5 s for one component made a cold table slow
-            where = self.table_context(arch)
-            context = dataclasses.asdict(where)
-            tab = table_latency(arch, where, self.cache, entry_protocol(cfg.protocol),
-                                self._predictor(arch) if cfg.latency == "table" else None)
-            est = LatencyEstimate.from_table(tab, context)
-            metrics.update(est.columns())
-            metrics.update(latency_entries_measured=tab.measured_now, latency_entries_predicted=tab.predicted)
-            ds["context"] = context
-        elif cheap_ok and self.needs_latency and self.profile is not None:
-            from designspace.evaluate.latency_estimate import LatencyEstimate
-
-            # a device's cost model predicts from the Arch alone: nothing is measured here (microseconds a trial)
-            pr = self.profile.predict(arch)
-            est = LatencyEstimate.from_prediction(pr)
-            metrics.update(est.columns())
-            metrics.update(latency_loo_error=pr.fit.loo_mean, latency_fit_points=pr.fit.points)
-        elif cheap_ok and self.needs_latency:
-            ev = evaluate(arch, device=cfg.device, runtime=cfg.runtime, threads=cfg.threads, batch=cfg.batch,
-                          protocol=cfg.protocol, cache=self.cache)
-            if ev.status != "ok" or ev.estimate is None or ev.latency is None:
-                ds.update(reason=f"evaluation failed: {ev.reason}", counted=True)
+        if cheap_ok and self.latency is not None:
+            try:
+                got = self.latency.estimate(arch)
+            except MeasurementError as err:  # this network's failure is its trial's, not the search's
+                ds.update(reason=f"evaluation failed: {err}", counted=True)
                 trial.set_user_attr("ds", ds)
-                raise Failed(ds["reason"])
-            est = ev.estimate
+                raise Failed(ds["reason"]) from err
+            est = got.estimate
             metrics.update(est.columns())
-            ds["context"] = dataclasses.asdict(ev.latency.context)
+            metrics.update(got.columns)
+            if got.context is not None:
+                ds["context"] = got.context
         if est is not None:
             measured["latency_ms"] = est.value_ms
         constraints, broken = [], []
