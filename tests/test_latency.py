@@ -15,8 +15,9 @@ from designspace.cli import main
 from designspace.evaluate import evaluation as evaluation_mod
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.evaluation import evaluate
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, measure, measure_model, summarize
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.local_map import MIN_POINTS, fit
+from designspace.evaluate.timing import measure, measure_model, summarize
 
 FAST = Protocol(warmup_s=0.0, warmup_runs=1, rounds=3, round_s=0.0, round_runs=3, extra_rounds=2)
 
@@ -61,7 +62,7 @@ def test_disagreeing_rounds_are_remeasured_then_flagged() -> None:
 
 
 def test_slow_host_is_remeasured_then_flagged() -> None:
-    from designspace.evaluate import latency
+    from designspace.evaluate import timing as latency
 
     latency._PROBE_BEST[0] = 1.0  # the process once saw the probe at 1 ms; now it takes 1.3 ms
     times = [50.0] + [10.0] * 20

@@ -15,7 +15,7 @@ import designspace as ds
 from designspace.cli import main
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.isolated import IsolatedProtocol
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.table import (
     KIND,
     calibrate_term,
@@ -26,6 +26,7 @@ from designspace.evaluate.table import (
     table_latency,
 )
 from designspace.evaluate.table_term import describe_fit, fit_term, load_fit
+from designspace.evaluate.timing import ReferenceStore, measure_onnx
 from designspace.plan import plan
 
 FAST = Protocol(isolated=IsolatedProtocol(processes=1, extra_processes=0, rounds=2, round_s=0.02, warmup_s=0.02))
@@ -458,7 +459,7 @@ def test_networks_measured_together_are_measured_and_cached_each(toy: ds.Arch, c
 
 
 def test_a_network_given_twice_is_measured_once(toy: ds.Arch, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
-    import designspace.evaluate.latency as latency
+    import designspace.evaluate.timing as latency
     from designspace.evaluate.evaluation import measure_latencies
 
     sizes = []
@@ -511,7 +512,7 @@ def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch)
 
 def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monkeypatch: pytest.MonkeyPatch) -> None:
     import designspace.evaluate.isolated as isolated
-    import designspace.evaluate.latency as latency_mod
+    import designspace.evaluate.timing as latency_mod
 
     calls: list[int | None] = []
     walls: list[tuple[float, ...]] = []

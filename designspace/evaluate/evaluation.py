@@ -18,8 +18,9 @@ from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.counts import count
 from designspace.evaluate.devices import Prediction, load_device
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_model
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.latency_estimate import LatencyEstimate
+from designspace.evaluate.timing import ReferenceStore, measure_model
 
 __all__ = ["Evaluation", "evaluate", "measure_latencies", "measure_latency"]
 
@@ -156,7 +157,7 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
     Returns:
         Per Arch, in order: its :class:`Latency`, or the :class:`MeasurementError` that failed it.
     """
-    from designspace.evaluate.latency import export_for_measurement, measure_onnx
+    from designspace.evaluate.timing import export_for_measurement, measure_onnx
     from designspace.network import Network
 
     proto = protocol or Protocol()

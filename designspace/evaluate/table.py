@@ -4,7 +4,7 @@ of its components' entries plus a fitted per-network term, in microseconds once 
 An **entry** is one component (type and every parameter) at one site (input channels, output channels, stride,
 input height and width, input layout) in one measurement context: the component is built alone, exported to
 ONNX with an input of its site's shape and layout, and timed by the isolated, interleaved protocol
-(:func:`designspace.evaluate.latency.measure_onnx`), many entries per worker process. Entries live in the
+(:func:`designspace.evaluate.timing.measure_onnx`), many entries per worker process. Entries live in the
 results cache (kind ``lut``), keyed by the entry and the identity of the component's code; a corrupt entry is
 measured again, never trusted.
 
@@ -32,7 +32,7 @@ import torch
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.isolated import IsolatedProtocol
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol, ReferenceStore, measure_onnx
+from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.table_term import (
     TableFit,
     TypeSums,
@@ -42,6 +42,7 @@ from designspace.evaluate.table_term import (
     load_fit,
     table_context_key,
 )
+from designspace.evaluate.timing import ReferenceStore, measure_onnx
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
