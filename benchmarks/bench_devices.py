@@ -46,12 +46,14 @@ import json
 from typing import Any
 
 import numpy as np
+from local_map import (
+    fit as local_fit,  # the baseline, beside this benchmark (run as a script: its folder is on the path)
+)
+from local_map import loo_predictions as local_loo
 
 from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
 from designspace.evaluate.devices import _prior_coef, list_devices
 from designspace.evaluate.features import FEATURES, network_features
-from designspace.evaluate.local_map import fit as local_fit
-from designspace.evaluate.local_map import loo_predictions as local_loo
 from designspace.evaluate.points import Point, load_points
 from designspace.evaluate.profile import DeviceProfile
 

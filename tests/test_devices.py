@@ -313,3 +313,31 @@ def test_bad_points_or_devices_one_line_exit_2_nothing_written(tmp_path: Path, c
     assert needle in err and len(err.splitlines()) == 1 and "fix" in err
     assert _shipped_bytes() == before
     assert not (tmp_path / "results" / "devices").exists()
+
+
+def test_the_benchmarks_local_map_baseline_fits_its_forms() -> None:
+    """The local-latency maps the cost model replaced, kept beside ``bench_devices.py`` as its baseline."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "local_map.py"
+    spec = importlib.util.spec_from_file_location("local_map", path)
+    assert spec is not None and spec.loader is not None
+    local_map = importlib.util.module_from_spec(spec)
+    sys.modules["local_map"] = local_map  # its dataclass looks its module up there
+    try:
+        spec.loader.exec_module(local_map)
+    finally:
+        del sys.modules["local_map"]
+    fit = local_map.fit
+    xs = [1.0, 2.0, 4.0, 8.0]
+    f = fit(xs, [2 * x for x in xs])
+    assert f.form == "proportional" and f.loo_mean < 1e-9 and f.predict(3.0) == pytest.approx(6.0)
+    f = fit(xs, [1 + 2 * x for x in xs])
+    assert f.form == "affine" and f.loo_max < 1e-9
+    f = fit(xs, [3 * x**0.5 for x in xs])
+    assert f.form == "power" and f.predict(16.0) == pytest.approx(12.0)
+    noisy = fit(xs, [2.0, 4.4, 7.6, 16.4], form="proportional")
+    assert 0.02 < noisy.loo_mean < 0.2
+    with pytest.raises(ValueError, match=f"at least {local_map.MIN_POINTS}"):
+        fit([1.0, 2.0], [1.0, 2.0])

@@ -16,7 +16,6 @@ from designspace.evaluate import evaluation as evaluation_mod
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.evaluation import evaluate
 from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
-from designspace.evaluate.local_map import MIN_POINTS, fit
 from designspace.evaluate.timing import measure, measure_model, summarize
 
 FAST = Protocol(warmup_s=0.0, warmup_runs=1, rounds=3, round_s=0.0, round_runs=3, extra_rounds=2)
@@ -150,23 +149,6 @@ def test_failed_export_is_a_failed_evaluation(monkeypatch: pytest.MonkeyPatch) -
 def test_timeout_is_a_failed_evaluation() -> None:
     ev = evaluate(ds.Arch.from_yaml(TINY), protocol=Protocol(run_timeout_s=1e-9), cache=False)
     assert ev.status == "failed" and ev.reason.startswith("timeout")
-
-
-# ---------------------------------------------------------------------------------------------- devices
-# The device cost model and its profiles are tested in tests/test_devices.py; the local-latency maps it
-# replaced (kept as the benchmark's baseline) here.
-def test_fit_forms_and_leave_one_out() -> None:
-    xs = [1.0, 2.0, 4.0, 8.0]
-    f = fit(xs, [2 * x for x in xs])
-    assert f.form == "proportional" and f.loo_mean < 1e-9 and f.predict(3.0) == pytest.approx(6.0)
-    f = fit(xs, [1 + 2 * x for x in xs])
-    assert f.form == "affine" and f.loo_max < 1e-9
-    f = fit(xs, [3 * x**0.5 for x in xs])
-    assert f.form == "power" and f.predict(16.0) == pytest.approx(12.0)
-    noisy = fit(xs, [2.0, 4.4, 7.6, 16.4], form="proportional")
-    assert 0.02 < noisy.loo_mean < 0.2
-    with pytest.raises(ValueError, match=f"at least {MIN_POINTS}"):
-        fit([1.0, 2.0], [1.0, 2.0])
 
 
 def test_bad_device_name_cli(capsys: pytest.CaptureFixture[str]) -> None:

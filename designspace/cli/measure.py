@@ -104,7 +104,9 @@ def _table_line(table: Any) -> str:
                 if table.fit is not None else "")
     return (f"latency on local, table: {table.ms:.3f} ms{interval} from the per-block table: "
             f"{len(table.components)} entries {table.entries_ms:.3f} ms, {fit}"
-            + (f"; {table.measured_now} entries measured now" if table.measured_now else ""))
+            + (f"; {table.measured_now} entries measured now" if table.measured_now else "")
+            + (f"; {table.predicted} predicted from their types' measured entries (--latency table-measured "
+               "measures them)" if table.predicted else ""))
 
 
 def _proxies(args: argparse.Namespace) -> int:

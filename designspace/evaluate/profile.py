@@ -13,10 +13,9 @@ from designspace._yaml import Ctx
 from designspace.arch import Arch
 from designspace.evaluate.costmodel import LEVEL, CostModel
 from designspace.evaluate.features import FEATURES, component_features, network_features
-from designspace.evaluate.local_map import Fit
 from designspace.exceptions import DocumentError, did_you_mean
 
-__all__ = ["COLUMNS", "DeviceProfile", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
+__all__ = ["COLUMNS", "DeviceProfile", "FitSummary", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
 
 _KEYS = ("name", "description", "source", "column", "features", "groups", "exclude", "prior", "fit", "points")
 _FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10", "interval", "cov")
@@ -57,6 +56,25 @@ class ProfilePoint:
 
 
 @dataclass(frozen=True)
+class FitSummary:
+    """A device fit in brief.
+
+    Attributes:
+        form: ``"cost"`` (the cost model of :mod:`designspace.evaluate.costmodel`).
+        coef: its coefficients, in the profile's feature order (milliseconds per feature unit).
+        loo_mean: mean relative leave-one-out error (0.08 = 8%).
+        loo_max: largest relative leave-one-out error.
+        points: number of points fitted.
+    """
+
+    form: str
+    coef: tuple[float, ...]
+    loo_mean: float
+    loo_max: float
+    points: int
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A latency predicted on a device by its cost model.
 
@@ -84,7 +102,7 @@ class Prediction:
     extrapolated: bool
     outside: tuple[str, ...]
     components: tuple[tuple[str, float], ...]
-    fit: Fit
+    fit: FitSummary
     local_ms: float | None = None
     calibration_machine: str = "none needed (predicted from the Arch)"
     refusal: str = ""
@@ -115,11 +133,11 @@ class DeviceProfile:
     file: str = ""
 
     @property
-    def summary(self) -> Fit:
-        """The fit's summary in the form :class:`designspace.evaluate.local_map.Fit` reports."""
+    def summary(self) -> FitSummary:
+        """The fit's summary: leave-one-out errors and points."""
         m = self._model()
         errors = m.loo_errors
-        return Fit("cost", m.coef, sum(errors) / len(errors) if errors else 0.0, max(errors, default=0.0),
+        return FitSummary("cost", tuple(m.coef), sum(errors) / len(errors) if errors else 0.0, max(errors, default=0.0),
                    len(self.points))
 
     def _model(self) -> CostModel:

@@ -1,7 +1,8 @@
 """Maps from a latency measured here to a target device's: ``proportional``, ``power``, ``affine``.
 
-These were designspace's device model before the cost model (:mod:`designspace.evaluate.costmodel`);
-they stay as the baseline the cost model is compared with (``benchmarks/bench_devices.py``):
+These were designspace's device model before the cost model (:mod:`designspace.evaluate.costmodel`); they
+live here, beside the benchmark that compares the cost model with them (``bench_devices.py``), and nowhere in
+the package:
 
 * ``proportional``: target = k * local (fitted in log space, i.e. on relative errors),
 * ``power``: log target = a + b * log local,
