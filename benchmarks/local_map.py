@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from designspace.evaluate.profile import FitSummary
+
 __all__ = ["FORMS", "MIN_POINTS", "Fit", "fit", "loo_predictions"]
 
 FORMS = ("proportional", "power", "affine")
@@ -23,22 +25,10 @@ MIN_POINTS = 3
 
 
 @dataclass(frozen=True)
-class Fit:
-    """A fitted map from local to target latency, with its leave-one-out error.
-
-    Attributes:
-        form: one of :data:`FORMS`.
-        coef: its coefficients (k; a, b; a, b).
-        loo_mean: mean relative leave-one-out error (0.08 = 8%).
-        loo_max: largest relative leave-one-out error.
-        points: number of calibration points.
-    """
-
-    form: str
-    coef: tuple[float, ...]
-    loo_mean: float
-    loo_max: float
-    points: int
+class Fit(FitSummary):
+    """A fitted map from local to target latency, with its leave-one-out error: a device fit's summary
+    (:class:`~designspace.evaluate.profile.FitSummary`) whose ``form`` is one of :data:`FORMS` and ``coef`` its
+    coefficients (k; a, b; a, b), fitted on ``points`` calibration points."""
 
     def predict(self, local_ms: float) -> float:
         """Target milliseconds for a local measurement in milliseconds."""
