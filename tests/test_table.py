@@ -143,23 +143,6 @@ def test_fit_keeps_the_form_its_leave_one_out_error_prefers(cache: Cache) -> Non
     assert few.latency(10.0, 3) == pytest.approx(11.5)
 
 
-def test_the_simplest_fit_within_one_standard_error_of_the_best_is_kept() -> None:
-    from designspace.evaluate.table_term import _one_standard_error
-
-    def cand(mean: float, rank: int, ridge: float, spread: float) -> tuple:
-        errors = [mean - spread, mean + spread] * 18  # 36 networks: standard error = spread / 5.92 ...
-        return (mean, (rank, -ridge), "types" if rank == 4 else "scale", ridge, errors)
-
-    weak, strong, scale = cand(0.040, 4, 0.001, 0.02), cand(0.042, 4, 0.3, 0.02), cand(0.050, 2, 0.0, 0.02)
-    # ... 0.0034 here: the strong ridge (0.002 worse) is within it, the scale form (0.010 worse) is not
-    assert _one_standard_error([weak, strong, scale])[3] == 0.3
-    assert _one_standard_error([weak, scale])[3] == 0.001
-    # with errors four times as spread, the scale form is within one standard error: the simpler form is kept
-    assert _one_standard_error([cand(0.040, 4, 0.001, 0.08), cand(0.050, 2, 0.0, 0.08)])[2] == "scale"
-    # ties: the simpler
-    assert _one_standard_error([cand(0.04, 4, 0.01, 0.0), cand(0.04, 2, 0.0, 0.0)])[2] == "scale"
-
-
 def test_a_scale_per_component_type_where_the_types_differ(cache: Cache) -> None:
     ctx = Context.local()
     mixes = [(2.0, 0.5), (1.0, 3.0), (4.0, 1.0), (0.5, 5.0), (3.0, 3.0), (6.0, 0.5), (1.5, 1.5), (0.8, 2.2)]

@@ -52,6 +52,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from designspace.evaluate import fitting
+
 __all__ = ["LAMBDAS", "LEVEL", "CostModel", "FitError", "fit_cost_model", "loo_predictions", "with_scores"]
 
 #: Ridge strengths tried, chosen by leave-one-out.
@@ -169,25 +171,23 @@ class CostModel:
 
 
 def _solve(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -> np.ndarray:
-    from scipy.optimize import nnls
-
+    """The coefficients fitted to ``x``, ``y`` at ridge strength ``lam`` (see the module docstring)."""
     scale = x.mean(axis=0)
     used = scale > 0
     coef = np.zeros(x.shape[1])
     if not used.any():
         return coef
-    xs = x[:, used] / scale[used]  # columns in units of their mean
-    a = xs / y[:, None]
-    b = np.ones(len(y))
+    # columns in units of their mean and coefficients in units of the mean latency, so that the ridge weighs
+    # milliseconds contributed, whatever a feature's unit
     ybar = float(y.mean())
+    a, b = fitting.relative_rows(x[:, used] / scale[used] * ybar, y)
     target = np.zeros(int(used.sum()))
     if prior is not None:
         p = x @ prior
         c = float(np.sum(p / y) / np.sum((p / y) ** 2)) if np.any(p > 0) else 0.0
         target = c * prior[used] * scale[used] / ybar
-    reg = math.sqrt(lam) * np.eye(int(used.sum()))
-    u, _ = nnls(np.vstack([a, reg / ybar]), np.concatenate([b, math.sqrt(lam) * target]), maxiter=5000)
-    coef[used] = u / scale[used]
+    u = fitting.solve(a, b, ridge=lam, target=target, nonneg=True)
+    coef[used] = u * ybar / scale[used]
     return coef
 
 
@@ -216,17 +216,7 @@ def loo_predictions(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray 
                     folds: int | None = None) -> np.ndarray:
     """Each point's prediction by the model fitted on all the others (same ``lam``); with ``folds``, by the
     model fitted without its fold (points dealt to ``folds`` folds in turn: ``i % folds``)."""
-    out = np.empty(len(y))
-    if folds is not None and folds < len(y):
-        fold = np.arange(len(y)) % folds
-        for k in range(folds):
-            keep = fold != k
-            out[~keep] = x[~keep] @ _solve(x[keep], y[keep], lam, prior)
-        return out
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        out[i] = x[i] @ _solve(x[keep], y[keep], lam, prior)
-    return out
+    return fitting.held_out(len(y), lambda keep: x[~keep] @ _solve(x[keep], y[keep], lam, prior), folds)
 
 
 def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: Sequence[str], *,

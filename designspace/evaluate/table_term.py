@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from designspace.evaluate import fitting
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.latency import Context
 from designspace.exceptions import DesignspaceError
@@ -42,7 +43,7 @@ FORMS = ("intercept", "ratio", "scale", "scale+permutes", "types")
 _COEFFICIENTS = {"intercept": 1, "ratio": 1, "scale": 2, "scale+permutes": 3, "types": 2}
 #: ridge strengths tried for the ``types`` form, on the least squares of relative errors (each point's squared
 #: relative error counts 1): the strongest one whose leave-one-out error is within one standard error of the
-#: lowest is kept (:func:`_one_standard_error`)
+#: lowest is kept (:func:`designspace.evaluate.fitting.one_standard_error`)
 TYPE_RIDGE = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 #: a point of the term is left out as measured slow only where its in-sample error is below the median by more
 #: than this (and by more than 3 robust standard deviations): within it, the host's drift between two
@@ -117,21 +118,19 @@ class TableFit:
 
 
 def _solve(points: Sequence[Point], form: str) -> tuple[float, float, float]:
-    """(scale, intercept, per_permute) by least squares on relative errors (each point weighted by 1 / its
-    measured ms, so that a 2 ms and a 20 ms network count alike)."""
+    """(scale, intercept, per_permute) by least squares on relative errors (:func:`fitting.relative_rows`: a 2 ms
+    and a 20 ms network count alike)."""
     import numpy as np
 
     measured = np.array([p[1] for p in points])
     summed = np.array([p[2] for p in points])
     perms = np.array([p[3] for p in points], dtype=float)
-    w = 1.0 / measured
-    if form == "intercept":
-        y = (measured - summed) * w
-        return 1.0, float(np.sum(y * w) / np.sum(w * w)), 0.0
+    if form == "intercept":  # the entries' sum plus a constant: fit the constant to what the sum leaves
+        w = 1.0 / measured  # each point's error relative to its measured ms, as relative_rows weighs it
+        return 1.0, float(fitting.solve(w[:, None], (measured - summed) * w)[0]), 0.0
     cols = [summed] + ([np.ones(len(points))] if form != "ratio" else []) + \
         ([perms] if form == "scale+permutes" else [])
-    a = np.column_stack(cols) * w[:, None]
-    coef, *_ = np.linalg.lstsq(a, measured * w, rcond=None)
+    coef = fitting.solve(*fitting.relative_rows(np.column_stack(cols), measured))
     if form == "ratio":
         return float(coef[0]), 0.0, 0.0
     return float(coef[0]), float(coef[1]), float(coef[2]) if form == "scale+permutes" else 0.0
@@ -147,13 +146,10 @@ def _solve_types(points: Sequence[Point], ridge: float) -> tuple[float, float, d
     common, intercept, _ = _solve(points, "scale")
     types = sorted({t for p in points for t, _ in p[4]})
     measured = np.array([p[1] for p in points])
-    w = 1.0 / measured
     sums = [dict(p[4]) for p in points]
-    x = np.array([[by.get(t, 0.0) for t in types] + [1.0] for by in sums]) * w[:, None]
+    x = np.array([[by.get(t, 0.0) for t in types] + [1.0] for by in sums])
     prior = np.array([common] * len(types) + [intercept])
-    lhs = x.T @ x + ridge * np.eye(len(prior))
-    rhs = x.T @ (measured * w) + ridge * prior
-    coef = np.linalg.solve(lhs, rhs)
+    coef = fitting.solve(*fitting.relative_rows(x, measured), ridge=ridge, target=prior)
     return common, float(coef[-1]), {t: float(c) for t, c in zip(types, coef[:-1], strict=True)}
 
 
@@ -182,46 +178,28 @@ def _predictor(points: Sequence[Point], form: str, ridge: float) -> Callable[[Po
 
 
 def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
-    return [abs(_predictor([q for j, q in enumerate(points) if j != i], form, ridge)(p) - p[1]) / p[1]
-            for i, p in enumerate(points)]
+    """Each point's relative error |pred - measured| / measured, predicted by the form fitted without it."""
+    def fit_predict(keep: Any) -> list[float]:
+        predict = _predictor([p for p, k in zip(points, keep, strict=True) if k], form, ridge)
+        return [predict(p) for p, k in zip(points, keep, strict=True) if not k]
 
-
-#: a fit the term may take: (mean leave-one-out error, complexity, form, ridge, leave-one-out errors); complexity
-#: is (the form's place in :data:`FORMS`, minus the ridge): lower is simpler
-_Candidate = tuple[float, tuple[int, float], str, float, list[float]]
+    return [abs(pred - p[1]) / p[1] for pred, p in zip(fitting.held_out(len(points), fit_predict), points,
+                                                       strict=True)]
 
 
 def _select(pts: Sequence[Point]) -> tuple[str, float, list[float]]:
     """(form, ridge, leave-one-out errors) of the form the points prefer (see :func:`fit_term`)."""
-    candidates: list[_Candidate] = []
+    candidates: list[fitting.Candidate[tuple[str, float]]] = []
     for rank, form in enumerate(FORMS):
         if not _usable(pts, form) or _solve(pts, form if form != "types" else "scale")[0] <= 0:
             continue  # a scale <= 0: more work would cost less
         for ridge in TYPE_RIDGE if form == "types" else (0.0,):
             if form == "types" and min(_solve_types(pts, ridge)[2].values()) <= 0:
                 continue  # a type whose entries cost nothing, or less than nothing: not a cost model
-            errors = _loo(pts, form, ridge)
             # simpler: an earlier form, and within the types form a stronger ridge (nearer one common scale)
-            candidates.append((sum(errors) / len(errors), (rank, -ridge), form, ridge, errors))
-    assert candidates  # the intercept form fits any two points
-    _, _, form, ridge, errors = _one_standard_error(candidates)
-    return form, ridge, errors
-
-
-def _one_standard_error(candidates: Sequence[_Candidate]) -> _Candidate:
-    """Of the candidates (:data:`_Candidate`), the simplest (lowest
-    complexity) whose mean is within one standard error of the best mean (the standard error of the best's
-    per-point errors; the one-standard-error rule of cross-validation, Hastie, Tibshirani and Friedman, *The
-    Elements of Statistical Learning*, 7.10).
-
-    Why not the lowest mean alone: with 19 type scales on 36 networks the lowest mean is often a weak ridge
-    that fits the host's noise (2026-12-04, Intel host: scales 0.52-2.41 with one point left out, against
-    1.08-1.37 before), which a search's front, outside the fit's points, then pays for.
-    """
-    best = min(candidates, key=lambda c: c[0])
-    errs = best[4]
-    se = statistics.stdev(errs) / math.sqrt(len(errs)) if len(errs) > 1 else 0.0
-    return min((c for c in candidates if c[0] <= best[0] + se + 1e-12), key=lambda c: c[1])
+            candidates.append(fitting.Candidate(tuple(_loo(pts, form, ridge)), (rank, -ridge), (form, ridge)))
+    chosen = fitting.one_standard_error(candidates)  # candidates: the intercept form fits any two points
+    return chosen.fit[0], chosen.fit[1], list(chosen.errors)
 
 
 def _slow_outliers(pts: Sequence[Point], form: str, ridge: float) -> set[str]:
@@ -246,8 +224,9 @@ def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | N
     """Fits the per-network term on ``points`` (:func:`as_point`): each form of :data:`FORMS` that the points
     allow (two more points than its coefficients; one more for the one-coefficient forms, ``intercept`` and
     ``ratio``; ``types`` only where every point has its sums by type, with each of :data:`TYPE_RIDGE`), the one
-    kept by the one-standard-error rule (:func:`_one_standard_error`: the simplest form, and the strongest ridge,
-    whose mean leave-one-out error is within one standard error of the lowest), and stores it in ``cache`` for
+    kept by the one-standard-error rule (:func:`designspace.evaluate.fitting.one_standard_error`: the simplest
+    form, and the strongest ridge, whose mean leave-one-out error is within one standard error of the lowest),
+    and stores it in ``cache`` for
     ``context``. The points measured far slower than that fit predicts (:func:`_slow_outliers`) are then left
     out and the form chosen again on the rest; they stay among the fit's ``points`` (listed in ``slow``), so that
     a later fit, with more points, judges them again.

@@ -31,6 +31,7 @@ import numpy as np
 
 from designspace._yaml import MAX_JSON_BYTES, read_document
 from designspace.arch import Arch
+from designspace.evaluate import fitting
 from designspace.exceptions import DocumentError
 
 __all__ = ["BASE_FEATURES", "MODEL_FILE", "Top1", "Top1Model", "data_block_types", "feature_groups", "feature_names",
@@ -134,18 +135,8 @@ def features(arch: Arch, mix_types: Sequence[str]) -> tuple[np.ndarray, list[str
 def _ridge(z: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
     """Ridge on standardized ``z`` with an unpenalized intercept: (intercept, coefficients)."""
     zm, ym = z.mean(axis=0), y.mean()
-    zc = z - zm
-    coef = np.linalg.solve(zc.T @ zc + alpha * np.eye(z.shape[1]), zc.T @ (y - ym))
+    coef = fitting.solve(z - zm, y - ym, ridge=alpha)
     return float(ym - zm @ coef), coef
-
-
-def _loo_residuals(z: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Exact leave-one-out residuals of the ridge fit (hat-matrix identity, intercept included)."""
-    n = len(y)
-    zc = z - z.mean(axis=0)
-    hat = zc @ np.linalg.solve(zc.T @ zc + alpha * np.eye(z.shape[1]), zc.T) + 1.0 / n
-    resid = y - hat @ y
-    return np.asarray(resid / np.clip(1.0 - np.diag(hat), 1e-9, None))
 
 
 @dataclass(frozen=True)
@@ -261,7 +252,7 @@ def fit_arrays(x: np.ndarray, y: np.ndarray, *, names: Sequence[str],
         used = varies & np.asarray([n in keep for n in names])
         z = (x - mean) / scale * used
         for a in _ALPHAS:
-            err = float(np.mean(_loo_residuals(z, y, a) ** 2))
+            err = float(np.mean(fitting.ridge_loo_residuals(z, y, a) ** 2))
             if best is None or err < best[0] - 1e-12:
                 best = (err, a, used, chosen)
     assert best is not None
