@@ -71,7 +71,8 @@ def relative_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return x * w[:, None], y * w
 
 
-def held_out(n: int, fit_predict: Callable[[np.ndarray], np.ndarray], folds: int | None = None) -> np.ndarray:
+def held_out(n: int, fit_predict: Callable[[np.ndarray], np.ndarray | Sequence[float]],
+             folds: int | None = None) -> np.ndarray:
     """Each of ``n`` points' prediction by a model fitted without it.
 
     Args:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from designspace.evaluate import fitting
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.latency import Context
@@ -120,8 +122,6 @@ class TableFit:
 def _solve(points: Sequence[Point], form: str) -> tuple[float, float, float]:
     """(scale, intercept, per_permute) by least squares on relative errors (:func:`fitting.relative_rows`: a 2 ms
     and a 20 ms network count alike)."""
-    import numpy as np
-
     measured = np.array([p[1] for p in points])
     summed = np.array([p[2] for p in points])
     perms = np.array([p[3] for p in points], dtype=float)
@@ -141,8 +141,6 @@ def _solve_types(points: Sequence[Point], ridge: float) -> tuple[float, float, d
     relative errors with one scale per component type, each coefficient pulled towards the ``scale`` form's
     (a ridge of strength ``ridge`` on their differences), so that a type seen in few networks stays near the
     common scale."""
-    import numpy as np
-
     common, intercept, _ = _solve(points, "scale")
     types = sorted({t for p in points for t, _ in p[4]})
     measured = np.array([p[1] for p in points])
@@ -179,7 +177,7 @@ def _predictor(points: Sequence[Point], form: str, ridge: float) -> Callable[[Po
 
 def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
     """Each point's relative error |pred - measured| / measured, predicted by the form fitted without it."""
-    def fit_predict(keep: Any) -> list[float]:
+    def fit_predict(keep: np.ndarray) -> list[float]:
         predict = _predictor([p for p, k in zip(points, keep, strict=True) if k], form, ridge)
         return [predict(p) for p, k in zip(points, keep, strict=True) if not k]
 
