@@ -7,8 +7,8 @@ import pytest
 
 from designspace.evaluate.fitting import (
     Candidate,
+    choose_fit,
     held_out,
-    one_standard_error,
     relative_rows,
     ridge_loo_residuals,
     solve,
@@ -95,10 +95,20 @@ def _cand(mean: float, complexity: int, spread: float, n: int = 36) -> Candidate
 def test_the_rule_keeps_the_simplest_within_one_standard_error_of_the_best() -> None:
     # 36 points spread 0.02: standard error 0.02 / 5.92 = 0.0034
     best, near, far = _cand(0.040, 3, 0.02), _cand(0.042, 2, 0.02), _cand(0.050, 1, 0.02)
-    assert one_standard_error([best, near, far]).fit == 2
-    assert one_standard_error([best, far]).fit == 3
-    assert one_standard_error([best, _cand(0.050, 1, 0.08)]).fit == 3  # the best's errors set the band
-    assert one_standard_error([_cand(0.040, 3, 0.08), _cand(0.050, 1, 0.02)]).fit == 1
-    assert one_standard_error([_cand(0.04, 2, 0.0), _cand(0.04, 1, 0.0)]).fit == 1  # ties: the simpler
+    assert choose_fit([best, near, far], standard_errors=1.0).fit == 2
+    assert choose_fit([best, far], standard_errors=1.0).fit == 3
+    assert choose_fit([best, _cand(0.050, 1, 0.08)], standard_errors=1.0).fit == 3  # the best's errors set the band
+    assert choose_fit([_cand(0.040, 3, 0.08), _cand(0.050, 1, 0.02)], standard_errors=1.0).fit == 1
+    assert choose_fit([_cand(0.04, 2, 0.0), _cand(0.04, 1, 0.0)], standard_errors=1.0).fit == 1  # ties: the simpler
+    # three standard errors reach the far one
+    assert choose_fit([best, near, far], standard_errors=3.0).fit == 1
+
+
+def test_with_no_width_the_rule_keeps_the_lowest_mean_and_the_simplest_of_equals() -> None:
+    best, near = _cand(0.040, 3, 0.02), _cand(0.042, 2, 0.02)
+    assert choose_fit([best, near], standard_errors=0.0).fit == 3
+    assert choose_fit([_cand(0.04, 2, 0.01), _cand(0.04, 1, 0.03)], standard_errors=0.0).fit == 1
     with pytest.raises(ValueError, match="no candidate"):
-        one_standard_error([])
+        choose_fit([], standard_errors=0.0)
+    with pytest.raises(ValueError, match="< 0"):
+        choose_fit([best], standard_errors=-1.0)

@@ -45,7 +45,7 @@ FORMS = ("intercept", "ratio", "scale", "scale+permutes", "types")
 _COEFFICIENTS = {"intercept": 1, "ratio": 1, "scale": 2, "scale+permutes": 3, "types": 2}
 #: ridge strengths tried for the ``types`` form, on the least squares of relative errors (each point's squared
 #: relative error counts 1): the strongest one whose leave-one-out error is within one standard error of the
-#: lowest is kept (:func:`designspace.evaluate.fitting.one_standard_error`)
+#: lowest is kept (:func:`designspace.evaluate.fitting.choose_fit`)
 TYPE_RIDGE = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 #: a point of the term is left out as measured slow only where its in-sample error is below the median by more
 #: than this (and by more than 3 robust standard deviations): within it, the host's drift between two
@@ -196,7 +196,8 @@ def _select(pts: Sequence[Point]) -> tuple[str, float, list[float]]:
                 continue  # a type whose entries cost nothing, or less than nothing: not a cost model
             # simpler: an earlier form, and within the types form a stronger ridge (nearer one common scale)
             candidates.append(fitting.Candidate(tuple(_loo(pts, form, ridge)), (rank, -ridge), (form, ridge)))
-    chosen = fitting.one_standard_error(candidates)  # candidates: the intercept form fits any two points
+    # candidates: the intercept form fits any two points; one standard error (fitting.choose_fit says why)
+    chosen = fitting.choose_fit(candidates, standard_errors=1.0)
     return chosen.fit[0], chosen.fit[1], list(chosen.errors)
 
 
@@ -222,7 +223,7 @@ def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | N
     """Fits the per-network term on ``points`` (:func:`as_point`): each form of :data:`FORMS` that the points
     allow (two more points than its coefficients; one more for the one-coefficient forms, ``intercept`` and
     ``ratio``; ``types`` only where every point has its sums by type, with each of :data:`TYPE_RIDGE`), the one
-    kept by the one-standard-error rule (:func:`designspace.evaluate.fitting.one_standard_error`: the simplest
+    kept by the one-standard-error rule (:func:`designspace.evaluate.fitting.choose_fit`: the simplest
     form, and the strongest ridge, whose mean leave-one-out error is within one standard error of the lowest),
     and stores it in ``cache`` for
     ``context``. The points measured far slower than that fit predicts (:func:`_slow_outliers`) are then left

@@ -246,17 +246,18 @@ def fit_arrays(x: np.ndarray, y: np.ndarray, *, names: Sequence[str],
     mean, sd = x.mean(axis=0), x.std(axis=0)
     varies = sd > 1e-12
     scale = np.where(varies, sd, 1.0)
-    best: tuple[float, float, np.ndarray, tuple[str, ...]] | None = None
+    candidates = []
     for chosen in _candidates(groups):
         keep = set(names) if groups is None else {f for g in chosen for f in groups[g]}
         used = varies & np.asarray([n in keep for n in names])
         z = (x - mean) / scale * used
         for a in _ALPHAS:
-            err = float(np.mean(fitting.ridge_loo_residuals(z, y, a) ** 2))
-            if best is None or err < best[0] - 1e-12:
-                best = (err, a, used, chosen)
-    assert best is not None
-    sigma, alpha, used, chosen = float(np.sqrt(best[0])), best[1], best[2], best[3]
+            # simpler: fewer feature groups, then a stronger ridge
+            candidates.append(fitting.Candidate(tuple(map(float, fitting.ridge_loo_residuals(z, y, a) ** 2)),
+                                                (len(chosen), -a), (a, used, chosen)))
+    best = fitting.choose_fit(candidates, standard_errors=0.0)  # the lowest (fitting.choose_fit: measured)
+    sigma = float(np.sqrt(np.mean(best.errors)))
+    alpha, used, chosen = best.fit
     z = (x - mean) / scale * used
     rng = np.random.default_rng(seed)
     b0s, coefs = [], []
