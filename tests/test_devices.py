@@ -190,6 +190,8 @@ def test_fit_command_exclude(tmp_path: Path) -> None:
     rows = fit_command(["iphone13"], exclude=["iformer_table7"], out=str(tmp_path))
     held = load_device(str(tmp_path / "iphone13.yaml"))
     assert rows[0]["exclude"] == ["iformer_table7"] and held.exclude == ("iformer_table7",)
+    assert rows[0]["file"] == str(tmp_path / "iphone13.yaml")  # where it was written, not the shipped file
+    assert fit_command(["p100"], dry_run=True)[0]["file"] == ""  # a dry run wrote nothing
     assert not any(p.ref.startswith("t7_") for p in held.points)
     with pytest.raises(DocumentError, match="unknown points group"):
         fit_command(["iphone13"], exclude=["table8"], out=str(tmp_path))

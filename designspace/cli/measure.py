@@ -184,7 +184,8 @@ def _fit_devices(args: argparse.Namespace) -> int:
     rows = fit_command(args.name or None, exclude=args.exclude or None, out=args.out, dry_run=args.dry_run)
     cols = [("name", "device"), ("points", "points"), ("loo", "leave-one-out error (mean / max)"),
             ("exclude", "held out"), ("file", "file")]
-    emit(args, rows, table(rows, cols) + ("\n\n(dry run: nothing written)" if args.dry_run else ""))
+    shown = [r | {"exclude": ", ".join(r["exclude"]) or "-"} for r in rows]  # JSON keeps the list
+    emit(args, rows, table(shown, cols) + ("\n\n(dry run: nothing written)" if args.dry_run else ""))
     return 0
 
 

@@ -160,7 +160,8 @@ def fit_devices(names: list[str] | None = None, *, exclude: tuple[str, ...] = ()
         fitted[n] = _parse_text(dump_yaml(profile_doc(prof)), f"devices/{n}.yaml")  # the prior as its file reads
         if write:
             save_device(prof, folder / f"{n}.yaml", overwrite=True)
-        done.append(prof)
+        # the file it was written to (nothing in a dry run), not the shipped one it was fitted from
+        done.append(replace(prof, file=str(folder / f"{n}.yaml") if write else ""))
     return done
 
 
