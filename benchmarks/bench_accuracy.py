@@ -3,7 +3,7 @@
 Run: python benchmarks/bench_accuracy.py [--proxy-seconds 1200] [--no-proxies] [--seeds 0 1] [--proxy NAME] [--json OUT]
 
 The points are the zoo and the seed papers' ablation tables (``designspace/data/points/``), one data point per
-distinct network (``designspace.evaluate.top1.training_set``). For each estimate it prints:
+distinct network (``designspace.evaluate.accuracy.top1.training_set``). For each estimate it prints:
 
 * leave-one-out MAE: each network predicted by a model refitted without it (top-1 points);
 * leave-one-table-out MAE: each ablation table predicted by a model refitted without every network of that
@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
-from designspace.evaluate.counts import count
-from designspace.evaluate.top1 import (
+from designspace.evaluate.accuracy.top1 import (
     data_block_types,
     feature_groups,
     feature_names,
@@ -41,6 +40,7 @@ from designspace.evaluate.top1 import (
     predict_top1,
     training_set,
 )
+from designspace.evaluate.counts.analytic import count
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "results" / "bench_accuracy_proxies.json"
@@ -64,7 +64,7 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray
 def _proxies(rows: list[tuple], budget: float, seed: int = 0,
              names: tuple[str, ...] = PROXY_NAMES) -> tuple[dict[str, dict[str, float]], list[str]]:
     """Proxy values per fingerprint (cached; seed 0 under the bare fingerprint, others under ``FP:sSEED``)."""
-    from designspace.evaluate.proxies import compute_proxies
+    from designspace.evaluate.accuracy.proxies import compute_proxies
 
     cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     left: list[str] = []

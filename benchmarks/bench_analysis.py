@@ -47,14 +47,14 @@ def per_network(space_name: str, n: int, results: Path) -> tuple[float, float, f
     """Per never-seen network: features ms at first sight, features ms with every component cached, counts ms,
     whole-network trace ms, and the share of component runs found cached at first sight."""
     os.environ["DESIGNSPACE_RESULTS"] = str(results)
-    from designspace.evaluate import features
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
+    from designspace.evaluate.devices import features
     from designspace.space import load_space
 
     space = load_space(space_name)
     rng = random.Random(12345)  # not the analysis' seed: networks it never saw
     archs = [space.sample(rng) for _ in range(n)]
-    from designspace.evaluate import feature_cache
+    from designspace.evaluate.devices import feature_cache
 
     feats, counts, traces = [], [], []
     before, pending = features._alone.cache_info(), len(feature_cache._pending)

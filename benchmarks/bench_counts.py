@@ -16,7 +16,7 @@ import torch
 
 import designspace as ds
 from designspace import zoo
-from designspace.evaluate.counts import _count_one
+from designspace.evaluate.counts.analytic import _count_one
 
 
 def main() -> None:

@@ -51,11 +51,11 @@ from local_map import (
 )
 from local_map import loo_predictions as local_loo
 
-from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
-from designspace.evaluate.devices import _prior_coef, list_devices
-from designspace.evaluate.features import FEATURES, network_features
+from designspace.evaluate.devices.costmodel import CostModel, FitError, fit_cost_model
+from designspace.evaluate.devices.document import DeviceProfile
+from designspace.evaluate.devices.features import FEATURES, network_features
+from designspace.evaluate.devices.profiles import _prior_coef, list_devices
 from designspace.evaluate.points import Point, load_points
-from designspace.evaluate.profile import DeviceProfile
 
 #: part B's groups, as the shipped iPhone 13 profile fits them (its Table 5, 512 px, is held out: part A2)
 GROUPS = {"zoo": "zoo", "iformer_roadmap": "roadmap", "iformer_table6": "Table 6", "iformer_table7": "Table 7"}

@@ -86,7 +86,7 @@ def _eval_process(name: str, mode: str, shared: Path) -> tuple[float, float, lis
             _rows(folder / "cache.sqlite", drop=("latency",))
         env = {**os.environ, "DESIGNSPACE_RESULTS": str(folder)}
         code = ("import json, sys, time; from designspace.evaluate.evaluation import evaluate; "
-                "from designspace.evaluate.latency import Protocol; t = time.perf_counter(); "
+                "from designspace.evaluate.measure.latency import Protocol; t = time.perf_counter(); "
                 f"ev = evaluate({name!r}, cache=True, protocol=Protocol(isolated=None) if {mode == 'old'} "
                 "else None); "
                 "print(json.dumps({'ms': ev.latency.ms, 'wall': time.perf_counter() - t, "
@@ -140,8 +140,8 @@ def part1(processes: int) -> dict[str, float]:
 def part2(seconds: float) -> None:
     import designspace as ds
     from designspace.evaluate.evaluation import evaluate
-    from designspace.evaluate.isolated import IsolatedProtocol, time_onnx
-    from designspace.evaluate.onnx import export_onnx
+    from designspace.evaluate.measure.isolated import IsolatedProtocol, time_onnx
+    from designspace.evaluate.measure.onnx import export_onnx
 
     names = ["mobilenetv2_100", *RATIOS]
     print(f"\n2. faithfulness: eval ratios to MobileNetV2-1.0 vs a {seconds:.0f} s interleaved measurement ({_load()})")
@@ -179,9 +179,9 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.evaluation import measure_latencies
-    from designspace.evaluate.latency import Context, Latency, MeasurementError
-    from designspace.evaluate.table import ENTRY_PROTOCOL, calibrate_term, measure_entries, table_latency
-    from designspace.evaluate.table_term import describe_fit
+    from designspace.evaluate.measure.latency import Context, Latency, MeasurementError
+    from designspace.evaluate.table.entries import ENTRY_PROTOCOL, calibrate_term, measure_entries, table_latency
+    from designspace.evaluate.table.term import describe_fit
     from designspace.plan import plan
     from designspace.space import load_space, match
     from designspace.table_build import calibration_archs
@@ -262,9 +262,9 @@ def part4(trials: int, measure_trials: int, cache_dir: Path) -> None:
     os.environ["DESIGNSPACE_RESULTS"] = str(cache_dir)
     from designspace import zoo
     from designspace.evaluate.cache import Cache
-    from designspace.evaluate.latency import Context
-    from designspace.evaluate.table import calibrate_term
-    from designspace.evaluate.table_term import describe_fit, load_fit
+    from designspace.evaluate.measure.latency import Context
+    from designspace.evaluate.table.entries import calibrate_term
+    from designspace.evaluate.table.term import describe_fit, load_fit
     from designspace.space import load_space, match
     from designspace.table_build import calibration_archs
 
@@ -373,7 +373,7 @@ def main() -> None:
     if args.quick:
         args.processes, args.archs, args.trials, args.measure_trials, args.seconds = 3, 6, 8, 4, 20.0
     warnings.simplefilter("ignore")
-    from designspace.evaluate.latency import Context
+    from designspace.evaluate.measure.latency import Context
 
     print(f"context: {Context.local().describe()}; {_load()}")
     with contextlib.ExitStack() as stack:

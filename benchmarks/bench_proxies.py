@@ -21,9 +21,9 @@ from pathlib import Path
 from scipy.stats import kendalltau, spearmanr
 
 from designspace import zoo
-from designspace.evaluate.counts import count
-from designspace.evaluate.estimate import COMBINATIONS, DEFAULT, combined, estimate
-from designspace.evaluate.proxies import PROXIES, compute_proxies
+from designspace.evaluate.accuracy.estimate import COMBINATIONS, DEFAULT, combined, estimate
+from designspace.evaluate.accuracy.proxies import PROXIES, compute_proxies
+from designspace.evaluate.counts.analytic import count
 
 BANDS = ((0.0, 0.7), (0.7, 1.7), (1.7, math.inf))
 

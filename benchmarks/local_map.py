@@ -1,6 +1,6 @@
 """Maps from a latency measured here to a target device's: ``proportional``, ``power``, ``affine``.
 
-These were designspace's device model before the cost model (:mod:`designspace.evaluate.costmodel`); they
+These were designspace's device model before the cost model (:mod:`designspace.evaluate.devices.costmodel`); they
 live here, beside the benchmark that compares the cost model with them (``bench_devices.py``), and nowhere in
 the package:
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from designspace.evaluate.profile import FitSummary
+from designspace.evaluate.devices.document import FitSummary
 
 __all__ = ["FORMS", "MIN_POINTS", "Fit", "fit", "loo_predictions"]
 
@@ -27,7 +27,7 @@ MIN_POINTS = 3
 @dataclass(frozen=True)
 class Fit(FitSummary):
     """A fitted map from local to target latency, with its leave-one-out error: a device fit's summary
-    (:class:`~designspace.evaluate.profile.FitSummary`) whose ``form`` is one of :data:`FORMS` and ``coef`` its
+    (:class:`~designspace.evaluate.devices.document.FitSummary`) whose ``form`` is one of :data:`FORMS` and ``coef`` its
     coefficients (k; a, b; a, b), fitted on ``points`` calibration points."""
 
     def predict(self, local_ms: float) -> float:

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 import designspace as ds
-from designspace.evaluate.onnx import export_onnx, onnx_session
+from designspace.evaluate.measure.onnx import export_onnx, onnx_session
 
 MODELS = ["mobilenetv2_100", "emo_1m", "iformer_t"]
 

@@ -8,8 +8,8 @@ The public API::
 """
 
 from designspace.arch import Arch, Layer, Stage
-from designspace.evaluate.counts import Counts, count
-from designspace.evaluate.trace import trace_count
+from designspace.evaluate.counts.analytic import Counts, count
+from designspace.evaluate.counts.traced import trace_count
 from designspace.exceptions import DesignspaceError, DocumentError, RegistryError
 from designspace.network import Network, build_model, load_arch
 

@@ -138,7 +138,7 @@ def _float(row: dict[str, str], key: str) -> float | None:
 
 def _check_counts(arch: Arch, model: Any, row: dict[str, str] | None) -> dict[str, Any]:
     """Exact params/MACs of the rebuilt model; raises if the study recorded others."""
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     counts = count(arch)
     built = sum(p.numel() for p in model.parameters())
@@ -162,7 +162,7 @@ def _remeasure(arch: Arch, row: dict[str, str] | None, settings: dict[str, Any] 
                ) -> tuple[dict[str, Any] | None, str | None]:
     """Re-measures latency in the trial's recorded context; returns the figures and a warning (or None)."""
     from designspace.evaluate.evaluation import measure_latency
-    from designspace.evaluate.latency import Context, MeasurementError
+    from designspace.evaluate.measure.latency import Context, MeasurementError
 
     if row is not None and row.get("ctx_runtime"):
         runtime, threads, batch = row["ctx_runtime"], int(row["ctx_threads"]), int(row["ctx_batch"])
@@ -210,7 +210,7 @@ def _recorded_local_ms(row: dict[str, str] | None, settings: dict[str, Any] | No
 def _device_latency(arch: Arch, settings: dict[str, Any] | None) -> dict[str, Any] | None:
     """The study's device's latency of ``arch``, predicted now by its profile (milliseconds, from the Arch alone),
     with its interval and whether it meets the study's latency budget; None for a local study or a plain Arch."""
-    from designspace.evaluate.devices import load_device
+    from designspace.evaluate.devices.profiles import load_device
 
     device = (settings or {}).get("device")
     if not device or device == "local":
@@ -365,8 +365,8 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
     import torch
 
     from designspace import __version__
-    from designspace.evaluate.estimate import DEFAULT, canonical, estimate
-    from designspace.evaluate.top1 import predict_top1
+    from designspace.evaluate.accuracy.estimate import DEFAULT, canonical, estimate
+    from designspace.evaluate.accuracy.top1 import predict_top1
     from designspace.network import Network
     from designspace.recipes import family_of, recipe_for
     from designspace.search.trained_results import trained_run_of
@@ -398,14 +398,14 @@ def export(source: str | Path, out: str | Path, *, latency: bool = True, onnx: b
         "designspace": __version__, "name": arch.name, "fingerprint": arch.fingerprint,
         "source": str(source), "resolution": arch.resolution, "counts": counts,
         "estimate": {"name": canonical(estimate_name), "value": estimate(arch, estimate_name)},
-        # predicted ImageNet-1K top-1 (%) with its 95% interval (designspace.evaluate.top1), whatever the estimate
+        # predicted ImageNet-1K top-1 (%) with its 95% interval (evaluate/accuracy/top1.py), whatever the estimate
         "top1_predicted": predict_top1(arch).to_dict(),
         "recorded": _recorded(row, settings), "family": family_of(arch),
         "trained": trained.metrics if trained is not None else None,
     }
     onnx_bytes = None
     if onnx:
-        from designspace.evaluate.onnx import export_onnx, run_onnx
+        from designspace.evaluate.measure.onnx import export_onnx, run_onnx
 
         example = torch.randn(1, arch.in_chans, arch.resolution, arch.resolution,
                               generator=torch.Generator().manual_seed(0))

@@ -187,7 +187,7 @@ def family_of(arch: Arch) -> str:
     MSA blocks count for EfficientMod when the network has EfficientMod blocks (its hybrid variants end
     in ViT blocks), otherwise for SMT.
     """
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     macs: Counter[str] = Counter()
     for comp in count(arch).components:

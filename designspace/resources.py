@@ -43,7 +43,7 @@ class Footprint:
 
 def footprint(arch: Arch, batch: int = 1) -> Footprint:
     """The memory estimate of ``arch`` at ``batch`` images (no model is built; microseconds to milliseconds)."""
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     weights = 4 * count(arch).params
     peak, where = 0, ""

@@ -4,7 +4,7 @@ and a table search's Pareto front measured whole (:func:`remeasure_front`), whic
 and adds points to its term.
 
 It sits above the space (it samples it and matches the zoo against it) and below the commands and the search;
-the table itself, its entries and its term are :mod:`designspace.evaluate.table`'s, and a search reaches it
+the table itself, its entries and its term are :mod:`designspace.evaluate.table.entries`'s, and a search reaches it
 through its latency source (:class:`designspace.evaluate.sources.Table`).
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.latency import Context, MeasurementError, Protocol
+from designspace.evaluate.measure.latency import Context, MeasurementError, Protocol
 from designspace.evaluate.sources import Table
-from designspace.evaluate.table import (
+from designspace.evaluate.table.entries import (
     ENTRY_PROTOCOL,
     KIND,
     calibrate_term,
@@ -33,7 +33,7 @@ from designspace.evaluate.table import (
     permutes,
     table_latency,
 )
-from designspace.evaluate.table_term import add_points, fit_summary, table_context_key
+from designspace.evaluate.table.term import add_points, fit_summary, table_context_key
 from designspace.plan import Placement, plan
 
 __all__ = ["FrontFigures", "build_table", "calibration_archs", "remeasure_front"]
@@ -54,7 +54,7 @@ def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) ->
     """
     import random
 
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     rng = random.Random(seed)
     drawn: dict[str, tuple[float, Arch]] = {}

@@ -2,7 +2,7 @@
 publish (``designspace/data/published.csv``, a copy of the seed papers' tables).
 
 The comparison of our counts with the papers' (``designspace zoo``) is
-:mod:`designspace.evaluate.zoo_report`: counting is the evaluate layer's. A zoo model is loaded by file
+:mod:`designspace.evaluate.counts.zoo_report`: counting is the evaluate layer's. A zoo model is loaded by file
 stem (``iformer_m``), case- and punctuation-insensitively, or by the name its paper uses (``iFormer-M``).
 """
 

@@ -16,7 +16,7 @@ from designspace.analysis import analyze, space_samples
 from designspace.analysis.compare import compare_groups
 from designspace.analysis.distributions import edf, edf_at, matched_weights, weighted_quantile
 from designspace.cli import main
-from designspace.evaluate.devices import load_device
+from designspace.evaluate.devices.profiles import load_device
 from designspace.space import load_space
 
 DATA = Path(__file__).parent / "data" / "analysis"

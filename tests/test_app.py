@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 import designspace
 from designspace.app import analysis, data, figures
-from designspace.evaluate.estimate import DEFAULT
+from designspace.evaluate.accuracy.estimate import DEFAULT
 from designspace.exceptions import DesignspaceError
 from designspace.results import hypervolume, read_results
 
@@ -133,7 +133,7 @@ def test_downloads_stay_inside_the_results(app_results: Path) -> None:
 def test_onnx_bytes_run_in_onnxruntime(app_results: Path) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnxruntime")
-    from designspace.evaluate.onnx import run_onnx
+    from designspace.evaluate.measure.onnx import run_onnx
 
     study = data.load_study(app_results, "tiny")
     row = study.trials[study.trials["arch"] != ""].iloc[0]
@@ -162,7 +162,7 @@ def test_tradeoff_figure_layers(app_results: Path) -> None:
 
 
 def test_zoo_and_device_tables_write_nothing(tmp_path: Path) -> None:
-    from designspace.evaluate.devices import list_devices
+    from designspace.evaluate.devices.profiles import list_devices
 
     zoo = analysis.zoo_table()
     assert set(zoo["name"]) == set(designspace.zoo.names())

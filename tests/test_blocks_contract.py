@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from designspace.blocks import KINDS, Component, Site, components
-from designspace.evaluate.onnx import export_onnx, run_onnx
+from designspace.evaluate.measure.onnx import export_onnx, run_onnx
 
 # Non-default settings that exercise other code paths; widths must stay valid at WIDTH.
 VARIANTS: dict[str, list[dict[str, Any]]] = {

@@ -14,7 +14,7 @@ from archgen import random_arch
 import designspace as ds
 from designspace import zoo
 from designspace.blocks import KINDS, Site, components, get
-from designspace.evaluate.trace import trace_macs
+from designspace.evaluate.counts.traced import trace_macs
 
 
 def _counts(name: str, site: Site, **params: Any) -> tuple[int, int]:

@@ -17,12 +17,12 @@ import pytest
 import designspace as ds
 from designspace._yaml import dump_yaml, load_yaml
 from designspace.cli import main
-from designspace.evaluate.costmodel import FitError, fit_cost_model
-from designspace.evaluate.devices import calibrate, fit_devices, list_devices, load_device
-from designspace.evaluate.devices_report import calibrate_command, device_rows, fit_command
-from designspace.evaluate.features import FEATURES, component_features, network_features
+from designspace.evaluate.devices.costmodel import FitError, fit_cost_model
+from designspace.evaluate.devices.document import Prediction, profile_doc
+from designspace.evaluate.devices.features import FEATURES, component_features, network_features
+from designspace.evaluate.devices.profiles import calibrate, fit_devices, list_devices, load_device
+from designspace.evaluate.devices.report import calibrate_command, device_rows, fit_command
 from designspace.evaluate.points import load_points
-from designspace.evaluate.profile import Prediction, profile_doc
 from designspace.exceptions import DocumentError
 
 

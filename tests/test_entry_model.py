@@ -14,11 +14,11 @@ import pytest
 
 import designspace as ds
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.costmodel import _solve, loo_predictions
-from designspace.evaluate.entry_model import COLUMNS, MIN_POINTS, EntryPredictor, entry_features
-from designspace.evaluate.latency import Context
-from designspace.evaluate.table import KIND, entry_of, placement_of, table_latency
-from designspace.evaluate.table_term import table_context_key
+from designspace.evaluate.devices.costmodel import _solve, loo_predictions
+from designspace.evaluate.measure.latency import Context
+from designspace.evaluate.table.entries import KIND, entry_of, placement_of, table_latency
+from designspace.evaluate.table.entry_model import COLUMNS, MIN_POINTS, EntryPredictor, entry_features
+from designspace.evaluate.table.term import table_context_key
 from designspace.plan import Placement, plan
 
 #: milliseconds per feature unit of the made-up machine (GMACs, MB, ops, one per run)

@@ -13,7 +13,7 @@ import torch
 import designspace as ds
 from designspace import zoo
 from designspace.cli import main
-from designspace.evaluate.onnx import run_onnx
+from designspace.evaluate.measure.onnx import run_onnx
 from designspace.exceptions import DesignspaceError, DocumentError
 from designspace.recipes import family_of, load_recipe, recipe_for, recipe_names
 from designspace.timm_compat import register_timm

@@ -435,8 +435,8 @@ def test_a_poisoned_point_of_the_table_term_drops_the_term(tmp_path: Path, poiso
     import dataclasses
 
     from designspace.evaluate.cache import Cache
-    from designspace.evaluate.latency import Context
-    from designspace.evaluate.table_term import fit_term, load_fit
+    from designspace.evaluate.measure.latency import Context
+    from designspace.evaluate.table.term import fit_term, load_fit
 
     cache, ctx = Cache(tmp_path / "cache.sqlite"), Context.local()
     fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0), ("c", 6.0, 4.1, 0)], ctx, cache)

@@ -10,7 +10,7 @@ import pytest
 
 import designspace as ds
 from designspace import zoo
-from designspace.evaluate.features import (
+from designspace.evaluate.devices.features import (
     FEATURES,
     component_features,
     network_features,
@@ -73,8 +73,8 @@ head: {type: bn_linear_head}
 
 _RUN = """
 import json, os, random, sys
-from designspace.evaluate import feature_cache
-from designspace.evaluate.features import component_features, flush_feature_cache
+from designspace.evaluate.devices import feature_cache
+from designspace.evaluate.devices.features import component_features, flush_feature_cache
 from designspace.space import load_space
 space, rng = load_space("tiny"), random.Random(5)
 feats = [component_features(space.sample(rng)) for _ in range(2)]

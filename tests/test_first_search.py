@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import designspace as ds
-from designspace.evaluate.estimate import DEFAULT, ESTIMATES, estimate
+from designspace.evaluate.accuracy.estimate import DEFAULT, ESTIMATES, estimate
 
 
 def test_readme_command_1_prints_true_names(tmp_path: Path) -> None:

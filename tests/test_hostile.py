@@ -287,7 +287,7 @@ def test_fuzz_objectives(text: str) -> None:
 @_FUZZ
 @given(name=st.one_of(_JUNK, st.sampled_from(["iphone13", "iphone 13", "../../etc/passwd", "/dev/zero", "local"])))
 def test_fuzz_devices(sandbox: Path, name: str) -> None:
-    from designspace.evaluate.devices import load_device
+    from designspace.evaluate.devices.profiles import load_device
 
     try:
         load_device(name)

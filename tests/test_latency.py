@@ -15,8 +15,8 @@ from designspace.cli import main
 from designspace.evaluate import evaluation as evaluation_mod
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.evaluation import evaluate
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
-from designspace.evaluate.timing import measure, measure_model, summarize
+from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.measure.timing import measure, measure_model, summarize
 
 FAST = Protocol(warmup_s=0.0, warmup_runs=1, rounds=3, round_s=0.0, round_runs=3, extra_rounds=2)
 
@@ -61,7 +61,7 @@ def test_disagreeing_rounds_are_remeasured_then_flagged() -> None:
 
 
 def test_slow_host_is_remeasured_then_flagged() -> None:
-    from designspace.evaluate import timing as latency
+    from designspace.evaluate.measure import timing as latency
 
     latency._PROBE_BEST[0] = 1.0  # the process once saw the probe at 1 ms; now it takes 1.3 ms
     times = [50.0] + [10.0] * 20
@@ -135,7 +135,7 @@ def test_evaluate_measures_once_then_caches(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_failed_export_is_a_failed_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
-    from designspace.evaluate import onnx as onnx_mod
+    from designspace.evaluate.measure import onnx as onnx_mod
 
     def broken(*args: Any, **kwargs: Any) -> bytes:
         raise ds.DesignspaceError("ONNX export failed: RuntimeError: unsupported operator")

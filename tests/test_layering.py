@@ -104,7 +104,7 @@ LAYERS = (
      "designspace.interrupts"),
     ("designspace.blocks",),
     ("designspace.plan", "designspace.arch"),
-    ("designspace.zoo", "designspace.evaluate.counts"),
+    ("designspace.zoo", "designspace.evaluate.counts.analytic"),
     ("designspace.resources",),
     ("designspace.network",),
     ("designspace.evaluate",),
@@ -135,17 +135,18 @@ def test_imports_follow_the_documented_layers() -> None:
 
 
 def test_the_layer_checker_finds_an_upward_import() -> None:
-    assert _upward({"designspace.evaluate.table": {"designspace.space.match"},
-                    "designspace.space.match": {"designspace.evaluate.counts"}}) == [
-        "designspace.evaluate.table -> designspace.space.match"]
+    assert _upward({"designspace.evaluate.table.entries": {"designspace.space.match"},
+                    "designspace.space.match": {"designspace.evaluate.counts.analytic"}}) == [
+        "designspace.evaluate.table.entries -> designspace.space.match"]
 
 
 #: the parts of ``evaluate`` the search may use: its latency through one interface (``sources``, whose figures are
 #: ``latency_estimate``'s), and the cache, counts and accuracy estimates; never the table's, the measurement's or
 #: the devices' internals
 SEARCH_MAY_IMPORT = {"designspace.evaluate.sources", "designspace.evaluate.latency_estimate",
-                     "designspace.evaluate.cache", "designspace.evaluate.counts", "designspace.evaluate.estimate",
-                     "designspace.evaluate.identity", "designspace.evaluate.proxies", "designspace.evaluate.top1"}
+                     "designspace.evaluate.cache", "designspace.evaluate.counts.analytic",
+                     "designspace.evaluate.identity", "designspace.evaluate.accuracy.estimate",
+                     "designspace.evaluate.accuracy.proxies", "designspace.evaluate.accuracy.top1"}
 
 
 def _search_reaches(graph: dict[str, set[str]]) -> list[str]:
@@ -160,6 +161,6 @@ def test_the_search_imports_one_latency_interface() -> None:
 
 
 def test_the_search_check_finds_a_table_internal() -> None:
-    assert _search_reaches({"designspace.search.runner": {"designspace.evaluate.table",
+    assert _search_reaches({"designspace.search.runner": {"designspace.evaluate.table.entries",
                                                           "designspace.evaluate.sources"}}) == [
-        "designspace.search.runner -> designspace.evaluate.table"]
+        "designspace.search.runner -> designspace.evaluate.table.entries"]

@@ -26,8 +26,8 @@ from designspace.arch import Layer
 from designspace.blocks import Site, get
 from designspace.blocks.mobilenetv3 import HardSigmoidSE, make_divisible
 from designspace.blocks.mobilenetv4 import UIB_PRESETS, MobileMQA, uib_params, uib_preset
-from designspace.evaluate import zoo_report
-from designspace.evaluate.onnx import export_onnx, run_onnx
+from designspace.evaluate.counts import zoo_report
+from designspace.evaluate.measure.onnx import export_onnx, run_onnx
 
 # name: (resolution, timm parameters, timm MACs traced with fvcore)
 TIMM = {

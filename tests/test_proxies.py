@@ -16,8 +16,8 @@ from torch import nn
 import designspace as ds
 from designspace import zoo
 from designspace.cli import main
-from designspace.evaluate.estimate import COMBINATIONS, DEFAULT, ESTIMATES, estimate, reference
-from designspace.evaluate.proxies import (
+from designspace.evaluate.accuracy.estimate import COMBINATIONS, DEFAULT, ESTIMATES, estimate, reference
+from designspace.evaluate.accuracy.proxies import (
     PROXIES,
     ProxyCollapsed,
     compute_proxies,
@@ -26,7 +26,7 @@ from designspace.evaluate.proxies import (
     synflow_score,
     zico,
 )
-from designspace.evaluate.proxy_report import proxy_report
+from designspace.evaluate.accuracy.proxy_report import proxy_report
 
 HEAVY = {"smt_b", "smt_l", "smt_s", "iformer_l", "mobilenetv3_large_075", "mobilenetv3_large_100",
          "mobilenetv4_conv_medium", "mobilenetv4_conv_large", "mobilenetv4_hybrid_medium", "mobilenetv4_hybrid_large"}

@@ -14,9 +14,10 @@ import pytest
 import designspace as ds
 from designspace.cli import main
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.isolated import IsolatedProtocol
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
-from designspace.evaluate.table import (
+from designspace.evaluate.measure.isolated import IsolatedProtocol
+from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.measure.timing import ReferenceStore, measure_onnx
+from designspace.evaluate.table.entries import (
     KIND,
     calibrate_term,
     entry_of,
@@ -25,8 +26,7 @@ from designspace.evaluate.table import (
     permutes,
     table_latency,
 )
-from designspace.evaluate.table_term import describe_fit, fit_term, load_fit
-from designspace.evaluate.timing import ReferenceStore, measure_onnx
+from designspace.evaluate.table.term import describe_fit, fit_term, load_fit
 from designspace.plan import plan
 
 FAST = Protocol(isolated=IsolatedProtocol(processes=1, extra_processes=0, rounds=2, round_s=0.02, warmup_s=0.02))
@@ -54,7 +54,7 @@ def cache(tmp_path: Path) -> Cache:
 
 
 def test_isolated_protocol_is_ratio_times_reference(toy: ds.Arch) -> None:
-    from designspace.evaluate.onnx import export_onnx
+    from designspace.evaluate.measure.onnx import export_onnx
 
     model = ds.build_model(toy).eval()
     data = export_onnx(model, model.example_input())
@@ -296,7 +296,7 @@ def test_bad_latency_values(capsys: pytest.CaptureFixture[str], argv: list[str])
 
 
 def test_entries_get_their_own_light_protocol() -> None:
-    from designspace.evaluate.table import ENTRY_PROTOCOL
+    from designspace.evaluate.table.entries import ENTRY_PROTOCOL
 
     assert entry_protocol(FAST) is FAST  # already lighter than the entries' own
     for whole in (Protocol(run_timeout_s=3.0), Protocol(isolated=None, run_timeout_s=3.0)):
@@ -343,7 +343,8 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
 
 def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from designspace.evaluate import entry_model, evaluation
+    from designspace.evaluate import evaluation
+    from designspace.evaluate.table import entry_model
 
     # every entry predicted in the trials (1 us each): nothing is measured until the front is
     monkeypatch.setattr(entry_model.EntryPredictor, "predict", lambda self, p: 0.001)
@@ -375,7 +376,7 @@ def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Pat
 
 
 def test_a_second_pass_keeps_the_smaller_ratio(toy: ds.Arch, cache: Cache) -> None:
-    from designspace.evaluate.table import measure_entries
+    from designspace.evaluate.table.entries import measure_entries
 
     ctx = Context.local(resolution=toy.resolution)
     key = dataclasses.replace(ctx, resolution=0).key()
@@ -442,7 +443,7 @@ def test_networks_measured_together_are_measured_and_cached_each(toy: ds.Arch, c
 
 
 def test_a_network_given_twice_is_measured_once(toy: ds.Arch, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
-    import designspace.evaluate.timing as latency
+    import designspace.evaluate.measure.timing as latency
     from designspace.evaluate.evaluation import measure_latencies
 
     sizes = []
@@ -459,7 +460,7 @@ def test_a_network_given_twice_is_measured_once(toy: ds.Arch, cache: Cache, monk
 
 
 def test_only_the_models_that_disagree_get_more_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import designspace.evaluate.isolated as isolated
+    import designspace.evaluate.measure.isolated as isolated
 
     calls: list[tuple[int, int | None]] = []
 
@@ -479,7 +480,7 @@ def test_only_the_models_that_disagree_get_more_processes(monkeypatch: pytest.Mo
 
 
 def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    import designspace.evaluate.isolated as isolated
+    import designspace.evaluate.measure.isolated as isolated
 
     calls: list[int | None] = []
 
@@ -494,8 +495,8 @@ def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monkeypatch: pytest.MonkeyPatch) -> None:
-    import designspace.evaluate.isolated as isolated
-    import designspace.evaluate.timing as latency_mod
+    import designspace.evaluate.measure.isolated as isolated
+    import designspace.evaluate.measure.timing as latency_mod
 
     calls: list[int | None] = []
     walls: list[tuple[float, ...]] = []
@@ -532,7 +533,7 @@ def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monke
 def test_a_worker_that_would_pass_the_deadline_is_cut_short_and_what_is_done_counts() -> None:
     import time
 
-    from designspace.evaluate.isolated import REFERENCE_SHAPE, reference_onnx, time_onnx
+    from designspace.evaluate.measure.isolated import REFERENCE_SHAPE, reference_onnx, time_onnx
 
     model = (reference_onnx(), tuple(REFERENCE_SHAPE))
     quick = IsolatedProtocol(rounds=1, round_s=0.01, warmup_s=0.01)
@@ -547,7 +548,7 @@ def test_a_worker_that_would_pass_the_deadline_is_cut_short_and_what_is_done_cou
 
 
 def test_calibration_networks_span_the_space_from_its_smallest_to_its_largest() -> None:
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
     from designspace.space import load_space
     from designspace.table_build import calibration_archs
 

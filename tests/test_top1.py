@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import designspace as ds
-from designspace.evaluate import top1
-from designspace.evaluate.top1 import (
+from designspace.evaluate.accuracy import top1
+from designspace.evaluate.accuracy.top1 import (
     BASE_FEATURES,
     Top1,
     fit_arrays,
@@ -86,7 +86,7 @@ def test_fit_is_reproducible_and_the_shipped_model_is_current() -> None:
     assert a == b
     shipped = load_model()
     assert [tuple(d) for d in a["data"]] == list(shipped.data), \
-        "the points changed: regenerate with designspace.evaluate.top1.write_model()"
+        "the points changed: regenerate with designspace.evaluate.accuracy.top1.write_model()"
     assert np.allclose(a["coefs"], shipped.coefs) and a["alpha"] == shipped.alpha
     ids = [r[0] for r in training_set()]
     assert len(ids) == len(set(ids)) and len(ids) >= 40
@@ -176,7 +176,7 @@ def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
     ("accuracy:macs", "log10_macs", "maximize"),
 ])
 def test_objectives_are_named_for_what_they_measure(text: str, name: str, direction: str) -> None:
-    from designspace.evaluate.estimate import DEFAULT
+    from designspace.evaluate.accuracy.estimate import DEFAULT
     from designspace.search.objectives import parse_objective
 
     o = parse_objective(text)

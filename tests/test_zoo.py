@@ -10,8 +10,8 @@ import torch
 
 import designspace as ds
 from designspace import zoo
-from designspace.evaluate import zoo_report
-from designspace.evaluate.onnx import export_onnx, run_onnx
+from designspace.evaluate.counts import zoo_report
+from designspace.evaluate.measure.onnx import export_onnx, run_onnx
 
 EXPECTED = [
     "efficientmod_s", "efficientmod_s_conv", "efficientmod_xs", "efficientmod_xxs", "emo_1m", "emo_2m", "emo_5m",

@@ -3,10 +3,10 @@ parameter values, which of them shaped the network, and its metrics.
 
 Metrics (arrays, one value per network; units in the names): ``latency_ms`` (the device's latency, milliseconds:
 predicted by the device's cost model for a space, or a study's own figures), ``macs_g`` (billions of MACs, the
-counting convention of :mod:`designspace.evaluate.counts`), ``params_m`` (millions of parameters),
+counting convention of :mod:`designspace.evaluate.counts.analytic`), ``params_m`` (millions of parameters),
 ``latency_ms_per_gmac`` (``latency_ms / macs_g``: the device's cost per unit of work), and the accuracy estimate or
 the study's objectives. Nothing is trained or measured here: a space's 2,000 samples cost seconds once the counts and
-the device features of their components are cached (:func:`designspace.evaluate.features.component_features`).
+the device features of their components are cached (:func:`designspace.evaluate.devices.features.component_features`).
 
 Active parameters. A space's flat parameters are all drawn for every network (:mod:`designspace.space.core`), but a
 parameter of an option that was not chosen, or of a segment with no blocks, does not change the network; the
@@ -215,7 +215,7 @@ def active_names(doc: SpaceDoc, vals: Mapping[str, Any]) -> frozenset[str]:
 
 def device_profile(name: str | None, fallback: str | None) -> Any:
     """The device profile an analysis predicts with; ``local`` has none."""
-    from designspace.evaluate.devices import load_device
+    from designspace.evaluate.devices.profiles import load_device
 
     chosen = name or (fallback if fallback not in (None, "local") else "iphone13")
     if chosen == "local":
@@ -225,7 +225,7 @@ def device_profile(name: str | None, fallback: str | None) -> Any:
 
 
 def _estimate_target(estimate: str) -> Target:
-    from designspace.evaluate.estimate import canonical, description
+    from designspace.evaluate.accuracy.estimate import canonical, description
 
     name = canonical(estimate)
     if name not in CHEAP_ESTIMATES:
@@ -235,8 +235,8 @@ def _estimate_target(estimate: str) -> Target:
 
 
 def network_metrics(arch: Arch, profile: Any, estimate: str) -> tuple[dict[str, float], tuple[BlockCost, ...]]:
-    from designspace.evaluate.counts import count
-    from designspace.evaluate.estimate import estimate as estimate_of
+    from designspace.evaluate.accuracy.estimate import estimate as estimate_of
+    from designspace.evaluate.counts.analytic import count
 
     c = count(arch)
     pred = profile.predict(arch)
@@ -302,7 +302,7 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
         rows.append(row)
         blocks.append(bl)
         archs.append(dec.arch)
-    from designspace.evaluate.features import flush_feature_cache
+    from designspace.evaluate.devices.features import flush_feature_cache
 
     flush_feature_cache()  # the next analysis of this space reads its components' features instead of running them
     metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}

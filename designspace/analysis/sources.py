@@ -131,7 +131,7 @@ def study_samples(study: str | Path, *, device: str | None = None) -> SampleSet:
 
 def _objective_label(name: str) -> str:
     """An objective's axis title with its unit (``params_m`` -> ``parameters (M)``, an estimate's description)."""
-    from designspace.evaluate.estimate import ESTIMATES, description
+    from designspace.evaluate.accuracy.estimate import ESTIMATES, description
 
     known = {"params_m": "parameters (M)", "macs_g": "MACs (G)", "params": "parameters (M)"}
     if name in known:

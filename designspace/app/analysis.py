@@ -54,7 +54,7 @@ def metric_label(metric: str, study: Study | None = None) -> str:
     """An axis label with the unit, and for the latency its device and source (``"latency (ms) on iphone13,
     predicted"``, ``"parameters (M)"``, ``"log10 MACs, a size proxy for accuracy: docs/proxies.md (higher is
     better)"``)."""
-    from designspace.evaluate.estimate import ESTIMATES, description
+    from designspace.evaluate.accuracy.estimate import ESTIMATES, description
 
     label = _LABELS.get(metric) or (description(metric) if metric in ESTIMATES else metric)
     if study is not None and metric in ("latency_ms",):
@@ -84,7 +84,7 @@ def direction(study: Study, metric: str) -> str:
     for o in study.objectives:
         if o["name"] == metric:
             return str(o["direction"])
-    from designspace.evaluate.estimate import ESTIMATES
+    from designspace.evaluate.accuracy.estimate import ESTIMATES
 
     return "maximize" if metric.startswith("accuracy") or metric in ESTIMATES or metric.startswith(
         ("top1", "trained_top1")) else "minimize"
@@ -261,7 +261,7 @@ def stage_table(arch: Any) -> pd.DataFrame:
     ``blocks`` (``"2x sam, 1x irmb"``), ``downsample`` (type), ``params_m``, ``macs_g`` (analytic counts of
     the part, downsampling included).
     """
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     counts = count(arch)
     params: Counter[str] = Counter()
@@ -292,7 +292,7 @@ def block_table(arch: Any) -> pd.DataFrame:
 
     Columns: ``name``, ``type``, ``params_m`` (millions), ``macs_m`` (millions of multiply-adds, batch 1).
     """
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     return pd.DataFrame([{"name": c.name, "type": c.type, "params_m": c.params / 1e6, "macs_m": c.macs / 1e6}
                          for c in count(arch).components])
@@ -409,7 +409,7 @@ def zoo_table() -> pd.DataFrame:
     """The published models: our analytic counts beside the papers' figures (``designspace zoo``), plus the
     papers' latencies (``paper_<device>_ms`` columns, milliseconds)."""
     from designspace import zoo
-    from designspace.evaluate.zoo_report import rows as zoo_rows
+    from designspace.evaluate.counts.zoo_report import rows as zoo_rows
 
     rows = zoo_rows()
     for r in rows:
@@ -441,7 +441,7 @@ def device_table(root: str | Path) -> pd.DataFrame:
     calibration when the results directory's cache has it, else the calibration shipped with the profile.
     Nothing is measured or written."""
     from designspace.evaluate.cache import Cache
-    from designspace.evaluate.devices_report import device_rows
+    from designspace.evaluate.devices.report import device_rows
 
     cache_file = Path(root) / "cache.sqlite"
     cache = Cache(cache_file if cache_file.is_file() else ":memory:")
@@ -458,7 +458,7 @@ def device_table(root: str | Path) -> pd.DataFrame:
 def device_names() -> list[str]:
     """The device profiles a latency can be predicted on (shipped and the user's), by name: the app's device
     selector."""
-    from designspace.evaluate.devices import list_devices
+    from designspace.evaluate.devices.profiles import list_devices
 
     return [p.name for p in list_devices() if p.model is not None]
 
@@ -466,7 +466,7 @@ def device_names() -> list[str]:
 def device_prediction(device: str, arch: str) -> dict[str, object]:
     """A zoo model's (or Arch file's) latency predicted on ``device``: ``ms``, ``low_ms``/``high_ms`` (the 90%
     interval, None when refused), ``refusal`` (why no interval, in words), ``outside`` and the fit's error."""
-    from designspace.evaluate.devices import load_device
+    from designspace.evaluate.devices.profiles import load_device
     from designspace.network import load_arch
 
     return load_device(device).predict(load_arch(arch)).to_dict()

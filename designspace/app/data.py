@@ -395,7 +395,7 @@ def onnx_bytes(arch_yaml: bytes) -> bytes:
     import torch
 
     from designspace.arch import Arch
-    from designspace.evaluate.onnx import export_onnx
+    from designspace.evaluate.measure.onnx import export_onnx
     from designspace.network import build_model
 
     arch = Arch.from_yaml(arch_yaml.decode("utf-8"), file="arch.yaml")

@@ -198,11 +198,11 @@ def top1_intervals(study: Study) -> pd.DataFrame:
     """The predicted top-1's 95% interval of each trial (columns ``number``, ``lo``, ``hi``, ``extrapolated``; %).
 
     Uses the trials' ``top1_lo``/``top1_hi`` columns where the search recorded them, else predicts from each
-    trial's Arch file (:func:`designspace.evaluate.top1.predict_top1`; at most the first 5,000 trials with an
+    trial's Arch file (:func:`designspace.evaluate.accuracy.top1.predict_top1`; at most the first 5,000 trials with an
     Arch). Empty when the study has no Arch files and no recorded intervals.
     """
     from designspace.app.data import load_arch_of
-    from designspace.evaluate.top1 import predict_top1
+    from designspace.evaluate.accuracy.top1 import predict_top1
 
     df = study.trials
     cols = ["number", "lo", "hi", "extrapolated"]
@@ -227,7 +227,7 @@ def published_top1_points(x: str) -> pd.DataFrame:
     """The zoo models' published ImageNet-1K top-1 (%) against ``x`` (``params_m`` or ``macs_g``, our analytic
     counts), for the same axis as the predicted top-1. Columns ``name``, ``x``, ``y``; empty for other ``x``."""
     from designspace import zoo
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     if x not in ("params_m", "macs_g"):
         return pd.DataFrame(columns=["name", "x", "y"])
@@ -257,7 +257,7 @@ def history_figure(hist: pd.DataFrame, objectives: Sequence[dict[str, Any]], stu
     from plotly.subplots import make_subplots
 
     rows = len(objectives) + 1
-    from designspace.evaluate.estimate import description
+    from designspace.evaluate.accuracy.estimate import description
 
     def what(o: dict[str, Any]) -> str:  # a size proxy says what it is; a latency its device and source
         d = description(str(o.get("arg") or o["name"])) if o.get("kind") == "estimate" else ""

@@ -27,7 +27,7 @@ def space_names() -> list[str]:
 
 def device_names() -> list[str]:
     """Device profiles an analysis can predict on (every profile; ``local`` is measured, not a profile)."""
-    from designspace.evaluate.devices import list_devices
+    from designspace.evaluate.devices.profiles import list_devices
 
     return [d.name for d in list_devices()]
 

@@ -1,6 +1,6 @@
 """Analytic parameter and MAC counting from shapes alone.
 
-The convention (shared with the traced counter in :mod:`designspace.evaluate.counts`):
+The convention (shared with the traced counter in :mod:`designspace.evaluate.counts.analytic`):
 
 * one fused multiply-add is one MAC, per image (batch 1);
 * counted: convolutions (``N_out * C_in/groups * k_h * k_w * C_out``), linear layers

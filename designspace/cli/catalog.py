@@ -23,7 +23,7 @@ def _blocks(args: argparse.Namespace) -> int:
 
 
 def _zoo(args: argparse.Namespace) -> int:
-    from designspace.evaluate.zoo_report import rows as zoo_rows
+    from designspace.evaluate.counts.zoo_report import rows as zoo_rows
 
     rows = zoo_rows()
     cols = [("name", "name"), ("paper", "paper name"), ("params_m", "params M"), ("paper_params_m", "paper M"),
@@ -35,7 +35,7 @@ def _zoo(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from designspace.evaluate.trace import component_table
+    from designspace.evaluate.counts.traced import component_table
     from designspace.network import load_arch
 
     arch = load_arch(args.arch)

@@ -9,8 +9,8 @@ from typing import Any
 
 def _build(args: argparse.Namespace) -> int:
     from designspace.evaluate.cache import Cache
-    from designspace.evaluate.latency import Context
-    from designspace.evaluate.table_term import describe_term
+    from designspace.evaluate.measure.latency import Context
+    from designspace.evaluate.table.term import describe_term
     from designspace.space import load_space
     from designspace.table_build import build_table
 

@@ -31,7 +31,7 @@ def _eval(args: argparse.Namespace) -> int:
     pred = evaluate(arch, device=device, cache=False, measure=False) if device is not None else None
     published = None
     if device is not None:
-        from designspace.evaluate.devices_report import published_latency
+        from designspace.evaluate.devices.report import published_latency
 
         published = published_latency(arch, device)
     if args.json:
@@ -96,7 +96,7 @@ def _prediction_lines(ev: Any, published: dict[str, Any] | None) -> list[str]:
 
 
 def _table_line(table: Any) -> str:
-    from designspace.evaluate.table_term import describe_fit
+    from designspace.evaluate.table.term import describe_fit
 
     fit = (f"fitted term {table.term_ms:+.3f} ms: {describe_fit(table.fit)}" if table.fit is not None
            else "no fitted term yet: designspace lut build SPACE fits it")
@@ -110,7 +110,7 @@ def _table_line(table: Any) -> str:
 
 
 def _proxies(args: argparse.Namespace) -> int:
-    from designspace.evaluate.proxy_report import proxy_report
+    from designspace.evaluate.accuracy.proxy_report import proxy_report
     from designspace.network import load_arch
 
     arch = load_arch(args.arch)
@@ -125,7 +125,7 @@ def _proxies(args: argparse.Namespace) -> int:
 
 
 def _top1(args: argparse.Namespace) -> int:
-    from designspace.evaluate.top1 import predict_top1
+    from designspace.evaluate.accuracy.top1 import predict_top1
     from designspace.network import load_arch
 
     arch = load_arch(args.arch)
@@ -140,7 +140,7 @@ def _top1(args: argparse.Namespace) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from designspace.evaluate.devices_report import device_rows, profile_rows
+    from designspace.evaluate.devices.report import device_rows, profile_rows
 
     if args.name:
         rows = profile_rows(args.name)
@@ -162,7 +162,7 @@ def _devices(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from designspace.evaluate.devices_report import calibrate_command
+    from designspace.evaluate.devices.report import calibrate_command
 
     report = calibrate_command(args.name, points=args.point or [], points_file=args.points,
                                description=args.description, source=args.source,
@@ -179,7 +179,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _fit_devices(args: argparse.Namespace) -> int:
-    from designspace.evaluate.devices_report import fit_command
+    from designspace.evaluate.devices.report import fit_command
 
     rows = fit_command(args.name or None, exclude=args.exclude or None, out=args.out, dry_run=args.dry_run)
     cols = [("name", "device"), ("points", "points"), ("loo", "leave-one-out error (mean / max)"),

@@ -1,6 +1,6 @@
 """Evaluating an Arch: counts (analytic and traced), latency, device predictions, accuracy estimates."""
 
-from designspace.evaluate.counts import ComponentCount, Counts, count
-from designspace.evaluate.trace import trace_count
+from designspace.evaluate.counts.analytic import ComponentCount, Counts, count
+from designspace.evaluate.counts.traced import trace_count
 
 __all__ = ["ComponentCount", "Counts", "count", "trace_count"]

@@ -16,11 +16,11 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
-from designspace.evaluate.counts import count
-from designspace.evaluate.devices import Prediction, load_device
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.counts.analytic import count
+from designspace.evaluate.devices.profiles import Prediction, load_device
 from designspace.evaluate.latency_estimate import LatencyEstimate
-from designspace.evaluate.timing import ReferenceStore, measure_model
+from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.measure.timing import ReferenceStore, measure_model
 
 __all__ = ["Evaluation", "evaluate", "measure_latencies", "measure_latency"]
 
@@ -36,7 +36,7 @@ class Evaluation:
         name: the Arch's name.
         fingerprint: its fingerprint.
         params: parameters (exact).
-        macs: MACs per image (analytic; the convention of :mod:`designspace.evaluate.counts`).
+        macs: MACs per image (analytic; the convention of :mod:`designspace.evaluate.counts.analytic`).
         latency: the local measurement, or ``None`` (failed or not asked for).
         prediction: the latency predicted on a target device by its cost model (with its interval and
             extrapolation flag), or ``None``.
@@ -157,7 +157,7 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
     Returns:
         Per Arch, in order: its :class:`Latency`, or the :class:`MeasurementError` that failed it.
     """
-    from designspace.evaluate.timing import export_for_measurement, measure_onnx
+    from designspace.evaluate.measure.timing import export_for_measurement, measure_onnx
     from designspace.network import Network
 
     proto = protocol or Protocol()

@@ -2,10 +2,10 @@
 among candidate fits.
 
 Every fitted model of designspace is a linear one fitted here: the device cost model
-(:mod:`designspace.evaluate.costmodel`, and through it the latency table's entry models), the latency table's
-per-network term (:mod:`designspace.evaluate.table_term`) and the top-1 predictor
-(:mod:`designspace.evaluate.top1`). Each chooses its candidates (ridge strengths, forms, feature groups) and its
-error measure; the fitting, the leave-one-out and the choice are these:
+(:mod:`designspace.evaluate.devices.costmodel`, and through it the latency table's entry models), the latency
+table's per-network term (:mod:`designspace.evaluate.table.term`) and the top-1 predictor
+(:mod:`designspace.evaluate.accuracy.top1`). Each chooses its candidates (ridge strengths, forms, feature groups)
+and its error measure; the fitting, the leave-one-out and the choice are these:
 
 * :func:`solve`: ``argmin ||A c - b||^2 + ridge * ||c - target||^2``, with ``c >= 0`` where asked. The latency
   models fit *relative* errors, each row of ``A`` and ``b`` divided by the point's measured latency

@@ -24,8 +24,8 @@ __all__ = ["SHARED_MODULES", "arch_identity", "cache_key", "clear", "component_i
 
 #: modules every built network and every measurement runs through
 SHARED_MODULES = ("designspace.network", "designspace.plan", "designspace.blocks.layers",
-                  "designspace.blocks.transformer", "designspace.blocks.common", "designspace.evaluate.onnx",
-                  "designspace.evaluate.latency", "designspace.evaluate.timing")
+                  "designspace.blocks.transformer", "designspace.blocks.common", "designspace.evaluate.measure.onnx",
+                  "designspace.evaluate.measure.latency", "designspace.evaluate.measure.timing")
 
 
 @functools.cache

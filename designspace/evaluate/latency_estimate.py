@@ -4,14 +4,14 @@ Every latency designspace prints or writes is one of these: a value in milliseco
 (``"local"``, this machine, or a device profile name such as ``iphone13``), where it comes from (``source``), an
 interval, the context it was obtained in, flags, and whether it extrapolates. The sources:
 
-* ``measured``: timed here (:mod:`designspace.evaluate.latency`). Its interval is the repeatability of a
+* ``measured``: timed here (:mod:`designspace.evaluate.measure.latency`). Its interval is the repeatability of a
   measurement on this host: ``value x (1 -+ max(spread, MIN_NOISE))``, the spread of the figure's two fastest
   rounds, at least the 5% that independent 3 s measurements on the shared development host differed by
   (docs/latency.md).
 * ``table``: the sum of the network's per-block table entries with the fitted per-network term
-  (:mod:`designspace.evaluate.table`). Its interval is ``value x (1 -+ loo_max)``, the term's worst
+  (:mod:`designspace.evaluate.table.entries`). Its interval is ``value x (1 -+ loo_max)``, the term's worst
   leave-one-out error on the networks measured whole; none without a fitted term.
-* ``predicted``: a device profile's cost model (:mod:`designspace.evaluate.devices`). Its interval is the
+* ``predicted``: a device profile's cost model (:mod:`designspace.evaluate.devices.profiles`). Its interval is the
   profile's, from the fit's leave-one-out residuals; ``extrapolation`` lists the network's features outside
   what the fit saw.
 
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 from designspace.exceptions import DesignspaceError
 
 if TYPE_CHECKING:
-    from designspace.evaluate.latency import Latency
-    from designspace.evaluate.profile import Prediction
-    from designspace.evaluate.table import TableLatency
+    from designspace.evaluate.devices.document import Prediction
+    from designspace.evaluate.measure.latency import Latency
+    from designspace.evaluate.table.entries import TableLatency
 
 __all__ = ["LOCAL", "MIN_NOISE", "SOURCES", "LatencyEstimate", "budget_verdict", "describe_column", "study_latency"]
 
@@ -94,7 +94,8 @@ class LatencyEstimate:
     # ------------------------------------------------------------------------------------------ constructors
     @classmethod
     def from_measurement(cls, lat: Latency, device: str = LOCAL) -> LatencyEstimate:
-        """A local measurement (:class:`designspace.evaluate.latency.Latency`) with its repeatability interval."""
+        """A local measurement (:class:`designspace.evaluate.measure.latency.Latency`) with its repeatability
+        interval."""
         from dataclasses import asdict
 
         noise = max(float(lat.spread), MIN_NOISE)
@@ -103,7 +104,7 @@ class LatencyEstimate:
 
     @classmethod
     def from_prediction(cls, pr: Prediction) -> LatencyEstimate:
-        """A device profile's prediction (:class:`designspace.evaluate.profile.Prediction`)."""
+        """A device profile's prediction (:class:`designspace.evaluate.devices.document.Prediction`)."""
         context = {"fit": pr.fit.form, "points": pr.fit.points, "loo_mean_error": pr.fit.loo_mean,
                    "loo_max_error": pr.fit.loo_max}
         if pr.refusal:  # outside anything the device's data say: no interval, and why, in words
@@ -113,7 +114,7 @@ class LatencyEstimate:
 
     @classmethod
     def from_table(cls, tab: TableLatency, context: Mapping[str, Any]) -> LatencyEstimate:
-        """A per-block table latency (:class:`designspace.evaluate.table.TableLatency`) in a local ``context``
+        """A per-block table latency (:class:`designspace.evaluate.table.entries.TableLatency`) in a local ``context``
         (the measurement context's fields)."""
         lo = hi = None
         ctx = dict(context)

@@ -1,7 +1,7 @@
 """Published (Arch, measurement) points: what the seed papers measured, one record per network.
 
 A point is an Arch together with the figures a paper prints for it: parameters, MACs, ImageNet-1K
-top-1 and device latencies. They feed the device cost model (``evaluate/devices.py``) and the top-1
+top-1 and device latencies. They feed the device cost model (``evaluate/devices/profiles.py``) and the top-1
 predictor. The data are package files:
 
 - ``designspace/data/points/<paper>.csv``: one row per point, columns exactly :data:`COLUMNS`;

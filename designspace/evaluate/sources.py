@@ -4,7 +4,7 @@ A :class:`LatencySource` turns an Arch into one :class:`~designspace.evaluate.la
 (``source.estimate(arch)``). There are three:
 
 * :class:`Measured`: the network measured whole on this machine's runtime (``--latency measure``);
-* :class:`Table`: the per-block latency table summed (:mod:`designspace.evaluate.table`); a missing entry is
+* :class:`Table`: the per-block latency table summed (:mod:`designspace.evaluate.table.entries`); a missing entry is
   predicted from its type's measured entries where that model holds (``--latency table``) or always measured
   (``--latency table-measured``);
 * :class:`Device`: a device profile's cost model, from the Arch alone (``--device NAME``).
@@ -25,8 +25,8 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.latency import Context, MeasurementError, Protocol
 from designspace.evaluate.latency_estimate import LATENCY_CHOICES, LOCAL, LatencyEstimate, latency_word
+from designspace.evaluate.measure.latency import Context, MeasurementError, Protocol
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["LATENCY_CHOICES", "Device", "LatencySource", "Measured", "MeasurementError", "Protocol", "Sourced",
@@ -42,8 +42,9 @@ class Sourced:
         columns: what a search records beside it for this source (entries measured and predicted, the device
             fit's leave-one-out error and points), plain values.
         context: the local measurement context (its fields) for ``measured`` and ``table``, else ``None``.
-        detail: the source's own record: :class:`~designspace.evaluate.latency.Latency`,
-            :class:`~designspace.evaluate.table.TableLatency` or :class:`~designspace.evaluate.profile.Prediction`.
+        detail: the source's own record: :class:`~designspace.evaluate.measure.latency.Latency`,
+            :class:`~designspace.evaluate.table.entries.TableLatency` or
+            :class:`~designspace.evaluate.devices.document.Prediction`.
     """
 
     estimate: LatencyEstimate
@@ -116,7 +117,7 @@ class Table(LatencySource):
     """The per-block latency table (ONNX Runtime only: its entries are exported components).
 
     ``predict_missing``: a missing entry is predicted from its type's measured entries where that model holds
-    (:class:`designspace.evaluate.entry_model.EntryPredictor`, one per context, refitted as the table grows),
+    (:class:`designspace.evaluate.table.entry_model.EntryPredictor`, one per context, refitted as the table grows),
     else measured with the entries' light protocol; without it every missing entry is measured.
     """
 
@@ -139,8 +140,8 @@ class Table(LatencySource):
         return Context.local(self.runtime, self.threads, self.batch, resolution=arch.resolution)
 
     def _predictor(self, context: Context) -> Any:
-        from designspace.evaluate.entry_model import EntryPredictor
-        from designspace.evaluate.table_term import table_context_key
+        from designspace.evaluate.table.entry_model import EntryPredictor
+        from designspace.evaluate.table.term import table_context_key
 
         key = table_context_key(context)
         if key not in self._predictors:
@@ -149,7 +150,7 @@ class Table(LatencySource):
 
     def estimate(self, arch: Arch) -> Sourced:
         """``arch``'s table latency; the columns say how many entries were measured now and predicted."""
-        from designspace.evaluate.table import entry_protocol, table_latency
+        from designspace.evaluate.table.entries import entry_protocol, table_latency
 
         where = self.context(arch)
         context = dataclasses.asdict(where)
@@ -167,7 +168,7 @@ class Device(LatencySource):
     network), with its interval, extrapolation flag or refusal."""
 
     def __init__(self, name: str) -> None:
-        from designspace.evaluate.devices import load_device
+        from designspace.evaluate.devices.profiles import load_device
 
         self.profile = load_device(name)  # an unknown device is the caller's error, before any network
         self.name = self.device = self.profile.name

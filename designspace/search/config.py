@@ -36,8 +36,8 @@ class SearchConfig:
         runtime, threads, batch: the local latency context (a device profile fixes its own).
         protocol: the latency protocol.
         latency: ``"measure"`` (each trial's network measured whole), ``"table"`` (the per-block latency table,
-            :mod:`designspace.evaluate.table`, a missing entry predicted from its type's measured entries where
-            that model holds, :mod:`designspace.evaluate.entry_model`, else measured) or ``"table-measured"``
+            :mod:`designspace.evaluate.table.entries`, a missing entry predicted from its type's measured entries where
+            that model holds, :mod:`designspace.evaluate.table.entry_model`, else measured) or ``"table-measured"``
             (the table, every missing entry measured); with either table the final Pareto front is re-measured
             whole.
         results: the results folder (default ``results/``).

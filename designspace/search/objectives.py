@@ -2,11 +2,11 @@
 
 Written as ``--objective NAME``; the objective's name is its column in the results:
 
-* ``top1``: maximize the predicted ImageNet-1K top-1 in % (:mod:`designspace.evaluate.top1`).
+* ``top1``: maximize the predicted ImageNet-1K top-1 in % (:mod:`designspace.evaluate.accuracy.top1`).
 * ``log10_macs``, ``log10_params``: maximize log10 of the MACs or parameters, the count baselines of the
   accuracy estimates.
 * a proxy or combination by its name (``synflow``, ``naswot``, ``zico``, ``meco``, ``combined``, ...): maximize it.
-* ``estimate``: the default accuracy estimate (:data:`designspace.evaluate.estimate.DEFAULT`, chosen by
+* ``estimate``: the default accuracy estimate (:data:`designspace.evaluate.accuracy.estimate.DEFAULT`, chosen by
   ``benchmarks/bench_accuracy.py``), under its own name.
 * ``latency`` (``latency_ms``): minimize the latency in milliseconds (predicted on ``--device``, else measured here).
 * ``params`` (``params_m``), ``macs`` (``macs_g``): minimize parameters (millions) or MACs (billions).
@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from designspace.evaluate.estimate import DEFAULT, ESTIMATES, canonical
+from designspace.evaluate.accuracy.estimate import DEFAULT, ESTIMATES, canonical
 from designspace.exceptions import DesignspaceError, did_you_mean
 
 __all__ = ["LEGACY_COLUMNS", "Objective", "check_space_objectives", "legacy_column", "load_user_function",

@@ -349,7 +349,7 @@ def _postfix(study: Any, settings: dict[str, Any]) -> str:
     first = settings["objectives"][0]
     pick = max if first["direction"] == "maximize" else min
     best = pick(t.values[0] for t in feasible)
-    from designspace.evaluate.estimate import description
+    from designspace.evaluate.accuracy.estimate import description
 
     # a count stand-in says what it is ("log10 MACs, a size proxy for accuracy: docs/proxies.md")
     what = description(first["arg"]) if first.get("kind") == "estimate" else ""

@@ -57,12 +57,13 @@ class TrialEvaluator:
 
     def _estimate(self, arch: Arch, name: str) -> float:
         from designspace import __version__
-        from designspace.evaluate.estimate import estimate
+        from designspace.evaluate.accuracy.estimate import estimate
         from designspace.evaluate.identity import module_identity
 
         if name in ANALYTIC:  # microseconds: a cache lookup and write would cost more than the count
             return estimate(arch, name, seed=self.cfg.seed)
-        code = "+".join(module_identity(m) for m in ("designspace.evaluate.proxies", "designspace.evaluate.estimate"))
+        code = "+".join(module_identity(m) for m in ("designspace.evaluate.accuracy.proxies",
+                                                      "designspace.evaluate.accuracy.estimate"))
         context = f"designspace {__version__}|proxies {code}|seed {self.cfg.seed}"
         hit = self.cache.get(arch, f"estimate:{name}", context, check=lambda d: number_problem(d, finite=("value",)))
         if hit is not None:
@@ -74,7 +75,7 @@ class TrialEvaluator:
     def __call__(self, trial: Any) -> list[float]:
         import optuna
 
-        from designspace.evaluate.counts import count
+        from designspace.evaluate.counts.analytic import count
 
         cfg = self.cfg
         began = time.perf_counter()
@@ -135,12 +136,12 @@ class TrialEvaluator:
             elif o.kind == "latency":
                 out.append(measured.get("latency_ms", math.inf))
             elif o.kind == "estimate":
-                from designspace.evaluate.proxies import ProxyCollapsed
+                from designspace.evaluate.accuracy.proxies import ProxyCollapsed
 
                 try:
                     metrics[o.name] = self._estimate(arch, o.arg)
                     if o.arg == "top1":  # the prediction's interval and extrapolation flag go with it
-                        from designspace.evaluate.top1 import predict_top1
+                        from designspace.evaluate.accuracy.top1 import predict_top1
 
                         t1 = predict_top1(arch)
                         metrics.update(top1_std=t1.std, top1_lo=t1.lo, top1_hi=t1.hi,

@@ -327,7 +327,7 @@ class Space:
 
     def summary(self, seed: int = 0) -> dict[str, Any]:
         """What ``designspace validate`` reports: parameters, size, budgets, search defaults, an example."""
-        from designspace.evaluate.counts import count
+        from designspace.evaluate.counts.analytic import count
 
         kinds = {"categorical": 0, "integer": 0, "float": 0}
         for p in self.params:

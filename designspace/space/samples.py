@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from designspace.arch import Arch
-from designspace.evaluate.counts import count
+from designspace.evaluate.counts.analytic import count
 from designspace.space.core import Space
 
 __all__ = ["draw_samples"]

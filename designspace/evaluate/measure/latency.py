@@ -1,7 +1,7 @@
 """What a latency measurement is: runtimes, the measurement context, the protocol and the result.
 
-How a model is timed by this protocol is :mod:`designspace.evaluate.timing` (in this process for PyTorch and
-CUDA, in isolated worker processes for ONNX Runtime, :mod:`designspace.evaluate.isolated`).
+How a model is timed by this protocol is :mod:`designspace.evaluate.measure.timing` (in this process for PyTorch and
+CUDA, in isolated worker processes for ONNX Runtime, :mod:`designspace.evaluate.measure.isolated`).
 
 Protocol (evidence in ``docs/latency.md``): export or build once; warm up; time runs in rounds of a fixed
 duration; the estimate is the **minimum over all timed runs**. On a shared host interference only ever
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from designspace.evaluate.isolated import IsolatedProtocol
+from designspace.evaluate.measure.isolated import IsolatedProtocol
 from designspace.exceptions import DesignspaceError
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class Context:
         if runtime not in RUNTIMES:
             raise MeasurementError(f"unknown runtime {runtime!r} (fix: use one of {', '.join(RUNTIMES)})")
         if runtime == "onnxruntime":
-            from designspace.evaluate.onnx import exporter
+            from designspace.evaluate.measure.onnx import exporter
 
             return cls(runtime, _runtime_version(runtime), machine(runtime), threads, batch, resolution,
                        exporter=exporter())
@@ -146,7 +146,7 @@ class Protocol:
         slow: the probe's slowdown against the process's best that marks a slow host.
         run_timeout_s: a single run slower than this fails the measurement.
         isolated: ONNX Runtime's protocol: worker processes interleaved with the reference network
-            (:mod:`designspace.evaluate.isolated`); ``None`` times ONNX Runtime in this process like the
+            (:mod:`designspace.evaluate.measure.isolated`); ``None`` times ONNX Runtime in this process like the
             other runtimes (the protocol before issue 11, kept for comparison in ``benchmarks/``).
     """
 

@@ -1,5 +1,5 @@
 """Parameters and MACs by tracing the built network with fvcore (seconds, not microseconds): the cross-check
-of the analytic counter (:func:`designspace.evaluate.counts.count`), under the same convention (see there).
+of the analytic counter (:func:`designspace.evaluate.counts.analytic.count`), under the same convention (see there).
 fvcore is imported when a trace runs.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.blocks import MAC_CATEGORIES
-from designspace.evaluate.counts import ComponentCount, Counts, count
+from designspace.evaluate.counts.analytic import ComponentCount, Counts, count
 from designspace.exceptions import DesignspaceError
 from designspace.network import Network
 from designspace.plan import plan
@@ -77,7 +77,7 @@ def _analysis(module: Any, example: Any) -> Any:
     unknown = set(fca.unsupported_ops()) - _NOT_COUNTED
     if unknown:
         raise TraceError(f"the trace met operators that are not counted: {sorted(unknown)} (fix: give the "
-                         "component an analytic counter and add the operator to designspace/evaluate/trace.py)")
+                         "component an analytic counter and add the operator to designspace/evaluate/counts/traced.py)")
     return fca
 
 

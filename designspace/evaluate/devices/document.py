@@ -1,6 +1,6 @@
 """The device profile document: its classes, parsing (with file:line errors) and YAML form.
 
-See :mod:`designspace.evaluate.devices` for what a profile is and how it is fitted.
+See :mod:`designspace.evaluate.devices.profiles` for what a profile is and how it is fitted.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 from designspace._yaml import Ctx
 from designspace.arch import Arch
-from designspace.evaluate.costmodel import LEVEL, CostModel
-from designspace.evaluate.features import FEATURES, component_features, network_features
+from designspace.evaluate.devices.costmodel import LEVEL, CostModel
+from designspace.evaluate.devices.features import FEATURES, component_features, network_features
 from designspace.exceptions import DocumentError, did_you_mean
 
 __all__ = ["COLUMNS", "DeviceProfile", "FitSummary", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
@@ -60,7 +60,7 @@ class FitSummary:
     """A device fit in brief.
 
     Attributes:
-        form: ``"cost"`` (the cost model of :mod:`designspace.evaluate.costmodel`).
+        form: ``"cost"`` (the cost model of :mod:`designspace.evaluate.devices.costmodel`).
         coef: its coefficients, in the profile's feature order (milliseconds per feature unit).
         loo_mean: mean relative leave-one-out error (0.08 = 8%).
         loo_max: largest relative leave-one-out error.
@@ -82,7 +82,7 @@ class Prediction:
         device: the profile name.
         ms: predicted milliseconds (the sum of ``components``).
         low: low end of the 90% interval (ms): leave-one-out residuals scaled by the coefficients' uncertainty
-            (:mod:`designspace.evaluate.costmodel`); 0 when refused.
+            (:mod:`designspace.evaluate.devices.costmodel`); 0 when refused.
         high: high end (ms); ``inf`` when refused.
         extrapolated: whether the network's features lie outside what the fit saw.
         outside: which features, with their values and the fitted range.
@@ -143,7 +143,7 @@ class DeviceProfile:
     def _model(self) -> CostModel:
         if self.model is None:
             raise DocumentError(f"device {self.name!r} has not been fitted", file=self.file or self.name,
-                                fix="run the device fit (designspace.evaluate.devices.fit_devices) or calibrate it")
+                                fix="fit it (designspace fit-devices) or calibrate it (designspace calibrate)")
         return self.model
 
     def predict(self, arch: Arch, local_ms: float | None = None) -> Prediction:

@@ -4,7 +4,7 @@ A profile (``devices/<name>.yaml``, shipped; ``results/devices/<name>.yaml`` or 
 for a user's own) holds
 
 * the fit's specification: the latency ``column`` of the published points it reads (``iphone13`` ...),
-  the ``features`` (:data:`designspace.evaluate.features.FEATURES` or a subset), the point ``groups``
+  the ``features`` (:data:`designspace.evaluate.devices.features.FEATURES` or a subset), the point ``groups``
   (``all`` or a list), groups to ``exclude``, and an optional ``prior`` profile;
 * what the fit produced: ``fit`` (ridge strength, coefficients in ms per feature unit, feature ranges,
   leave-one-out errors) and the ``points`` used, each with its leave-one-out prediction.
@@ -27,9 +27,9 @@ from typing import Any
 from designspace._yaml import Ctx, dump_yaml, load_yaml, read_document
 from designspace.arch import Arch
 from designspace.evaluate.cache import results_dir
-from designspace.evaluate.costmodel import FitError, fit_cost_model, with_scores
-from designspace.evaluate.features import FEATURES, network_features
-from designspace.evaluate.profile import DeviceProfile, Prediction, ProfilePoint, parse_device, profile_doc
+from designspace.evaluate.devices.costmodel import FitError, fit_cost_model, with_scores
+from designspace.evaluate.devices.document import DeviceProfile, Prediction, ProfilePoint, parse_device, profile_doc
+from designspace.evaluate.devices.features import FEATURES, network_features
 from designspace.exceptions import DocumentError, did_you_mean
 from designspace.safe_files import atomic_write
 

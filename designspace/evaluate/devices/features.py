@@ -217,11 +217,11 @@ def _alone(layer: Layer, site: Site, shape: tuple[int, ...], stride: tuple[int, 
     """One component at its site run alone on an input of exactly the shape, strides and provenance it gets inside
     the network (a permuted view, a convolution's output): everything a whole-network trace charges to it depends
     on these and nothing else, so this is cached per (component, site, input), in the process and, once flushed, in
-    the evaluation cache (:mod:`designspace.evaluate.feature_cache`)."""
+    the evaluation cache (:mod:`designspace.evaluate.devices.feature_cache`)."""
     import torch
 
     from designspace.blocks import get
-    from designspace.evaluate import feature_cache
+    from designspace.evaluate.devices import feature_cache
 
     k = feature_cache.key(layer, site, shape, stride, conv_input)
     kept = feature_cache.get(k)
@@ -324,7 +324,7 @@ def network_features(arch: Arch) -> dict[str, float]:
 
 def flush_feature_cache() -> int:
     """Keeps the component runs this process computed in the evaluation cache for the next process; returns how many
-    were written (:func:`designspace.evaluate.feature_cache.flush`)."""
-    from designspace.evaluate import feature_cache
+    were written (:func:`designspace.evaluate.devices.feature_cache.flush`)."""
+    from designspace.evaluate.devices import feature_cache
 
     return feature_cache.flush()

@@ -4,8 +4,8 @@ nn-Meter predicts a kernel from kernels it measured, where measuring it would co
 Some spaces have no finite set of entries in practice (``mobile``: 4,837 distinct entries after 2,000 draws,
 still 164 new in the last 200), so a search on a table keeps meeting entries the table lacks and paying an
 ONNX export and a worker process (1-3 s) for each. :class:`EntryPredictor` fits, per component type, the cost
-model of :mod:`designspace.evaluate.costmodel` (non-negative least squares on relative errors over the
-component's cost features, :func:`designspace.evaluate.features.placement_features`) to the measured entries of
+model of :mod:`designspace.evaluate.devices.costmodel` (non-negative least squares on relative errors over the
+component's cost features, :func:`designspace.evaluate.devices.features.placement_features`) to the measured entries of
 that type in the table, and predicts a missing entry only where:
 
 * the type has at least :data:`MIN_POINTS` measured entries (of the component's current code),
@@ -27,20 +27,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.costmodel import CostModel, FitError, fit_cost_model
-from designspace.evaluate.features import FEATURES
-from designspace.evaluate.table import KIND, entry_features, entry_of, placement_of, stored_features
-from designspace.evaluate.table_term import table_context_key
+from designspace.evaluate.devices.costmodel import CostModel, FitError, fit_cost_model
+from designspace.evaluate.devices.features import FEATURES
+from designspace.evaluate.table.entries import KIND, entry_features, entry_of, placement_of, stored_features
+from designspace.evaluate.table.term import table_context_key
 
 if TYPE_CHECKING:
-    from designspace.evaluate.latency import Context
+    from designspace.evaluate.measure.latency import Context
     from designspace.plan import Placement
 
 __all__ = ["COLUMNS", "MAX_ERROR", "MIN_POINTS", "EntryModel", "EntryPredictor", "entry_features", "fit_entry_model"]
 
 log = logging.getLogger(__name__)
 
-#: an entry's features: the device cost model's (:data:`designspace.evaluate.features.FEATURES`), of the
+#: an entry's features: the device cost model's (:data:`designspace.evaluate.devices.features.FEATURES`), of the
 #: component alone
 COLUMNS = FEATURES
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from designspace.evaluate.counts import count
+from designspace.evaluate.counts.analytic import count
 from designspace.zoo import load, names, published_for
 
 __all__ = ["rows"]

@@ -15,8 +15,8 @@ def proxy_report(arch: Arch, proxies: tuple[str, ...] | None = None, *, seed: in
     whose parts were computed and none collapsed. Keys: the proxy scores' own fields (``collapsed``: proxy ->
     reason), ``name``, ``default_estimate``, and ``rows`` (``proxy``, ``value``: higher means more accurate,
     ``None`` for a collapsed proxy, ``seconds``: wall time of that proxy, ``collapsed``: the reason or ``None``)."""
-    from designspace.evaluate.estimate import COMBINATIONS, DEFAULT, combined
-    from designspace.evaluate.proxies import PROXIES, compute_proxies
+    from designspace.evaluate.accuracy.estimate import COMBINATIONS, DEFAULT, combined
+    from designspace.evaluate.accuracy.proxies import PROXIES, compute_proxies
 
     scores = compute_proxies(arch, proxies or PROXIES, seed=seed, batch=batch, on_collapse="record")
     rows: list[dict[str, Any]] = [

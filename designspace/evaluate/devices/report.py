@@ -8,8 +8,8 @@ from typing import Any
 
 from designspace._yaml import load_yaml, read_document
 from designspace.evaluate.cache import Cache, results_dir
-from designspace.evaluate.devices import calibrate, fit_devices, list_devices, load_device, save_device
-from designspace.evaluate.profile import DeviceProfile
+from designspace.evaluate.devices.document import DeviceProfile
+from designspace.evaluate.devices.profiles import calibrate, fit_devices, list_devices, load_device, save_device
 from designspace.exceptions import DocumentError
 
 __all__ = ["calibrate_command", "device_rows", "fit_command", "profile_rows", "published_latency"]

@@ -1,9 +1,10 @@
-"""Timing a model by the latency protocol (:mod:`designspace.evaluate.latency` says what the protocol is and why).
+"""Timing a model by the latency protocol (:mod:`designspace.evaluate.measure.latency` says what the protocol is
+and why).
 
 * :func:`measure`: rounds of runs in this process, with the host-speed probe (PyTorch eager and CUDA, and ONNX
   Runtime without the isolated protocol); :func:`summarize` makes them a :class:`Latency`;
 * :func:`measure_onnx`: exported models timed in isolated worker processes interleaved with the reference network
-  (:mod:`designspace.evaluate.isolated`), each figure its median ratio to the reference times the reference's
+  (:mod:`designspace.evaluate.measure.isolated`), each figure its median ratio to the reference times the reference's
   long-run figure (:class:`ReferenceStore`);
 * :func:`measure_model`: one ``nn.Module`` by whichever of the two its context asks.
 """
@@ -22,11 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
 from designspace.exceptions import DesignspaceError
 
 if TYPE_CHECKING:
-    from designspace.evaluate.isolated import IsolatedProtocol, Timing
+    from designspace.evaluate.measure.isolated import IsolatedProtocol, Timing
 
 __all__ = ["PROBE_ERROR", "ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx",
            "summarize"]
@@ -44,7 +45,7 @@ PROBE_ERROR = [""]
 def _probe() -> Callable[[], float] | None:
     """A small fixed ONNX Runtime workload (about 1-2 ms) whose speed tells the host's state."""
     try:
-        from designspace.evaluate.onnx import export_onnx, onnx_session
+        from designspace.evaluate.measure.onnx import export_onnx, onnx_session
 
         net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
                             nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1)).eval()
@@ -140,7 +141,7 @@ def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, s
 
 # -------------------------------------------------------------------------------------------- runners
 def _ort_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[], float]:
-    from designspace.evaluate.onnx import export_onnx, onnx_session
+    from designspace.evaluate.measure.onnx import export_onnx, onnx_session
 
     session = onnx_session(export_onnx(model, example), threads)
     feed = {session.get_inputs()[0].name: example.numpy()}
@@ -188,7 +189,7 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFA
     """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's).
 
     ONNX Runtime: exported here, timed in isolated worker processes interleaved with the reference network
-    (:mod:`designspace.evaluate.isolated`); ``reference`` keeps the reference's long-run figure (default: one
+    (:mod:`designspace.evaluate.measure.isolated`); ``reference`` keeps the reference's long-run figure (default: one
     for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure`. ``start``: the
     ``time.perf_counter()`` the measurement's wall time (and its 10 s budget) counts from (default: now; a
     caller that built the model for it passes when it began).
@@ -235,7 +236,7 @@ def export_for_measurement(model: nn.Module, context: Context, in_chans: int = 3
     Raises:
         MeasurementError: the export failed (this model's failed measurement).
     """
-    from designspace.evaluate.onnx import export_onnx
+    from designspace.evaluate.measure.onnx import export_onnx
 
     model.eval()
     r = context.resolution
@@ -284,14 +285,14 @@ class ReferenceStore:
 def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Context, protocol: Protocol,
                  reference: ReferenceStore, start: float | None = None) -> list[Latency]:
     """Latencies of exported ONNX models in ``context`` by the isolated, interleaved protocol (see
-    :mod:`designspace.evaluate.isolated`): the median ratio to the reference across worker processes, times
+    :mod:`designspace.evaluate.measure.isolated`): the median ratio to the reference across worker processes, times
     the reference's long-run figure; more processes for a model whose processes disagree (that model alone, and
     only within ``IsolatedProtocol.budget_s``); flags as :class:`Latency` says.
 
     Raises:
         MeasurementError: a worker failed (the reason is in the message).
     """
-    from designspace.evaluate.isolated import WorkerError, time_onnx
+    from designspace.evaluate.measure.isolated import WorkerError, time_onnx
 
     iso = protocol.isolated
     assert iso is not None
@@ -355,7 +356,7 @@ def _extra_process_s(timings: Sequence[Timing], k: int, iso: IsolatedProtocol) -
 
 
 def _merge(a: Timing, b: Timing) -> Timing:
-    from designspace.evaluate.isolated import Timing
+    from designspace.evaluate.measure.isolated import Timing
 
     return Timing(a.ratios + b.ratios, a.minima + b.minima, a.medians + b.medians,
                   a.reference_minima + b.reference_minima, a.runs + b.runs, a.process_s + b.process_s)

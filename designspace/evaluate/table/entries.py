@@ -4,13 +4,13 @@ of its components' entries plus a fitted per-network term, in microseconds once 
 An **entry** is one component (type and every parameter) at one site (input channels, output channels, stride,
 input height and width, input layout) in one measurement context: the component is built alone, exported to
 ONNX with an input of its site's shape and layout, and timed by the isolated, interleaved protocol
-(:func:`designspace.evaluate.timing.measure_onnx`), many entries per worker process. Entries live in the
+(:func:`designspace.evaluate.measure.timing.measure_onnx`), many entries per worker process. Entries live in the
 results cache (kind ``lut``), keyed by the entry and the identity of the component's code; a corrupt entry is
 measured again, never trusted.
 
 A network's **table latency** = ``scale x (sum of its entries) + intercept + per_permute x permutes``, where
 ``permutes`` counts the layout changes between neighbouring components (the network's own ``permute`` ops);
-the term's forms and fit are :mod:`designspace.evaluate.table_term`'s, and :func:`calibrate_term` here measures
+the term's forms and fit are :mod:`designspace.evaluate.table.term`'s, and :func:`calibrate_term` here measures
 the networks it is fitted on.
 """
 
@@ -31,9 +31,10 @@ import torch
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
-from designspace.evaluate.isolated import IsolatedProtocol
-from designspace.evaluate.latency import Context, Latency, MeasurementError, Protocol
-from designspace.evaluate.table_term import (
+from designspace.evaluate.measure.isolated import IsolatedProtocol
+from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.measure.timing import ReferenceStore, measure_onnx
+from designspace.evaluate.table.term import (
     TableFit,
     TypeSums,
     add_points,
@@ -42,7 +43,6 @@ from designspace.evaluate.table_term import (
     load_fit,
     table_context_key,
 )
-from designspace.evaluate.timing import ReferenceStore, measure_onnx
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
@@ -126,7 +126,7 @@ def permutes(arch: Arch) -> int:
 
 def placement_of(entry: dict[str, Any]) -> Placement:
     """A placement of the component an entry row describes (``asdict(Entry)``), alone at its site: what
-    :func:`designspace.evaluate.features.placement_features` needs to trace it again.
+    :func:`designspace.evaluate.devices.features.placement_features` needs to trace it again.
 
     Raises:
         KeyError, TypeError, ValueError, DocumentError: a row that does not describe a component.
@@ -140,7 +140,7 @@ def placement_of(entry: dict[str, Any]) -> Placement:
 
 
 def _export(p: Placement, batch: int) -> tuple[bytes, tuple[int, ...]]:
-    from designspace.evaluate.onnx import export_onnx
+    from designspace.evaluate.measure.onnx import export_onnx
 
     module = p.component.build(p.site, p.layer.kwargs(), 0.0).eval()
     layout, _ = p.component.layouts(p.layer.kwargs())
@@ -257,10 +257,10 @@ def _measure_chunk(group: list[Placement], rows: dict[str, dict[str, Any]], cont
 
 
 def entry_features(p: Placement) -> list[float]:
-    """The cost features of ``p`` run alone (:func:`designspace.evaluate.features.placement_features`), in
-    :data:`designspace.evaluate.features.FEATURES` order: what an entry's row stores for the entry models of
-    :mod:`designspace.evaluate.entry_model`."""
-    from designspace.evaluate.features import FEATURES, placement_features
+    """The cost features of ``p`` run alone (:func:`designspace.evaluate.devices.features.placement_features`), in
+    :data:`designspace.evaluate.devices.features.FEATURES` order: what an entry's row stores for the entry models of
+    :mod:`designspace.evaluate.table.entry_model`."""
+    from designspace.evaluate.devices.features import FEATURES, placement_features
 
     f = placement_features(p)
     return [float(f[k]) for k in FEATURES]
@@ -269,7 +269,7 @@ def entry_features(p: Placement) -> list[float]:
 def stored_features(row: dict[str, Any]) -> list[float] | None:
     """The features an entry's row stores, or ``None`` where it has none or they are not one finite number per
     feature (a corrupt row's features are computed again, never trusted)."""
-    from designspace.evaluate.features import FEATURES
+    from designspace.evaluate.devices.features import FEATURES
 
     stored = row.get("features")
     if not isinstance(stored, list) or len(stored) != len(FEATURES):
@@ -302,7 +302,7 @@ class TableLatency:
         measured_now: distinct entries that were missing and measured for this figure.
         fit: the fit used, or ``None``.
         predicted: distinct entries that were missing and predicted for this figure (not measured; see
-            :mod:`designspace.evaluate.entry_model`).
+            :mod:`designspace.evaluate.table.entry_model`).
         by_type: ``entries_ms`` split by component type, (type, ms) sorted by type.
     """
 
@@ -327,7 +327,7 @@ class TableLatency:
 
 class EntryGuess(Interface):
     """What :func:`table_latency` asks of a predictor of missing entries
-    (:class:`designspace.evaluate.entry_model.EntryPredictor`)."""
+    (:class:`designspace.evaluate.table.entry_model.EntryPredictor`)."""
 
     def predict(self, p: Placement) -> float | None:
         """Milliseconds for ``p``'s entry, or ``None`` where it must be measured."""
@@ -336,7 +336,7 @@ class EntryGuess(Interface):
 def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol = _DEFAULT,
                   predictor: EntryGuess | None = None) -> TableLatency:
     """The table latency of ``arch`` in ``context``. A missing entry is predicted by ``predictor`` where its
-    type's model holds (:class:`designspace.evaluate.entry_model.EntryPredictor`; not stored), else measured on
+    type's model holds (:class:`designspace.evaluate.table.entry_model.EntryPredictor`; not stored), else measured on
     demand (and stored).
 
     Raises:

@@ -315,7 +315,7 @@ def compute_proxies(arch: Arch, names: tuple[str, ...] = PROXIES, *, seed: int =
         DesignspaceError: an unknown proxy name, or a batch below 2.
         ProxyCollapsed: a proxy collapsed, with ``on_collapse="raise"``.
     """
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
 
     unknown = [n for n in names if n not in PROXIES]
     if unknown:

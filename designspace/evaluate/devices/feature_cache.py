@@ -1,8 +1,8 @@
 """Device cost features of single components, kept across processes in the evaluation cache.
 
-:func:`designspace.evaluate.features.component_features` composes a network's features from runs of each component
-alone (cached per component, site and input in the process: 4-15 ms each the first time). A space's 2,000 samples
-meet thousands of distinct (component, site) pairs, a minute of such runs; this module keeps them in
+:func:`designspace.evaluate.devices.features.component_features` composes a network's features from runs of each
+component alone (cached per component, site and input in the process: 4-15 ms each the first time). A space's
+2,000 samples meet thousands of distinct (component, site) pairs, a minute of such runs; this module keeps them in
 ``results/cache.sqlite`` (:class:`designspace.evaluate.cache.Cache`, kind ``component_features``) so the next process
 reads them instead.
 
@@ -37,7 +37,7 @@ def _context() -> str:
 
     from designspace.evaluate.identity import module_identity, shared_identity
 
-    return f"meta-fp16 torch {torch.__version__} features {module_identity('designspace.evaluate.features')} " \
+    return f"meta-fp16 torch {torch.__version__} features {module_identity('designspace.evaluate.devices.features')} " \
            f"shared {shared_identity()}"
 
 

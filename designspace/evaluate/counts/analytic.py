@@ -7,7 +7,7 @@ drop), normalization layers (BatchNorm 2 per element, LayerNorm 5 per element), 
 pooling (1 per input element). Not counted: biases, activations, softmax, element-wise
 operations. "FLOPs" in the seed papers' tables are these MACs.
 
-Both counters (this module's :func:`count`, :mod:`designspace.evaluate.trace`'s ``trace_count``) report per
+Both counters (this module's :func:`count`, :mod:`designspace.evaluate.counts.traced`'s ``trace_count``) report per
 component (``stem``, ``stages.i.downsample``, ``stages.i.blocks.j``, ``head``) so that a disagreement points at
 the block that causes it.
 """

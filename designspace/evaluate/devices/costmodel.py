@@ -1,7 +1,7 @@
 """The device cost model: latency as a non-negative sum of per-feature costs over a network's components.
 
 ``ms = sum_c sum_j coef_j * F_cj`` over components ``c`` (and the ``network`` line) and features ``j``
-(:mod:`designspace.evaluate.features`). The coefficients (ms per feature unit) are fitted to published
+(:mod:`designspace.evaluate.devices.features`). The coefficients (ms per feature unit) are fitted to published
 device latencies by non-negative least squares on *relative* errors with a ridge penalty:
 
     minimize  sum_i ((F_i . coef - y_i) / y_i)^2  +  lam * sum_j ((coef_j - c * prior_j) * s_j / ybar)^2,
@@ -74,7 +74,7 @@ class CostModel:
     """A fitted cost model.
 
     Attributes:
-        features: feature names (:data:`designspace.evaluate.features.FEATURES` or a subset).
+        features: feature names (:data:`designspace.evaluate.devices.features.FEATURES` or a subset).
         coef: milliseconds per feature unit, one per feature (>= 0).
         lam: the ridge strength chosen.
         ranges: (min, max) of each feature's network total over the fitted points.

@@ -5,7 +5,7 @@ A network's **table latency** = ``scale x (sum of its entries) + intercept + per
 squares on relative errors (:func:`fit_term`): the simplest form, and the strongest ridge, whose leave-one-out
 error is within one standard error of the lowest; points measured far slower than the fit are left out as slow.
 The fit, its points and its leave-one-out error are stored in the results cache (kind ``lut-fit``) under the
-table's context (:func:`table_context_key`), which the entries (:mod:`designspace.evaluate.table`) share.
+table's context (:func:`table_context_key`), which the entries (:mod:`designspace.evaluate.table.entries`) share.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from designspace.evaluate import fitting
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.latency import Context
+from designspace.evaluate.measure.latency import Context
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["FIT_KIND", "FORMS", "SLOW_OUTLIER", "TYPE_RIDGE", "Point", "TableFit", "TypeSums", "add_points",

@@ -122,7 +122,7 @@ def reference_onnx() -> bytes:
     cheap to export, and made of the operators every vision backbone runs (dense, depthwise and 1x1
     convolutions, activations)."""
     if "ref" not in _REFERENCE:
-        from designspace.evaluate.onnx import export_onnx
+        from designspace.evaluate.measure.onnx import export_onnx
 
         torch.manual_seed(0)
         net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),

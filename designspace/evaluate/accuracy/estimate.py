@@ -1,6 +1,6 @@
 """The accuracy estimates a search can maximize, each named for what it measures.
 
-* ``top1``: the predicted ImageNet-1K top-1 in percent (:mod:`designspace.evaluate.top1`, fitted on the
+* ``top1``: the predicted ImageNet-1K top-1 in percent (:mod:`designspace.evaluate.accuracy.top1`, fitted on the
   published points); the only estimate in accuracy units.
 * ``log10_macs``, ``log10_params``: log10 of the MAC and parameter counts (the proxies ``macs`` and ``params``;
   those two short names are accepted too).
@@ -46,7 +46,7 @@ ALIASES = {proxy: name for name, proxy in _PROXY_OF.items()}
 
 
 def _all_estimates() -> tuple[str, ...]:
-    from designspace.evaluate.proxies import PROXIES
+    from designspace.evaluate.accuracy.proxies import PROXIES
 
     return ("top1", *(ALIASES.get(p, p) for p in PROXIES), *COMBINATIONS)
 
@@ -103,10 +103,10 @@ def estimate(arch: Arch, name: str = DEFAULT, *, seed: int = 0) -> float:
     if name not in ESTIMATES:
         raise DesignspaceError(f"unknown accuracy estimate {name!r} (fix: use one of {', '.join(ESTIMATES)})")
     if name == "top1":
-        from designspace.evaluate.top1 import predict_top1
+        from designspace.evaluate.accuracy.top1 import predict_top1
 
         return predict_top1(arch).mean
-    from designspace.evaluate.proxies import compute_proxies
+    from designspace.evaluate.accuracy.proxies import compute_proxies
 
     proxies = COMBINATIONS.get(name, (_PROXY_OF.get(name, name),))
     scores = compute_proxies(arch, proxies, seed=seed)

@@ -111,7 +111,7 @@ def features(arch: Arch, mix_types: Sequence[str]) -> tuple[np.ndarray, list[str
     ``norm_macs_share``: attention matrix-product and normalization MACs / all MACs; ``mix_<type>``: blocks of
     that type / blocks.
     """
-    from designspace.evaluate.counts import count
+    from designspace.evaluate.counts.analytic import count
     from designspace.plan import plan
 
     counts = count(arch)
@@ -325,7 +325,7 @@ def write_model(path: Path | str | None = None) -> Path:
 
 
 def _parse(text: str, file: str) -> Top1Model:
-    fix = "regenerate it with designspace.evaluate.top1.write_model()"
+    fix = "regenerate it with designspace.evaluate.accuracy.top1.write_model()"
     try:
         body = json.loads(text)
     except json.JSONDecodeError as err:
@@ -365,7 +365,7 @@ def load_model(path: Path | str | None = None) -> Top1Model:
         return _shipped()
     if not Path(path).is_file():
         raise DocumentError("cannot read the top-1 model: No such file", file=str(path),
-                            fix="regenerate it with designspace.evaluate.top1.write_model(path)")
+                            fix="regenerate it with designspace.evaluate.accuracy.top1.write_model(path)")
     return _parse(read_document(path, "top-1 model", MAX_JSON_BYTES), str(path))
 
 
@@ -376,7 +376,7 @@ def _shipped() -> Top1Model:
         text = (resources.files("designspace") / MODEL_FILE).read_text(encoding="utf-8")
     except OSError:
         raise DocumentError("the top-1 model is missing", file=file,
-                            fix="regenerate it with designspace.evaluate.top1.write_model()") from None
+                            fix="regenerate it with designspace.evaluate.accuracy.top1.write_model()") from None
     return _parse(text, file)
 
 
