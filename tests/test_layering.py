@@ -107,7 +107,14 @@ LAYERS = (
     ("designspace.zoo", "designspace.evaluate.counts.analytic"),
     ("designspace.resources",),
     ("designspace.network",),
-    ("designspace.evaluate",),
+    # evaluate's rooms, in the order docs/architecture.md states
+    ("designspace.evaluate.cache", "designspace.evaluate.identity", "designspace.evaluate.fitting",
+     "designspace.evaluate.points", "designspace.evaluate.latency_estimate"),
+    ("designspace.evaluate.measure",),
+    ("designspace.evaluate.devices", "designspace.evaluate.accuracy"),
+    ("designspace.evaluate",),  # evaluation, traced counting, the zoo report, Core ML export
+    ("designspace.evaluate.table",),
+    ("designspace.evaluate.sources",),
     ("designspace.space",),
     ("designspace.results", "designspace.pareto", "designspace.search", "designspace.export", "designspace.train",
      "designspace.recipes", "designspace.table_build", "designspace.timm_compat"),
@@ -138,6 +145,10 @@ def test_the_layer_checker_finds_an_upward_import() -> None:
     assert _upward({"designspace.evaluate.table.entries": {"designspace.space.match"},
                     "designspace.space.match": {"designspace.evaluate.counts.analytic"}}) == [
         "designspace.evaluate.table.entries -> designspace.space.match"]
+    # within evaluate: the measurement may not reach up into the table, the table may use the measurement
+    assert _upward({"designspace.evaluate.measure.timing": {"designspace.evaluate.table.term"},
+                    "designspace.evaluate.table.term": {"designspace.evaluate.measure.latency"}}) == [
+        "designspace.evaluate.measure.timing -> designspace.evaluate.table.term"]
 
 
 #: the parts of ``evaluate`` the search may use: its latency through one interface (``sources``, whose figures are
