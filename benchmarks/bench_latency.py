@@ -178,7 +178,7 @@ def _within(errors: list[float], band: float) -> float:
 def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace import zoo
     from designspace.evaluate.cache import Cache
-    from designspace.evaluate.evaluation import measure_latencies
+    from designspace.evaluate.measure.cached import measure_latencies
     from designspace.evaluate.measure.latency import Context, Latency, MeasurementError
     from designspace.evaluate.table.entries import ENTRY_PROTOCOL, calibrate_term, measure_entries, table_latency
     from designspace.evaluate.table.term import describe_fit

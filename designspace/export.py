@@ -161,8 +161,7 @@ def _check_counts(arch: Arch, model: Any, row: dict[str, str] | None) -> dict[st
 def _remeasure(arch: Arch, row: dict[str, str] | None, settings: dict[str, Any] | None
                ) -> tuple[dict[str, Any] | None, str | None]:
     """Re-measures latency in the trial's recorded context; returns the figures and a warning (or None)."""
-    from designspace.evaluate.evaluation import measure_latency
-    from designspace.evaluate.measure.latency import Context, MeasurementError
+    from designspace.evaluate.sources import Measured, MeasurementError
 
     if row is not None and row.get("ctx_runtime"):
         runtime, threads, batch = row["ctx_runtime"], int(row["ctx_threads"]), int(row["ctx_batch"])
@@ -172,12 +171,11 @@ def _remeasure(arch: Arch, row: dict[str, str] | None, settings: dict[str, Any] 
             int(ctx.get("batch", 1))
     else:
         runtime, threads, batch = "onnxruntime", 1, 1
-    try:
-        context = Context.local(runtime, threads, batch, arch.resolution)
-        lat = measure_latency(arch, context, cache=None)  # no cache: the point is a fresh measurement
+    try:  # no cache: the point is a fresh measurement
+        measured = Measured(runtime, threads, batch, cache=None).estimate(arch)
     except MeasurementError as err:
         return None, f"latency not re-measured: {err}"
-    est = LatencyEstimate.from_measurement(lat)
+    est, lat = measured.estimate, measured.detail
     now: dict[str, Any] = {"latency_ms": lat.ms, "device": est.device, "source": est.source, "lo_ms": est.lo_ms,
                            "hi_ms": est.hi_ms, "spread": lat.spread, "flags": list(lat.flags),
                            "context": dataclasses.asdict(lat.context)}
@@ -210,16 +208,15 @@ def _recorded_local_ms(row: dict[str, str] | None, settings: dict[str, Any] | No
 def _device_latency(arch: Arch, settings: dict[str, Any] | None) -> dict[str, Any] | None:
     """The study's device's latency of ``arch``, predicted now by its profile (milliseconds, from the Arch alone),
     with its interval and whether it meets the study's latency budget; None for a local study or a plain Arch."""
-    from designspace.evaluate.devices.profiles import load_device
+    from designspace.evaluate.sources import Device
 
     device = (settings or {}).get("device")
     if not device or device == "local":
         return None
     try:
-        pr = load_device(str(device)).predict(arch)
+        est = Device(str(device)).estimate(arch).estimate
     except DesignspaceError as err:  # a study's profile removed since: say so, export the rest
         return {"device": device, "source": "predicted", "error": str(err)}
-    est = LatencyEstimate.from_prediction(pr)
     out = est.to_dict()
     limit = _latency_budget(settings)
     out["budget"] = budget_verdict(est, limit, "the study's") if limit is not None else None

@@ -183,7 +183,7 @@ def remeasure_front(archs: Sequence[Arch], source: Table) -> list[FrontFigures]:
     Returns:
         Per Arch, in order, its :class:`FrontFigures`.
     """
-    from designspace.evaluate.evaluation import measure_latencies
+    from designspace.evaluate.measure.cached import measure_latencies
 
     cache = source.cache
     contexts = [source.context(a) for a in archs]

@@ -12,9 +12,9 @@ import torch
 
 import designspace as ds
 from designspace.cli import main
-from designspace.evaluate import evaluation as evaluation_mod
 from designspace.evaluate.cache import Cache
 from designspace.evaluate.evaluation import evaluate
+from designspace.evaluate.measure import cached as cached_mod
 from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.measure.timing import measure, measure_model, summarize
 
@@ -119,13 +119,13 @@ def test_cuda_without_gpu_is_a_clear_error() -> None:
 # ---------------------------------------------------------------------------------------------- evaluate
 def test_evaluate_measures_once_then_caches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls = []
-    real = evaluation_mod.measure_model
+    real = cached_mod.measure_model
 
     def counting(*args: Any, **kwargs: Any) -> Latency:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation_mod, "measure_model", counting)
+    monkeypatch.setattr(cached_mod, "measure_model", counting)
     cache = Cache(tmp_path / "c.sqlite")
     first = evaluate(ds.Arch.from_yaml(TINY), protocol=FAST, cache=cache)
     second = evaluate(ds.Arch.from_yaml(TINY), protocol=FAST, cache=cache)
@@ -164,7 +164,7 @@ def _fake_latency(monkeypatch: pytest.MonkeyPatch) -> None:
     def fake(arch: ds.Arch, context: Context, **kwargs: Any) -> Latency:
         return Latency(ds.count(arch).macs_g * 10.0, 0.0, 0.0, 1, 1, (), 0.0, context)
 
-    monkeypatch.setattr(evaluation_mod, "measure_latency", fake)
+    monkeypatch.setattr(cached_mod, "measure_latency", fake)
 
 
 def test_eval_cli_with_device(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,7 +190,7 @@ def test_eval_no_measure_gives_the_device_figure_alone(monkeypatch: pytest.Monke
     def refuse(*args: Any, **kwargs: Any) -> Latency:
         raise AssertionError("--no-measure measured")
 
-    monkeypatch.setattr(evaluation_mod, "measure_latency", refuse)
+    monkeypatch.setattr(cached_mod, "measure_latency", refuse)
     assert main(["eval", "iformer_m", "--device", "iphone13", "--no-measure"]) == 0
     out = capsys.readouterr().out
     assert "latency on iphone13, predicted: " in out and "latency on local" not in out
@@ -215,13 +215,13 @@ def test_a_poisoned_cached_latency_is_dropped_and_measured_again(
     import sqlite3
 
     calls = []
-    real = evaluation_mod.measure_model
+    real = cached_mod.measure_model
 
     def counting(*args: Any, **kwargs: Any) -> Latency:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation_mod, "measure_model", counting)
+    monkeypatch.setattr(cached_mod, "measure_model", counting)
     cache = Cache(tmp_path / "c.sqlite")
     arch = ds.Arch.from_yaml(TINY)
     evaluate(arch, protocol=FAST, cache=cache)

@@ -112,9 +112,10 @@ LAYERS = (
      "designspace.evaluate.points", "designspace.evaluate.latency_estimate"),
     ("designspace.evaluate.measure",),
     ("designspace.evaluate.devices", "designspace.evaluate.accuracy"),
-    ("designspace.evaluate",),  # evaluation, traced counting, the zoo report, Core ML export
+    ("designspace.evaluate",),  # traced counting, the zoo report, Core ML export
     ("designspace.evaluate.table",),
     ("designspace.evaluate.sources",),
+    ("designspace.evaluate.evaluation",),
     ("designspace.space",),
     ("designspace.results", "designspace.pareto", "designspace.search", "designspace.export", "designspace.train",
      "designspace.recipes", "designspace.table_build", "designspace.timm_compat"),

@@ -209,7 +209,7 @@ def test_an_old_fit_without_a_scale_reads_as_scale_one(cache: Cache) -> None:
 
 
 def test_calibration_adds_to_the_points_already_fitted(toy: ds.Arch, cache: Cache) -> None:
-    from designspace.evaluate.evaluation import measure_latency
+    from designspace.evaluate.measure.cached import measure_latency
 
     ctx = Context.local(resolution=toy.resolution)
     fit_term([("elsewhere", 2.0, 1.0, 0), ("other", 4.0, 2.5, 1)], ctx, cache)
@@ -226,7 +226,7 @@ def test_calibration_adds_to_the_points_already_fitted(toy: ds.Arch, cache: Cach
 def test_calibration_keeps_each_networks_smaller_figure_of_two_passes(toy: ds.Arch, cache: Cache) -> None:
     ctx = Context.local(resolution=toy.resolution)
     wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
-    from designspace.evaluate.evaluation import measure_latency
+    from designspace.evaluate.measure.cached import measure_latency
 
     passes = iter([[4.0, 9.0], [5.0, 7.0]])  # per pass, the two networks' figures (ms)
     seen: list[list[ds.Arch]] = []
@@ -242,7 +242,7 @@ def test_calibration_keeps_each_networks_smaller_figure_of_two_passes(toy: ds.Ar
 
 
 def test_a_second_pass_keeps_the_smaller_of_the_cached_and_the_new_figure(toy: ds.Arch, cache: Cache) -> None:
-    from designspace.evaluate.evaluation import _KIND, measure_latencies, measure_latency
+    from designspace.evaluate.measure.cached import _KIND, measure_latencies, measure_latency
 
     wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
     ctx = Context.local(resolution=32)
@@ -343,19 +343,19 @@ def test_search_with_the_table_remeasures_its_front(tmp_path: Path) -> None:
 
 def test_the_front_measures_its_predicted_entries_and_itself_twice(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from designspace.evaluate import evaluation
+    from designspace.evaluate.measure import cached
     from designspace.evaluate.table import entry_model
 
     # every entry predicted in the trials (1 us each): nothing is measured until the front is
     monkeypatch.setattr(entry_model.EntryPredictor, "predict", lambda self, p: 0.001)
     passes: list[bool] = []
-    real = evaluation.measure_latencies
+    real = cached.measure_latencies
 
     def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
         passes.append(bool(kwargs.get("again")))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(evaluation, "measure_latencies", counted)
+    monkeypatch.setattr(cached, "measure_latencies", counted)
     folder, rows = _tiny_table_search(tmp_path)
     assert all(float(r["latency_entries_predicted"]) > 0 and float(r["latency_entries_measured"]) == 0 for r in rows)
     front = [r for r in rows if r.get("latency_remeasured_ms")]
@@ -427,7 +427,7 @@ def test_lut_build_measures_each_entry_in_two_passes_and_resumes(tmp_path: Path,
 
 
 def test_networks_measured_together_are_measured_and_cached_each(toy: ds.Arch, cache: Cache) -> None:
-    from designspace.evaluate.evaluation import measure_latencies, measure_latency
+    from designspace.evaluate.measure.cached import measure_latencies, measure_latency
 
     wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
     bigger = ds.Arch.from_yaml(TOY.replace("resolution: 32", "resolution: 48"))
@@ -444,7 +444,7 @@ def test_networks_measured_together_are_measured_and_cached_each(toy: ds.Arch, c
 
 def test_a_network_given_twice_is_measured_once(toy: ds.Arch, cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
     import designspace.evaluate.measure.timing as latency
-    from designspace.evaluate.evaluation import measure_latencies
+    from designspace.evaluate.measure.cached import measure_latencies
 
     sizes = []
     real = latency.measure_onnx

@@ -1,4 +1,5 @@
-"""``evaluate(arch)``: parameters, MACs, latency with its context and, for a target device, the prediction.
+"""``evaluate(arch)``: parameters, MACs, latency with its context and, for a target device, the prediction, each
+latency from its source (:mod:`designspace.evaluate.sources`: the network measured here, a device's profile).
 
 A candidate that cannot be measured (export error, out of memory, a run past the timeout) gives a failed
 :class:`Evaluation` with the reason; the caller goes on. A bad request (an unknown device, a runtime this
@@ -7,25 +8,20 @@ machine lacks) is the caller's error and raises.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from designspace.arch import Arch
-from designspace.evaluate.cache import Cache, number_problem
+from designspace.evaluate.cache import Cache
 from designspace.evaluate.counts.analytic import count
-from designspace.evaluate.devices.profiles import Prediction, load_device
+from designspace.evaluate.devices.document import Prediction
 from designspace.evaluate.latency_estimate import LatencyEstimate
-from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
-from designspace.evaluate.measure.timing import ReferenceStore, measure_model
+from designspace.evaluate.measure.latency import Latency, MeasurementError, Protocol
+from designspace.evaluate.sources import Device, Measured
 
-__all__ = ["Evaluation", "evaluate", "measure_latencies", "measure_latency"]
-
-log = logging.getLogger("designspace")
-_KIND = "latency"
+__all__ = ["Evaluation", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -103,152 +99,6 @@ class Evaluation:
                 "prediction": self.prediction.to_dict() if self.prediction is not None else None}
 
 
-def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None = None,
-                    cache: Cache | None = None, start: float | None = None) -> Latency:
-    """The latency of ``arch`` in ``context``, from the cache or measured (and then cached). ``start``: the
-    ``time.perf_counter()`` the measurement's wall time and its budget count from (default: now, before the
-    network is built). Another process on this machine measuring the same network in the same context is
-    waited for, and its figure used (:meth:`Cache.claim`).
-
-    Raises:
-        MeasurementError: export failed, out of memory, timeout, no GPU.
-    """
-    hit = _cached(arch, context, cache)
-    if hit is not None:
-        return hit
-    if cache is None:
-        return _measure_one(arch, context, protocol, cache, start)
-    with cache.claim(f"latency|{arch.fingerprint}|{context.key()}", f"the latency of {arch.name}"):
-        hit = _cached(arch, context, cache)  # the process this one waited for measured it
-        return hit if hit is not None else _measure_one(arch, context, protocol, cache, start)
-
-
-def _measure_one(arch: Arch, context: Context, protocol: Protocol | None, cache: Cache | None,
-                 start: float | None) -> Latency:
-    from designspace.network import Network
-
-    key = context.key()
-    began = time.perf_counter() if start is None else start  # the wall time counts the model's build too
-    try:
-        model = Network(arch)
-    except MemoryError as err:
-        raise MeasurementError("out of memory while building the model") from err
-    lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans,
-                        reference=ReferenceStore(cache), start=began)
-    if cache is not None:
-        cache.put(arch, _KIND, key, lat.to_dict())
-    return lat
-
-
-def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, protocol: Protocol | None = None,
-                      cache: Cache | None = None, group: int = 8, again: bool = False
-                      ) -> list[Latency | MeasurementError]:
-    """The latencies of ``archs``, each in its context, as :func:`measure_latency` gives them one at a time: from
-    the cache, or measured by the same protocol (and cached), but ONNX Runtime's isolated protocol times up to
-    ``group`` networks of one context in each worker process (each round: the reference, then every network,
-    ``round_s`` each), so that the processes' start-up and the reference's rounds are paid once per group, not
-    once per network. A group whose workers fail is measured again one network at a time, so that one network's
-    failure stays its own. A network given twice in one context is measured once.
-
-    With ``again``, the networks the cache holds are measured again too, and each keeps the smaller of its cached
-    and its new figure (in the cache as well): the second pass of the table's two-pass rule, minutes after the
-    first, so that a slow stretch of the host inflates one pass at most.
-
-    Returns:
-        Per Arch, in order: its :class:`Latency`, or the :class:`MeasurementError` that failed it.
-    """
-    from designspace.evaluate.measure.timing import export_for_measurement, measure_onnx
-    from designspace.network import Network
-
-    proto = protocol or Protocol()
-    out: list[Latency | MeasurementError | None] = [None] * len(archs)
-    pending: dict[str, list[int]] = {}
-    first: dict[tuple[str, str], int] = {}  # (context, network) -> the index measured for it
-    same: list[tuple[int, int]] = []  # (index, the index whose figure it takes): a front may hold one network twice
-    held: dict[int, Latency] = {}  # with ``again``: the cached figure each new one is compared with
-    for i, (arch, ctx) in enumerate(zip(archs, contexts, strict=True)):
-        twin = first.setdefault((ctx.key(), arch.fingerprint), i)
-        if twin != i:
-            same.append((i, twin))
-            continue
-        hit = _cached(arch, ctx, cache)
-        if hit is not None and not again:
-            out[i] = hit
-            continue
-        if hit is not None:
-            held[i] = hit
-        if ctx.runtime == "onnxruntime" and proto.isolated is not None:
-            pending.setdefault(ctx.key(), []).append(i)
-        else:
-            out[i] = _one(arch, ctx, proto, None if i in held else cache)
-    for indices in pending.values():
-        ctx = contexts[indices[0]]
-        for start in range(0, len(indices), group):
-            chunk, models = [], []
-            for i in indices[start:start + group]:
-                try:
-                    models.append(export_for_measurement(Network(archs[i]), ctx, archs[i].in_chans))
-                    chunk.append(i)
-                except MeasurementError as err:
-                    out[i] = err
-                except MemoryError:
-                    out[i] = MeasurementError("out of memory while building the model")
-            if not chunk:
-                continue
-            try:
-                lats = measure_onnx(models, ctx, proto, ReferenceStore(cache))
-            except MeasurementError:  # which network failed the group: each alone
-                for i in chunk:
-                    out[i] = _one(archs[i], ctx, proto, None if i in held else cache)
-                continue
-            for i, lat in zip(chunk, lats, strict=True):
-                if cache is not None and i not in held:
-                    cache.put(archs[i], _KIND, ctx.key(), lat.to_dict())
-                out[i] = lat
-    for i, old in held.items():
-        new = out[i]
-        out[i] = keep = new if isinstance(new, Latency) and new.ms < old.ms else old
-        if cache is not None:
-            cache.put(archs[i], _KIND, contexts[i].key(), keep.to_dict())
-    for i, twin in same:
-        out[i] = out[twin]
-    return [o if o is not None else MeasurementError("not measured") for o in out]
-
-
-def latency_problem(data: dict[str, Any]) -> str | None:
-    """What is wrong with a stored :class:`Latency` (its ``to_dict`` form), or ``None``: times in milliseconds
-    finite and above 0, counts whole, flags text, a context."""
-    problem = number_problem(data, positive=("ms", "median_ms", "direct_ms", "ratio", "reference_ms"),
-                             finite=("spread", "seconds"), counts=("runs", "rounds", "processes"),
-                             optional=("direct_ms", "ratio", "reference_ms", "processes"))
-    if problem is None and not (isinstance(data.get("flags"), list) and all(isinstance(f, str) for f in data["flags"])):
-        problem = "flags is not a list of text"
-    if problem is None and not isinstance(data.get("context"), dict):
-        problem = "context is not an object"
-    return problem
-
-
-def _cached(arch: Arch, context: Context, cache: Cache | None) -> Latency | None:
-    if cache is None:
-        return None
-    hit = cache.get(arch, _KIND, context.key(), check=latency_problem)
-    if hit is None:
-        return None
-    try:
-        return Latency.from_dict(hit)
-    except (KeyError, TypeError, ValueError) as err:  # a corrupt entry: measured again, never trusted
-        log.warning("cached latency of %s is unusable (%s); measuring again", arch.fingerprint, err)
-        cache.drop(arch, _KIND, context.key())
-        return None
-
-
-def _one(arch: Arch, context: Context, protocol: Protocol, cache: Cache | None) -> Latency | MeasurementError:
-    try:
-        return measure_latency(arch, context, protocol=protocol, cache=cache)
-    except MeasurementError as err:
-        return err
-
-
 def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str = "onnxruntime", threads: int = 1,
              batch: int = 1, protocol: Protocol | None = None, cache: Cache | bool | None = True,
              latency: bool = True, measure: bool = True) -> Evaluation:
@@ -283,16 +133,13 @@ def evaluate(arch: Arch | str | Path, *, device: str | None = None, runtime: str
     base = Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs)
     if not latency:
         return base
-    profile = load_device(device) if device not in (None, "", "local") else None
-    context = Context.local(runtime, threads, batch, arch.resolution)
-    if runtime == "cuda" and context.machine == "no GPU":
-        raise MeasurementError("CUDA latency needs a GPU, but torch sees none (fix: use --runtime onnxruntime or "
-                               "torch, or run on a machine with a GPU)")
-    if profile is not None and not measure:
-        return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, None, profile.predict(arch))
+    target = Device(device) if device not in (None, "", "local") else None
+    if target is not None and not measure:
+        return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, None, target.estimate(arch).detail)
+    here = Measured(runtime, threads, batch, protocol, store)  # CUDA without a GPU raises here: the request's error
     try:
-        lat = measure_latency(arch, context, protocol=protocol, cache=store, start=began)
+        lat = here.estimate(arch, start=began).detail
     except MeasurementError as err:
         return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, status="failed", reason=str(err))
-    prediction = profile.predict(arch, local_ms=lat.ms) if profile is not None else None
+    prediction = target.estimate(arch, local_ms=lat.ms).detail if target is not None else None
     return Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs, lat, prediction)

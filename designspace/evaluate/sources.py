@@ -10,9 +10,10 @@ A :class:`LatencySource` turns an Arch into one :class:`~designspace.evaluate.la
 * :class:`Device`: a device profile's cost model, from the Arch alone (``--device NAME``).
 
 :func:`latency_source` picks one from the command line's words, which mean the same on every command
-(``LATENCY_CHOICES`` of :mod:`designspace.evaluate.latency_estimate`). The search's trial evaluation, ``eval``
-and the front's re-measurement (:func:`designspace.table_build.remeasure_front`) take a source; nothing above
-this module chooses between measurement modes itself.
+(``LATENCY_CHOICES`` of :mod:`designspace.evaluate.latency_estimate`). The search's trial evaluation,
+``evaluate()``, ``eval``, ``export``'s re-measurement and the front's re-measurement
+(:func:`designspace.table_build.remeasure_front`) take a source; nothing above this module chooses between
+measurement modes itself.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def local_context(runtime: str, threads: int, batch: int, resolution: int) -> Co
 
 
 class Measured(LatencySource):
-    """The network measured whole on this machine (:func:`designspace.evaluate.evaluation.measure_latency`:
+    """The network measured whole on this machine (:func:`designspace.evaluate.measure.cached.measure_latency`:
     cached by fingerprint, code identity and context; another process measuring it is waited for)."""
 
     name = "measure"
@@ -103,11 +104,12 @@ class Measured(LatencySource):
         if runtime == "cuda":  # no GPU is the request's error, said once, not every network's failure
             local_context(runtime, threads, batch, 224)
 
-    def estimate(self, arch: Arch) -> Sourced:
-        """``arch`` measured (or read from the cache); the measurement's 10 s budget counts the model's build."""
-        from designspace.evaluate.evaluation import measure_latency
+    def estimate(self, arch: Arch, start: float | None = None) -> Sourced:
+        """``arch`` measured (or read from the cache); the measurement's 10 s budget counts the model's build, or
+        from ``start`` (a ``time.perf_counter()``: a caller that loaded and counted the network first)."""
+        from designspace.evaluate.measure.cached import measure_latency
 
-        began = time.perf_counter()
+        began = time.perf_counter() if start is None else start
         context = local_context(self.runtime, self.threads, self.batch, arch.resolution)
         lat = measure_latency(arch, context, protocol=self.protocol, cache=self.cache, start=began)
         return Sourced(LatencyEstimate.from_measurement(lat), {}, dataclasses.asdict(lat.context), lat)

@@ -387,7 +387,7 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     Each network is measured whole in ``passes`` passes over all of ``archs`` and its smallest figure kept, as
     the entries are (two passes minutes apart: a slow stretch of the host inflates one at most), so that the
     term relates like to like. The default measurement is the one a ``--latency table`` search re-measures its
-    Pareto front with (:func:`~designspace.evaluate.evaluation.measure_latencies`, several networks to a worker
+    Pareto front with (:func:`~designspace.evaluate.measure.cached.measure_latencies`, several networks to a worker
     process); its first pass reads and fills the cache, later passes measure again and keep the smaller figure
     there too. ``measure_whole`` (Archs -> their latencies, in order) replaces it in every pass.
 
@@ -395,7 +395,7 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
         MeasurementError: a network could not be measured whole.
     """
     def default(batch: Sequence[Arch], again: bool) -> list[Latency]:
-        from designspace.evaluate.evaluation import measure_latencies
+        from designspace.evaluate.measure.cached import measure_latencies
 
         # each network at its own resolution
         lats = measure_latencies(batch, [dataclasses.replace(context, resolution=a.resolution) for a in batch],
