@@ -11,7 +11,14 @@ from designspace.cli._format import MS, PERCENT, Column, emit, json_arg, latency
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from designspace.evaluate.evaluation import evaluate
+    """``eval``: the counts, then each latency from its source: the device's prediction (milliseconds, printed
+    first), the table's figure, the network measured here (seconds, last)."""
+    import dataclasses
+
+    from designspace.evaluate.cache import Cache
+    from designspace.evaluate.counts.analytic import count
+    from designspace.evaluate.evaluation import Evaluation
+    from designspace.evaluate.sources import Device, Measured, MeasurementError, latency_source
     from designspace.network import load_arch
 
     arch = load_arch(args.arch)
@@ -20,59 +27,55 @@ def _eval(args: argparse.Namespace) -> int:
         print("error: --no-measure leaves nothing to give without --device or a table (fix: add --device NAME, e.g. "
               "iphone13, or --latency table, or measure)", file=sys.stderr)
         return 2
-    table = None
-    if args.latency != "measure":
-        from designspace.evaluate.sources import latency_source
-
-        table = latency_source(args.latency, runtime=args.runtime, threads=args.threads,
-                               batch=args.batch).estimate(arch).detail
-    measure = not args.no_measure
-    # the device's prediction first (milliseconds, from the Arch alone); the local measurement (seconds) after
-    pred = evaluate(arch, device=device, cache=False, measure=False) if device is not None else None
+    target = Device(device) if device is not None else None  # an unknown device: before anything is measured
+    counts = count(arch)
+    ev = Evaluation(arch.name, arch.fingerprint, counts.params, counts.macs,
+                    prediction=target.estimate(arch).detail if target is not None else None)
     published = None
     if device is not None:
         from designspace.evaluate.devices.report import published_latency
 
         published = published_latency(arch, device)
+    if not args.json:
+        head = [f"{arch.name or args.arch}  fingerprint {arch.fingerprint}  {arch.resolution}x{arch.resolution}",
+                f"params {ev.params:,} ({ev.params / 1e6:.3f} M)  MACs {ev.macs:,} ({ev.macs / 1e9:.4f} G)"]
+        print("\n".join(head + (_prediction_lines(ev, published) if target is not None else [])), flush=True)
+    table = None
+    if args.latency != "measure":
+        table = latency_source(args.latency, runtime=args.runtime, threads=args.threads,
+                               batch=args.batch).estimate(arch).detail
+    if not args.no_measure:
+        # CUDA without a GPU is the request's error (raised here), not the network's failure
+        here = Measured(args.runtime, args.threads, args.batch, cache=None if args.no_cache else Cache())
+        try:  # its 10 s budget counts from here: the table's entries measured above are not the network's
+            lat = here.estimate(arch).detail
+            ev = dataclasses.replace(ev, latency=lat, prediction=target.estimate(arch, local_ms=lat.ms).detail
+                                     if target is not None else None)
+        except MeasurementError as err:
+            ev = dataclasses.replace(ev, status="failed", reason=str(err))
     if args.json:
-        ev = evaluate(arch, device=device, runtime=args.runtime, threads=args.threads, batch=args.batch,
-                      cache=not args.no_cache, latency=measure or device is not None, measure=measure)
         print(json.dumps({**ev.to_dict(), "resolution": arch.resolution, "published": published,
                           "table": table.to_dict() if table is not None else None}, indent=2))
         return 0 if ev.status == "ok" else 1
-    head = [f"{arch.name or args.arch}  fingerprint {arch.fingerprint}  {arch.resolution}x{arch.resolution}"]
-    counted = pred if pred is not None else evaluate(arch, latency=False)
-    head.append(f"params {counted.params:,} ({counted.params / 1e6:.3f} M)  MACs {counted.macs:,} "
-                f"({counted.macs / 1e9:.4f} G)")
-    if pred is not None and pred.prediction is not None:
-        head += _prediction_lines(pred, published)
-    print("\n".join(head), flush=True)  # before the measurement's seconds
-    lines = []
-    if table is not None:
-        lines.append(_table_line(table))
-    if not measure:
-        if lines:
-            print("\n".join(lines))
-        return 0
-    ev = evaluate(arch, runtime=args.runtime, threads=args.threads, batch=args.batch, cache=not args.no_cache)
+    lines = [_table_line(table)] if table is not None else []
     if ev.status != "ok":
-        if lines:
-            print("\n".join(lines))
+        print("\n".join(lines))
         print(f"failed: {ev.reason}", file=sys.stderr)
         return 1
     lat, est = ev.latency, ev.measured
-    assert lat is not None and est is not None
-    lines.append(f"{est.label}: {est.text(named=False)}; {lat.context.describe()}")
-    if lat.ratio is not None and lat.reference_ms is not None:
-        lines.append(f"        {lat.ratio:.4f} x the reference network's {lat.reference_ms:.4f} ms (median ratio of "
-                     f"{lat.processes} worker processes, {lat.spread:.1%} apart; fastest direct minimum "
-                     f"{lat.direct_ms:.3f} ms), {lat.runs} runs, {lat.seconds:.1f} s")
-    else:
-        lines.append(f"        minimum of {lat.runs} runs in {lat.rounds} rounds (median {lat.median_ms:.3f} ms; the "
-                     f"two fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s")
-    if device is not None:
-        lines.append("        (this machine, not the device: the device's figure is the prediction above)")
-    print("\n".join(lines))
+    if lat is not None and est is not None:
+        lines.append(f"{est.label}: {est.text(named=False)}; {lat.context.describe()}")
+        if lat.ratio is not None and lat.reference_ms is not None:
+            lines.append(f"        {lat.ratio:.4f} x the reference network's {lat.reference_ms:.4f} ms (median ratio "
+                         f"of {lat.processes} worker processes, {lat.spread:.1%} apart; fastest direct minimum "
+                         f"{lat.direct_ms:.3f} ms), {lat.runs} runs, {lat.seconds:.1f} s")
+        else:
+            lines.append(f"        minimum of {lat.runs} runs in {lat.rounds} rounds (median {lat.median_ms:.3f} ms; "
+                         f"the two fastest rounds {lat.spread:.1%} apart), {lat.seconds:.1f} s")
+        if device is not None:
+            lines.append("        (this machine, not the device: the device's figure is the prediction above)")
+    if lines:
+        print("\n".join(lines))
     return 0
 
 
