@@ -31,7 +31,7 @@ from designspace.space.document import Pick, SpaceDoc
 from designspace.space.values import Choice, FloatRange, IntRange
 
 __all__ = ["CHEAP_ESTIMATES", "BlockCost", "ParamInfo", "SampleSet", "Target", "active_names", "block_label",
-           "device_profile", "network_metrics", "param_infos", "space_samples", "targets"]
+           "device_source", "network_metrics", "param_infos", "space_samples", "targets"]
 
 #: accuracy estimates cheap enough for thousands of networks (no forward pass)
 CHEAP_ESTIMATES = ("top1", "log10_macs", "log10_params")
@@ -213,15 +213,16 @@ def active_names(doc: SpaceDoc, vals: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(names)
 
 
-def device_profile(name: str | None, fallback: str | None) -> Any:
-    """The device profile an analysis predicts with; ``local`` has none."""
-    from designspace.evaluate.devices.profiles import load_device
+def device_source(name: str | None, fallback: str | None) -> Any:
+    """The latency source an analysis predicts with (:class:`designspace.evaluate.sources.Device`: a device
+    profile's cost model); ``local`` has none."""
+    from designspace.evaluate.sources import Device
 
     chosen = name or (fallback if fallback not in (None, "local") else "iphone13")
     if chosen == "local":
         raise DesignspaceError("--device local: an analysis predicts latency with a device profile; `local` is "
                                "measured, one network at a time (fix: --device iphone13, or see designspace devices)")
-    return load_device(str(chosen))
+    return Device(str(chosen))
 
 
 def _estimate_target(estimate: str) -> Target:
@@ -234,12 +235,12 @@ def _estimate_target(estimate: str) -> Target:
     return Target(name, f"{description(name)}, higher is better", "maximize")
 
 
-def network_metrics(arch: Arch, profile: Any, estimate: str) -> tuple[dict[str, float], tuple[BlockCost, ...]]:
+def network_metrics(arch: Arch, source: Any, estimate: str) -> tuple[dict[str, float], tuple[BlockCost, ...]]:
     from designspace.evaluate.accuracy.estimate import estimate as estimate_of
     from designspace.evaluate.counts.analytic import count
 
     c = count(arch)
-    pred = profile.predict(arch)
+    pred = source.estimate(arch).detail  # the device's Prediction: its total and its per-component breakdown
     ms_by = dict(pred.components)
     layers = {p.name: p.layer for p in plan(arch)}
     blocks = tuple(BlockCost(int(cc.name.split(".")[1]) + 1, block_label(layers[cc.name]), ms_by.get(cc.name, 0.0),
@@ -279,7 +280,7 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
     if not 2 <= n <= 100_000:
         raise DesignspaceError(f"--samples {n}: an analysis compares networks, at least 2 and at most 100,000 (fix: "
                                "--samples 2000)")
-    profile = device_profile(device, space.doc.device)
+    source = device_source(device, space.doc.device)
     est = _estimate_target(estimate)
     rng = random.Random(seed)
     values: list[dict[str, Any]] = []
@@ -296,7 +297,7 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
         dec = space.decode(space.sample_values(rng))
         if dec.arch is None:
             continue
-        row, bl = network_metrics(dec.arch, profile, est.name)
+        row, bl = network_metrics(dec.arch, source, est.name)
         values.append(dec.values)
         active.append(active_names(space.doc, dec.values))
         rows.append(row)
@@ -306,6 +307,6 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
 
     flush_feature_cache()  # the next analysis of this space reads its components' features instead of running them
     metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
-    return SampleSet(space.name, "space", f"{n} seeded samples of {space.doc.file} (seed {seed})", profile.name,
+    return SampleSet(space.name, "space", f"{n} seeded samples of {space.doc.file} (seed {seed})", source.name,
                      "predicted", param_infos(space), values, active, metrics,
-                     targets(profile.name, "predicted", [est]), blocks, archs)
+                     targets(source.name, "predicted", [est]), blocks, archs)

@@ -17,7 +17,7 @@ from designspace.analysis.samples import (
     SampleSet,
     Target,
     active_names,
-    device_profile,
+    device_source,
     network_metrics,
     param_infos,
     space_samples,
@@ -96,8 +96,8 @@ def study_samples(study: str | Path, *, device: str | None = None) -> SampleSet:
 
         # a profile's prediction from each trial's Arch (archs/<fingerprint>.yaml inside the study: a path written in
         # trials.csv is not followed), which also gives each block's share
-        profile = device_profile(device or recorded, None)
-        dev, source = profile.name, "predicted"
+        device_latency = device_source(device or recorded, None)
+        dev, source = device_latency.name, "predicted"
         lat = []
         for r in rows:
             fp = str(r.get("fingerprint") or "")
@@ -105,7 +105,7 @@ def study_samples(study: str | Path, *, device: str | None = None) -> SampleSet:
             if not (fp.isalnum() and fp.isascii()) or not path.exists():
                 raise DesignspaceError(f"{res.folder}: trial {r.get('number')}'s Arch archs/{fp[:40]}.yaml is missing "
                                        "(fix: rerun the search to rewrite archs/, or analyze its space)")
-            row, bl = network_metrics(load_arch(path), profile, "log10_macs")
+            row, bl = network_metrics(load_arch(path), device_latency, "log10_macs")
             lat.append(row["latency_ms"])
             blocks.append(bl)
         metrics["latency_ms"] = np.array(lat)

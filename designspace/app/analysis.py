@@ -466,7 +466,7 @@ def device_names() -> list[str]:
 def device_prediction(device: str, arch: str) -> dict[str, object]:
     """A zoo model's (or Arch file's) latency predicted on ``device``: ``ms``, ``low_ms``/``high_ms`` (the 90%
     interval, None when refused), ``refusal`` (why no interval, in words), ``outside`` and the fit's error."""
-    from designspace.evaluate.devices.profiles import load_device
+    from designspace.evaluate.sources import Device
     from designspace.network import load_arch
 
-    return load_device(device).predict(load_arch(arch)).to_dict()
+    return dict(Device(device).estimate(load_arch(arch)).detail.to_dict())

@@ -12,8 +12,8 @@ A :class:`LatencySource` turns an Arch into one :class:`~designspace.evaluate.la
 :func:`latency_source` picks one from the command line's words, which mean the same on every command
 (``LATENCY_CHOICES`` of :mod:`designspace.evaluate.latency_estimate`). The search's trial evaluation,
 ``evaluate()``, ``eval``, ``export``'s re-measurement and the front's re-measurement
-(:func:`designspace.table_build.remeasure_front`) take a source; nothing above this module chooses between
-measurement modes itself.
+(:func:`designspace.table_build.remeasure_front`), the design-space analysis and the app's device predictions take
+a source; nothing above this module chooses between measurement modes itself.
 """
 
 from __future__ import annotations
