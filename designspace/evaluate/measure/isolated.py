@@ -18,7 +18,6 @@ long-run reference by more than ``slow`` is flagged ``slow-host`` (the figure is
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import statistics
@@ -63,8 +62,6 @@ class IsolatedProtocol:
         agree: the processes' estimates must agree within this fraction.
         slow: a process whose reference minimum exceeds the long-run reference by more than this was slow.
         run_timeout_s: one run slower than this fails the measurement.
-        pin: pin each worker to one CPU (the last one allowed) where the host allows it. Off by default: on a
-            host where another process keeps that CPU busy, a pinned worker cannot move to the idle one.
         budget_s: wall seconds a measurement may take per model, its export included: the extra processes are
             left out (and the figure flagged ``unconfirmed``) where, at the pace of the first ones, they would
             take it past this (issue 11: at most 10 s per measurement).
@@ -79,7 +76,6 @@ class IsolatedProtocol:
     agree: float = 0.03
     slow: float = 0.08
     run_timeout_s: float = 10.0
-    pin: bool = False
     budget_s: float = 10.0
 
 
@@ -135,24 +131,11 @@ def reference_onnx() -> bytes:
 REFERENCE_SHAPE = (1, 3, 96, 96)
 
 
-def _pin_cpu() -> list[int] | None:
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return None
-    return [cpus[-1]] if len(cpus) > 1 else None
-
-
-def _run_worker(request: dict[str, object], pin: list[int] | None, timeout_s: float) -> dict[str, object]:
-    def preexec() -> None:  # runs in the child before exec
-        if pin:
-            with contextlib.suppress(OSError):  # a host that refuses pinning: unpinned, as before
-                os.sched_setaffinity(0, set(pin))
-
+def _run_worker(request: dict[str, object], timeout_s: float) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_"))}
     try:
         proc = subprocess.run([sys.executable, str(WORKER)], input=json.dumps(request), capture_output=True,
-                              text=True, timeout=timeout_s, env=env, preexec_fn=preexec if pin else None)
+                              text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise WorkerTimeout(f"a latency worker took more than {timeout_s:.0f} s (fix: a smaller network, or "
                           "a machine that is less busy)") from None
@@ -203,7 +186,6 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
                    "threads": threads, "rounds": protocol.rounds, "round_s": protocol.round_s,
                    "min_runs": protocol.min_runs, "warmup_s": protocol.warmup_s,
                    "run_timeout_s": protocol.run_timeout_s}
-        pin = _pin_cpu() if protocol.pin and threads == 1 else None
         answers, walls = [], []
         for _ in range(n):
             t = time.perf_counter()
@@ -211,7 +193,7 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
             if limit <= 0:
                 break
             try:
-                answers.append(_run_worker(request, pin, limit))
+                answers.append(_run_worker(request, limit))
             except WorkerTimeout:
                 if limit < budget_s:  # the deadline's limit, not a run that hung: what is done counts
                     break
