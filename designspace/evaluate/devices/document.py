@@ -89,7 +89,6 @@ class Prediction:
         components: (component name, ms) in plan order, then ``network`` (the per-network constant).
         fit: the fit's summary (form ``"cost"``, coefficients, leave-one-out error, points).
         local_ms: a local measurement taken alongside, if any (not used by the prediction).
-        calibration_machine: where the model's inputs come from (no local calibration is needed).
         refusal: why no interval is given, in words ("" when one is): the network uses something none of the
             device's points has, or lies so far from them that they cannot bound it. ``ms`` is then the
             cost model's sum, not a figure to budget on.
@@ -104,7 +103,6 @@ class Prediction:
     components: tuple[tuple[str, float], ...]
     fit: FitSummary
     local_ms: float | None = None
-    calibration_machine: str = "none needed (predicted from the Arch)"
     refusal: str = ""
 
     def to_dict(self) -> dict[str, Any]:
