@@ -49,8 +49,9 @@ def _eval(args: argparse.Namespace) -> int:
         here = Measured(args.runtime, args.threads, args.batch, cache=None if args.no_cache else Cache())
         try:  # its 10 s budget counts from here: the table's entries measured above are not the network's
             lat = here.estimate(arch).detail
-            ev = dataclasses.replace(ev, latency=lat, prediction=target.estimate(arch, local_ms=lat.ms).detail
-                                     if target is not None else None)
+            # the prediction made above, with this machine's figure kept beside it (not predicted again)
+            ev = dataclasses.replace(ev, latency=lat, prediction=dataclasses.replace(ev.prediction, local_ms=lat.ms)
+                                     if ev.prediction is not None else None)
         except MeasurementError as err:
             ev = dataclasses.replace(ev, status="failed", reason=str(err))
     if args.json:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from designspace.evaluate.measure.latency import Latency
     from designspace.evaluate.table.entries import TableLatency
 
-__all__ = ["LOCAL", "MIN_NOISE", "SOURCES", "LatencyEstimate", "budget_verdict", "describe_column", "study_latency"]
+__all__ = ["LATENCY_CHOICES", "LOCAL", "MIN_NOISE", "SOURCES", "LatencyEstimate", "budget_verdict", "check_latency",
+           "describe_column", "latency_word", "study_latency"]
 
 #: What a latency figure can come from.
 SOURCES = ("measured", "table", "predicted")
@@ -54,6 +55,21 @@ def latency_word(text: str) -> str:
     """``--latency``'s word as :data:`LATENCY_CHOICES` spells it (an older spelling mapped to its meaning now;
     anything else returned unchanged, for the caller to refuse)."""
     return _LATENCY_ALIASES.get(text, text)
+
+
+def check_latency(word: str) -> str:
+    """``word`` if it is one of :data:`LATENCY_CHOICES`.
+
+    Raises:
+        DesignspaceError: any other word, with the choices and what each does.
+    """
+    if word not in LATENCY_CHOICES:
+        raise DesignspaceError(f"--latency {str(word)[:40]!r} is not one of {', '.join(LATENCY_CHOICES)} "
+                               "(fix: --latency measure to measure each network whole, --latency table for the "
+                               "per-block table, --latency table-measured for the table with no entry predicted)")
+    return word
+
+
 #: The smallest relative difference between two measurements called real: the minimum-of-runs estimator's spread
 #: between independent 3 s measurements on the shared development host was 4.0-4.8% (docs/latency.md).
 MIN_NOISE = 0.05

@@ -26,11 +26,11 @@ from typing import Any
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.latency_estimate import LATENCY_CHOICES, LOCAL, LatencyEstimate, latency_word
+from designspace.evaluate.latency_estimate import LOCAL, LatencyEstimate, check_latency, latency_word
 from designspace.evaluate.measure.latency import Context, MeasurementError, Protocol
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["LATENCY_CHOICES", "Device", "LatencySource", "Measured", "MeasurementError", "Protocol", "Sourced",
+__all__ = ["Device", "LatencySource", "Measured", "MeasurementError", "Protocol", "Sourced",
            "Table", "latency_source", "local_context"]
 
 
@@ -193,11 +193,7 @@ def latency_source(latency: str = "measure", *, device: str | None = None, runti
         DesignspaceError: an unknown ``latency`` word, or a table on another runtime than ONNX Runtime.
         DocumentError: an unknown device or a malformed profile.
     """
-    latency = latency_word(latency)
-    if latency not in LATENCY_CHOICES:
-        raise DesignspaceError(f"--latency {str(latency)[:40]!r} is not one of {', '.join(LATENCY_CHOICES)} "
-                               "(fix: --latency measure to measure each network whole, --latency table for the "
-                               "per-block table, --latency table-measured for the table with no entry predicted)")
+    latency = check_latency(latency_word(latency))
     if device not in (None, "", LOCAL):
         return Device(str(device))
     if latency == "measure":

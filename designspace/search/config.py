@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from designspace.evaluate.sources import LATENCY_CHOICES, Protocol
+from designspace.evaluate.latency_estimate import check_latency
+from designspace.evaluate.sources import Protocol
 from designspace.exceptions import DesignspaceError
 from designspace.search.objectives import Objective
 from designspace.search.trained import TrainedSettings
@@ -73,10 +74,7 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_study_name(self.name)
-        if self.latency not in LATENCY_CHOICES:
-            raise DesignspaceError(f"--latency {str(self.latency)[:40]!r} is not one of {', '.join(LATENCY_CHOICES)} "
-                                   "(fix: --latency table for the per-block table, --latency measure to measure "
-                                   "every trial, --latency table-measured for the table with no entry predicted)")
+        check_latency(self.latency)
 
 
 #: a study name is one folder name under the results folder: no separators, no '..', no hidden names
