@@ -5,7 +5,8 @@ Run: python benchmarks/bench_latency.py [--processes 5] [--archs 100] [--trials 
 1. Repeatability: ``--processes`` separate processes (``designspace eval NAME --json``, each with a fresh results
    folder, so a fresh cache) measure MobileNetV2-1.0, EMO-1M and iFormer-T, the models interleaved. Goal: (max -
    min) / min <= 5% per model and <= 10 s wall per measurement. The protocol before issue 11 (rounds timed in
-   the measuring process, ``Protocol(isolated=None)``) is measured the same way in the same run for comparison,
+   the measuring process, :func:`_in_process`: it lives here now, for this comparison only) is measured the same
+   way in the same run,
    and so is the protocol with the reference's long-run figure kept between the processes (one results folder
    whose whole-network latencies are dropped before each), which shows how much of the spread is the fresh
    cache's reference figure.
@@ -47,6 +48,10 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from designspace.evaluate.measure.latency import Latency
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEAT = ["mobilenetv2_100", "emo_1m", "iformer_t"]
@@ -86,16 +91,45 @@ def _eval_process(name: str, mode: str, shared: Path) -> tuple[float, float, lis
             _rows(folder / "cache.sqlite", drop=("latency",))
         env = {**os.environ, "DESIGNSPACE_RESULTS": str(folder)}
         code = ("import json, sys, time; from designspace.evaluate.evaluation import evaluate; "
-                "from designspace.evaluate.measure.latency import Protocol; t = time.perf_counter(); "
-                f"ev = evaluate({name!r}, cache=True, protocol=Protocol(isolated=None) if {mode == 'old'} "
-                "else None); "
-                "print(json.dumps({'ms': ev.latency.ms, 'wall': time.perf_counter() - t, "
-                "'flags': list(ev.latency.flags), 'direct': ev.latency.direct_ms, 'ratio': ev.latency.ratio, "
-                "'ref': ev.latency.reference_ms, 'processes': ev.latency.processes}))")
+                f"sys.path.insert(0, {str(Path(__file__).parent)!r}); from bench_latency import _in_process; "
+                f"t = time.perf_counter(); lat = _in_process({name!r}) if {mode == 'old'} else "
+                f"evaluate({name!r}, cache=True).latency; "
+                "print(json.dumps({'ms': lat.ms, 'wall': time.perf_counter() - t, "
+                "'flags': list(lat.flags), 'direct': lat.direct_ms, 'ratio': lat.ratio, "
+                "'ref': lat.reference_ms, 'processes': lat.processes}))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
         data = json.loads(out.stdout.strip().splitlines()[-1])
     parts = (f"{data['ratio']:.3f}x{data['ref']:.3f}/{data['processes']}" if data["ratio"] is not None else "")
     return float(data["ms"]), float(data["wall"]), list(data["flags"]), data["direct"], parts
+
+
+def _in_process(name: str) -> Latency:
+    """The protocol before issue 11, for comparison: ``name`` exported to ONNX and timed in this process in rounds
+    (:func:`designspace.evaluate.measure.timing.measure`, the protocol's defaults), without the reference network.
+    Its host-speed probe (a small ONNX workload timed after each round) was removed from designspace with this
+    runner; this comparison runs without it."""
+    import time
+
+    import torch
+
+    import designspace as ds
+    from designspace.evaluate.measure.latency import Context, Protocol
+    from designspace.evaluate.measure.onnx import export_onnx, onnx_session
+    from designspace.evaluate.measure.timing import measure, summarize
+
+    began = time.perf_counter()
+    model = ds.build_model(name).eval()
+    example = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    session = onnx_session(export_onnx(model, example), 1)
+    feed = {session.get_inputs()[0].name: example.numpy()}
+
+    def run() -> float:
+        t = time.perf_counter_ns()
+        session.run(None, feed)
+        return (time.perf_counter_ns() - t) / 1e6
+
+    rounds, _ = measure(run, Protocol())
+    return summarize(rounds, Protocol(), Context.local(), time.perf_counter() - began)
 
 
 MODES = {"fresh": "isolated + reference", "old": "before (in-process rounds)",
@@ -198,7 +232,6 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
         tests += [space.sample(rng) for _ in range(k)]
     # the entries of every network, as `lut build` measures them: two passes of one worker process, minutes apart
     iso = ENTRY_PROTOCOL.isolated
-    assert iso is not None
     one = dataclasses.replace(ENTRY_PROTOCOL, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
     ctx = Context.local(resolution=224)
     placements = [p for a in calib + tests for p in plan(a)]

@@ -97,7 +97,7 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
             continue
         if hit is not None:
             held[i] = hit
-        if ctx.runtime == "onnxruntime" and proto.isolated is not None:
+        if ctx.runtime == "onnxruntime":
             pending.setdefault(ctx.key(), []).append(i)
         else:
             out[i] = _one(arch, ctx, proto, None if i in held else cache)

@@ -9,12 +9,11 @@ adds time, and it comes in stretches (the host slows everything about 1.25x for 
 seconds), so medians and means drift 10-25% between measurements while the minimum holds within a few
 percent. The two fastest rounds must agree (within ``agree``); if they do not, the minimum may be a lucky
 outlier or the only fast stretch, so more rounds are measured and, if they still disagree, the result is
-flagged ``unconfirmed``. A measurement can also fall entirely inside a slow stretch, where every round agrees
-on a slowed value: a small fixed probe workload is timed after every round (CPU runtimes), and if its best
-time in this measurement is more than ``slow`` above the best this process has seen, the host was slow
-throughout; more rounds are measured and, if it stays slow, the result is flagged ``slow-host``. A result
-whose median exceeds its minimum by more than ``noisy`` is flagged ``noisy`` (the host was busy for most of
-the measurement).
+flagged ``unconfirmed``. A result whose median exceeds its minimum by more than ``noisy`` is flagged ``noisy``
+(the host was busy for most of the measurement). A measurement can also fall entirely inside a slow stretch,
+where every round agrees on a slowed value: ONNX Runtime's isolated protocol times a fixed reference network
+beside the model and reports the ratio, and flags ``slow-host`` where the reference ran slow
+(:mod:`designspace.evaluate.measure.isolated`); PyTorch and CUDA, timed in this process, have no reference.
 
 Runtimes: ONNX Runtime on CPU (the default: ``intra_op_num_threads`` threads, sequential execution, all
 graph optimizations), PyTorch eager on CPU (``torch.set_num_threads``), CUDA (PyTorch, timed with CUDA
@@ -24,23 +23,17 @@ events after synchronization).
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import platform
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from designspace.evaluate.measure.isolated import IsolatedProtocol
 from designspace.exceptions import DesignspaceError
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine"]
-
-log = logging.getLogger(__name__)
 
 RUNTIMES = ("onnxruntime", "torch", "cuda")
 
@@ -143,11 +136,9 @@ class Protocol:
         agree: the two fastest rounds' minima must agree within this fraction.
         extra_rounds: rounds added once when they do not.
         noisy: flag results whose median exceeds the minimum by more than this fraction.
-        slow: the probe's slowdown against the process's best that marks a slow host.
         run_timeout_s: a single run slower than this fails the measurement.
         isolated: ONNX Runtime's protocol: worker processes interleaved with the reference network
-            (:mod:`designspace.evaluate.measure.isolated`); ``None`` times ONNX Runtime in this process like the
-            other runtimes (the protocol before issue 11, kept for comparison in ``benchmarks/``).
+            (:mod:`designspace.evaluate.measure.isolated`); the other fields time PyTorch and CUDA in this process.
     """
 
     warmup_s: float = 0.15
@@ -158,9 +149,8 @@ class Protocol:
     agree: float = 0.03
     extra_rounds: int = 3
     noisy: float = 0.10
-    slow: float = 0.08
     run_timeout_s: float = 10.0
-    isolated: IsolatedProtocol | None = field(default_factory=IsolatedProtocol)
+    isolated: IsolatedProtocol = field(default_factory=IsolatedProtocol)
 
 
 @dataclass(frozen=True)
@@ -173,10 +163,9 @@ class Latency:
         spread: relative difference between the two fastest rounds' minima.
         runs: timed runs.
         rounds: timed rounds.
-        flags: ``"unconfirmed"`` (fastest rounds disagree even after re-measuring), ``"slow-host"`` (the host
-            was slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above the minimum),
-            ``"no-host-probe"`` (the host-speed probe could not run: a slow host would go unnoticed; the reason
-            is logged and kept in :data:`PROBE_ERROR`).
+        flags: ``"unconfirmed"`` (fastest rounds disagree even after re-measuring), ``"slow-host"`` (ONNX
+            Runtime: the reference ran slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above
+            the minimum).
         seconds: wall time of the measurement, export/build included.
         context: the measurement context.
         direct_ms: ONNX Runtime's isolated protocol: the smallest minimum of any worker process (for

@@ -1,8 +1,8 @@
 """Timing a model by the latency protocol (:mod:`designspace.evaluate.measure.latency` says what the protocol is
 and why).
 
-* :func:`measure`: rounds of runs in this process, with the host-speed probe (PyTorch eager and CUDA, and ONNX
-  Runtime without the isolated protocol); :func:`summarize` makes them a :class:`Latency`;
+* :func:`measure`: rounds of runs in this process (PyTorch eager and CUDA); :func:`summarize` makes them a
+  :class:`Latency`;
 * :func:`measure_onnx`: exported models timed in isolated worker processes interleaved with the reference network
   (:mod:`designspace.evaluate.measure.isolated`), each figure its median ratio to the reference times the reference's
   long-run figure (:class:`ReferenceStore`);
@@ -12,8 +12,6 @@ and why).
 from __future__ import annotations
 
 import dataclasses
-import functools
-import logging
 import math
 import statistics
 import time
@@ -29,57 +27,18 @@ from designspace.exceptions import DesignspaceError
 if TYPE_CHECKING:
     from designspace.evaluate.measure.isolated import IsolatedProtocol, Timing
 
-__all__ = ["PROBE_ERROR", "ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx",
+__all__ = ["ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx",
            "summarize"]
 
-log = logging.getLogger(__name__)
 #: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
 _DEFAULT = Protocol()
 
 
-#: why the host-speed probe could not be built in this process ("" while it works or has not been tried)
-PROBE_ERROR = [""]
-
-
-@functools.cache
-def _probe() -> Callable[[], float] | None:
-    """A small fixed ONNX Runtime workload (about 1-2 ms) whose speed tells the host's state."""
-    try:
-        from designspace.evaluate.measure.onnx import export_onnx, onnx_session
-
-        net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
-                            nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1)).eval()
-        example = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-        session = onnx_session(export_onnx(net, example), threads=1)
-    except Exception as err:  # no onnxruntime, or an export failure: no slow-host detection, said aloud
-        PROBE_ERROR[0] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        log.warning("the host-speed probe is unavailable (%s): latencies are flagged no-host-probe", PROBE_ERROR[0])
-        return None
-    feed = {session.get_inputs()[0].name: example.numpy()}
-
-    def run() -> float:
-        t = time.perf_counter_ns()
-        session.run(None, feed)
-        return (time.perf_counter_ns() - t) / 1e6
-
-    return run
-
-
-_PROBE_BEST = [math.inf]  # the probe's best time in this process, milliseconds
-
-
-def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT,
-            probe: Callable[[], float] | None = None) -> tuple[list[list[float]], int, bool]:
+def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT) -> tuple[list[list[float]], int]:
     """Times ``run`` (which returns the milliseconds of one run) in rounds, following ``protocol``.
 
-    Args:
-        run: one timed run.
-        protocol: the protocol.
-        probe: the host-speed probe timed after each round (``None``: no slow-host detection).
-
     Returns:
-        The timed rounds (milliseconds per run), the number of warm-up runs, and whether the host was
-        slow throughout (after the extra rounds).
+        The timed rounds (milliseconds per run) and the number of warm-up runs.
 
     Raises:
         MeasurementError: a run exceeded ``protocol.run_timeout_s``.
@@ -91,7 +50,6 @@ def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT,
         warm += 1
         if ms > limit_ms:
             raise MeasurementError(f"timeout: one run took {ms / 1000:.1f} s (limit {protocol.run_timeout_s:g} s)")
-    probes: list[float] = []
 
     def rounds(n: int) -> list[list[float]]:
         out = []
@@ -103,20 +61,12 @@ def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT,
                 if times[-1] > limit_ms:
                     raise MeasurementError(f"timeout: one run took {times[-1] / 1000:.1f} s")
             out.append(times)
-            if probe is not None:
-                probes.extend((probe(), probe()))
         return out
 
-    def slow_host() -> bool:
-        if not probes:
-            return False
-        _PROBE_BEST[0] = min(_PROBE_BEST[0], *probes)
-        return min(probes) > _PROBE_BEST[0] * (1.0 + protocol.slow)
-
     timed = rounds(protocol.rounds)
-    if _spread(timed) > protocol.agree or slow_host():
+    if _spread(timed) > protocol.agree:
         timed += rounds(protocol.extra_rounds)
-    return timed, warm, slow_host()
+    return timed, warm
 
 
 def _spread(rounds: list[list[float]]) -> float:
@@ -124,37 +74,19 @@ def _spread(rounds: list[list[float]]) -> float:
     return mins[1] / mins[0] - 1.0 if len(mins) > 1 else 0.0
 
 
-def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, seconds: float,
-              slow_host: bool = False, flags: tuple[str, ...] = ()) -> Latency:
-    """The :class:`Latency` of timed rounds under ``protocol``; ``flags`` are added to those it finds."""
+def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, seconds: float) -> Latency:
+    """The :class:`Latency` of timed rounds under ``protocol``."""
     runs = [t for r in rounds for t in r]
     best, median, spread = min(runs), statistics.median(runs), _spread(rounds)
-    found = list(flags)
+    found = []
     if spread > protocol.agree:
         found.append("unconfirmed")
-    if slow_host:
-        found.append("slow-host")
     if median > best * (1.0 + protocol.noisy):
         found.append("noisy")
     return Latency(best, median, spread, len(runs), len(rounds), tuple(found), seconds, context)
 
 
 # -------------------------------------------------------------------------------------------- runners
-def _ort_runner(model: nn.Module, example: torch.Tensor, threads: int) -> Callable[[], float]:
-    from designspace.evaluate.measure.onnx import export_onnx, onnx_session
-
-    session = onnx_session(export_onnx(model, example), threads)
-    feed = {session.get_inputs()[0].name: example.numpy()}
-    run_ = session.run
-
-    def run() -> float:
-        t = time.perf_counter_ns()
-        run_(None, feed)
-        return (time.perf_counter_ns() - t) / 1e6
-
-    return run
-
-
 def _torch_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]:
     def run() -> float:
         with torch.inference_mode():
@@ -190,7 +122,8 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFA
 
     ONNX Runtime: exported here, timed in isolated worker processes interleaved with the reference network
     (:mod:`designspace.evaluate.measure.isolated`); ``reference`` keeps the reference's long-run figure (default: one
-    for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure`. ``start``: the
+    for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure` (no reference, so a
+    host slow throughout the measurement goes unflagged). ``start``: the
     ``time.perf_counter()`` the measurement's wall time (and its 10 s budget) counts from (default: now; a
     caller that built the model for it passes when it began).
 
@@ -201,20 +134,17 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFA
     model.eval()
     r = context.resolution
     example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
-    if context.runtime == "onnxruntime" and protocol.isolated is not None:
+    if context.runtime == "onnxruntime":
         return measure_onnx([export_for_measurement(model, context, in_chans)], context, protocol,
                             reference or ReferenceStore(), start=start)[0]
     threads = torch.get_num_threads()
     try:
-        if context.runtime == "onnxruntime":
-            run = _ort_runner(model, example, context.threads)
-        elif context.runtime == "torch":
+        if context.runtime == "torch":
             torch.set_num_threads(context.threads)
             run = _torch_runner(model, example)
         else:
             run = _cuda_runner(model, example)
-        probe = _probe() if context.runtime != "cuda" else None
-        rounds, _, slow = measure(run, protocol, probe)
+        rounds, _ = measure(run, protocol)
     except MeasurementError:
         raise
     except MemoryError as err:
@@ -225,8 +155,7 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFA
         raise MeasurementError(f"{kind}: {type(err).__name__}: {text}") from err
     finally:
         torch.set_num_threads(threads)
-    extra = ("no-host-probe",) if probe is None and context.runtime != "cuda" else ()
-    return summarize(rounds, protocol, context, time.perf_counter() - start, slow, extra)
+    return summarize(rounds, protocol, context, time.perf_counter() - start)
 
 
 def export_for_measurement(model: nn.Module, context: Context, in_chans: int = 3) -> tuple[bytes, tuple[int, ...]]:
@@ -295,7 +224,6 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     from designspace.evaluate.measure.isolated import WorkerError, time_onnx
 
     iso = protocol.isolated
-    assert iso is not None
     if protocol.run_timeout_s < iso.run_timeout_s:  # the caller's run limit holds here too
         iso = dataclasses.replace(iso, run_timeout_s=protocol.run_timeout_s)
     began = time.perf_counter() if start is None else start
