@@ -88,8 +88,8 @@ def published_top1(x: str) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=4, ttl=300)
-def device_table(root: str) -> pd.DataFrame:
-    return analysis.device_table(root)
+def device_table() -> pd.DataFrame:
+    return analysis.device_table()
 
 
 def study_key(study: data.Study) -> tuple[Any, ...]:
@@ -314,7 +314,7 @@ def zoo_page(root: str) -> None:
     st.dataframe(zoo_table(), hide_index=True, key="zoo_table")
     st.subheader("Device profiles")
     st.caption("Latency predictions carry the profile fit's leave-one-out error (mean and max, in %).")
-    st.dataframe(device_table(root), hide_index=True, key="device_table")
+    st.dataframe(device_table(), hide_index=True, key="device_table")
     c1, c2 = st.columns(2)
     device = c1.selectbox("Predict on device", analysis.device_names(), key="predict_device")
     model = c2.selectbox("Zoo model", zoo_table()["name"].tolist(), key="predict_model")

@@ -167,7 +167,7 @@ def test_zoo_and_device_tables_write_nothing(tmp_path: Path) -> None:
     zoo = analysis.zoo_table()
     assert set(zoo["name"]) == set(designspace.zoo.names())
     assert {"params_m", "paper_params_m", "macs_g", "paper_macs_g", "top1"} <= set(zoo.columns)
-    devices = analysis.device_table(tmp_path)
+    devices = analysis.device_table()
     assert list(devices["name"]) == [p.name for p in list_devices()]
     assert list(tmp_path.iterdir()) == []
 
@@ -400,7 +400,7 @@ def test_one_name_per_axis_quantity(app_results: Path) -> None:
     tiny = data.load_study(app_results, "tiny")
     assert analysis.metric_label("latency_ms", tiny) == "latency (ms) on local, measured"
     assert "a size proxy for accuracy: docs/proxies.md" in analysis.metric_label("log10_macs", tiny)
-    devices = analysis.device_table(app_results)
+    devices = analysis.device_table()
     assert "leave-one-out error, mean (%)" in devices.columns
     assert (devices["leave-one-out error, mean (%)"] > 1).all()  # percentages (every profile is off by > 1%)
 

@@ -436,17 +436,13 @@ def zoo_reference_points(x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame({"name": table["name"], "x": table[x].astype(float), "y": table[y].astype(float)})
 
 
-def device_table(root: str | Path) -> pd.DataFrame:
-    """The device profiles with their fit and leave-one-out error (``designspace devices``), on this machine's
-    calibration when the results directory's cache has it, else the calibration shipped with the profile.
-    Nothing is measured or written."""
-    from designspace.evaluate.cache import Cache
+def device_table() -> pd.DataFrame:
+    """The device profiles (shipped and the user's) with their fit and leave-one-out error (``designspace
+    devices``). Nothing is measured or written."""
     from designspace.evaluate.devices.report import device_rows
 
-    cache_file = Path(root) / "cache.sqlite"
-    cache = Cache(cache_file if cache_file.is_file() else ":memory:")
-    rows = device_rows(measure=False, cache=cache)
-    cols = ["name", "points", "fit", "loo_mean", "loo_max", "within_10", "prior", "calibration", "description"]
+    rows = device_rows()
+    cols = ["name", "points", "fit", "loo_mean", "loo_max", "within_10", "prior", "description"]
     table = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     for c in ("loo_mean", "loo_max", "within_10"):  # fractions -> percentages, under a header that says so
         table[c] = (table[c].astype(float) * 100).round(1)

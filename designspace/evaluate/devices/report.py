@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from designspace._yaml import load_yaml, read_document
-from designspace.evaluate.cache import Cache, results_dir
+from designspace.evaluate.cache import results_dir
 from designspace.evaluate.devices.document import DeviceProfile
 from designspace.evaluate.devices.profiles import calibrate, fit_devices, list_devices, load_device, save_device
 from designspace.exceptions import DocumentError
@@ -17,8 +17,7 @@ __all__ = ["calibrate_command", "device_rows", "fit_command", "profile_rows", "p
 
 def _row(prof: DeviceProfile) -> dict[str, Any]:
     row: dict[str, Any] = {"name": prof.name, "points": len(prof.points), "description": prof.description,
-                           "source": prof.source, "file": prof.file, "prior": prof.prior or "",
-                           "calibration": "none needed: predicted from the Arch's features"}
+                           "source": prof.source, "file": prof.file, "prior": prof.prior or ""}
     if prof.model is not None:
         s = prof.summary
         errors = prof.model.loo_errors
@@ -28,10 +27,8 @@ def _row(prof: DeviceProfile) -> dict[str, Any]:
     return row
 
 
-def device_rows(measure: bool = False, cache: Cache | None = None) -> list[dict[str, Any]]:
-    """One row per profile: points, fit, leave-one-out error (mean / max, share within 10%), coefficients.
-
-    ``measure`` and ``cache`` are accepted for the old interface; the cost model measures nothing."""
+def device_rows() -> list[dict[str, Any]]:
+    """One row per profile: points, fit, leave-one-out error (mean / max, share within 10%), coefficients."""
     return [_row(prof) for prof in list_devices()]
 
 
@@ -82,16 +79,15 @@ def _read_points(points: list[str], points_file: str | None) -> tuple[list[tuple
 
 
 def calibrate_command(name: str, *, points: list[str], points_file: str | None = None, description: str = "",
-                      source: str = "", prior: str | None = "iphone13", out: str | None = None, force: bool = False,
-                      **_old: Any) -> dict[str, Any]:
+                      source: str = "", prior: str | None = "iphone13", out: str | None = None, force: bool = False
+                      ) -> dict[str, Any]:
     """Fits a new profile to your own measurements (``ARCH=MS``), with ``prior`` as the prior device.
 
     The profile is written to ``out`` (default ``results/devices/<name>.yaml``) only after the fit succeeds;
-    an existing file is never replaced without ``force``. Old keyword arguments (``form``, ``runtime``,
-    ``threads``) are accepted and ignored: the cost model maps no local measurement.
+    an existing file is never replaced without ``force``.
 
     Returns:
-        ``name``, ``prior``, ``file``, ``fit``, ``loo_mean``, ``loo_max``, ``machine`` (a note), ``coef`` and
+        ``name``, ``prior``, ``file``, ``fit``, ``loo_mean``, ``loo_max``, ``coef`` and
         ``points`` (``model``, ``target_ms``, ``loo_pred_ms``, ``loo_error``).
 
     Raises:
@@ -111,7 +107,6 @@ def calibrate_command(name: str, *, points: list[str], points_file: str | None =
     written = str(save_device(profile, path, overwrite=force))
     s = profile.summary
     return {"name": name, "prior": prior, "file": written, "fit": "cost", "loo_mean": s.loo_mean, "loo_max": s.loo_max,
-            "machine": "not measured here (the model predicts from the Arch)",
             "coef": dict(zip(profile.features, s.coef, strict=True)),
             "points": [{"model": p.ref, "target_ms": p.ms, "loo_pred_ms": p.loo_ms,
                         "loo_error": f"{abs((p.loo_ms or p.ms) - p.ms) / p.ms:.1%}"} for p in profile.points]}
