@@ -30,7 +30,6 @@ from designspace.evaluate.table.entries import (
     entry_protocol,
     measure_entries,
     missing_entries,
-    permutes,
     table_latency,
 )
 from designspace.evaluate.table.term import add_points, fit_summary, table_context_key
@@ -49,7 +48,7 @@ def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) ->
 
     Why not ``k`` uniform draws: a search under a latency budget spends its front on a space's small networks,
     and uniform draws sit in the middle of a space (``mobile``: the smallest of 200 draws has 226 MMACs, a
-    300-trial front reaches 106). The term's intercept and permute cost weigh most on small networks, so a
+    300-trial front reaches 106). The term's intercept weighs most on small networks, so a
     term fitted on middle-sized ones alone extrapolated to the front with errors up to 19% (docs/latency.md).
     """
     import random
@@ -93,7 +92,7 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
         The coverage report: ``entries`` (distinct entries found), ``measured`` (now), ``second_pass``
         (entries given their second pass now), ``cached`` (already there), ``drawn`` (points drawn),
         ``saturated`` (the last batch added no entry), ``new_in_last_batch``, ``fit`` (form, scale, intercept,
-        per_permute, points, loo_mean, loo_max), ``seconds``.
+        type scales, points, loo_mean, loo_max), ``seconds``.
     """
     import random
     import time
@@ -130,11 +129,10 @@ def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch
     import time
 
     todo = missing_entries(found.values(), context, cache)
-    iso = protocol.isolated
     # two passes of one worker process each rather than one pass of two processes: the same time, but the
     # second pass comes minutes after the first, so that a slow stretch of the host inflates one at most
-    one = protocol if iso is None else dataclasses.replace(
-        protocol, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
+    one = dataclasses.replace(protocol, isolated=dataclasses.replace(protocol.isolated, processes=1,
+                                                                     extra_processes=0))
     once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
                is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
     total = 2 * len(todo) + once
@@ -224,8 +222,7 @@ def remeasure_front(archs: Sequence[Arch], source: Table) -> list[FrontFigures]:
             continue
         tab = table_latency(arch, context, cache)
         out.append(FrontFigures(min(figures), tab.ms))
-        points.setdefault(arch.fingerprint, (arch.fingerprint, min(figures), tab.entries_ms, permutes(arch),
-                                             tab.by_type))
+        points.setdefault(arch.fingerprint, (arch.fingerprint, min(figures), tab.entries_ms, tab.by_type))
     if points:
         add_points(list(points.values()), contexts[0], cache)
     return out

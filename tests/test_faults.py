@@ -439,11 +439,11 @@ def test_a_poisoned_point_of_the_table_term_drops_the_term(tmp_path: Path, poiso
     from designspace.evaluate.table.term import fit_term, load_fit
 
     cache, ctx = Cache(tmp_path / "cache.sqlite"), Context.local()
-    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0), ("c", 6.0, 4.1, 0)], ctx, cache)
+    fit = fit_term([("a", 2.0, 1.0), ("b", 4.0, 2.5), ("c", 6.0, 4.1)], ctx, cache)
     assert load_fit(ctx, cache) == fit
     stored = dataclasses.asdict(fit)
     stored["points"] = [list(p) for p in stored["points"]]
-    stored["points"][1] = ["b", poison, 2.5, 0, []]
+    stored["points"][1] = ["b", poison, 2.5, []]
     cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(), stored)
     caplog.clear()
     assert load_fit(ctx, cache) is None  # never applied

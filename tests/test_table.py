@@ -23,10 +23,9 @@ from designspace.evaluate.table.entries import (
     entry_of,
     entry_protocol,
     missing_entries,
-    permutes,
     table_latency,
 )
-from designspace.evaluate.table.term import describe_fit, fit_term, load_fit
+from designspace.evaluate.table.term import fit_term, load_fit
 from designspace.plan import plan
 
 FAST = Protocol(isolated=IsolatedProtocol(processes=1, extra_processes=0, rounds=2, round_s=0.02, warmup_s=0.02))
@@ -83,16 +82,14 @@ def test_table_sum_is_entries_plus_the_fitted_term(toy: ds.Arch, cache: Cache) -
     assert first.entries_ms == pytest.approx(sum(ms for _, ms in first.components))
     assert {t for t, _ in first.by_type} == {p.layer.type for p in plan(toy)}  # the sum split by component type
     assert sum(ms for _, ms in first.by_type) == pytest.approx(first.entries_ms)
-    # a fit stored for the context is applied: ms = scale x entries + intercept + per_permute x permutes
-    truth = (1.1, 0.2, 0.15)
-    points = [(f"n{i}", truth[0] * s + truth[1] + truth[2] * n, s, n)
-              for i, (s, n) in enumerate([(1.5, 0), (2.5, 1), (4.5, 2), (3.0, 0), (6.0, 3), (2.0, 2)])]
+    # a fit stored for the context is applied: ms = scale x entries + intercept
+    points = [(f"n{i}", 1.1 * s + 0.2, s) for i, s in enumerate([1.5, 2.5, 4.5, 3.0, 6.0, 2.0])]
     fit = fit_term(points, ctx, cache)
-    assert fit.form == "scale+permutes" and fit.loo_max == pytest.approx(0.0, abs=1e-9)
-    assert (fit.scale, fit.intercept, fit.per_permute) == pytest.approx(truth)
+    assert fit.form == "scale" and fit.loo_max == pytest.approx(0.0, abs=1e-9)
+    assert (fit.scale, fit.intercept) == pytest.approx((1.1, 0.2))
     again = table_latency(toy, ctx, cache, FAST)
     assert again.measured_now == 0  # every entry from the table now
-    assert again.ms == pytest.approx(1.1 * again.entries_ms + 0.2 + 0.15 * permutes(toy))
+    assert again.ms == pytest.approx(1.1 * again.entries_ms + 0.2)
     assert again.term_ms == pytest.approx(again.ms - again.entries_ms)
     assert load_fit(ctx, cache) == fit
 
@@ -114,52 +111,48 @@ def test_missing_entry_measured_on_demand_and_corrupt_row_never_trusted(toy: ds.
 def test_fit_needs_two_networks_and_reports_its_error(cache: Cache) -> None:
     ctx = Context.local()
     with pytest.raises(ds.DesignspaceError, match="at least 2 networks"):
-        fit_term([("a", 2.0, 1.0, 0)], ctx, cache)
-    # two points: the intercept alone, least squares on relative errors: ((1/2)(1/2) + (1.5/4)(1/4)) / (1/4 + 1/16)
-    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0)], ctx, cache)
-    assert fit.form == "intercept" and fit.scale == 1.0 and fit.per_permute == 0.0
-    assert fit.intercept == pytest.approx(1.1)
-    # leave-one-out: each point predicted from the other alone
-    assert fit.loo_mean == pytest.approx((abs(1 + 1.5 - 2) / 2 + abs(2.5 + 1.0 - 4) / 4) / 2)
+        fit_term([("a", 2.0, 1.0)], ctx, cache)
+    # two points: the ratio alone, least squares on relative errors: mean of 2/1 and 4/2.5 (each row x/y = 1/k)
+    fit = fit_term([("a", 2.0, 1.0), ("b", 4.0, 2.5)], ctx, cache)
+    assert fit.form == "ratio" and fit.intercept == 0.0
+    assert fit.scale == pytest.approx((1 / 2 + 2.5 / 4) / (1 / 4 + 2.5**2 / 16))
+    # leave-one-out: each point predicted from the other alone (ratios 2 and 1.6)
+    assert fit.loo_mean == pytest.approx((abs(1.6 * 1.0 - 2) / 2 + abs(2.0 * 2.5 - 4) / 4) / 2)
 
 
 def test_fit_keeps_the_form_its_leave_one_out_error_prefers(cache: Cache) -> None:
     ctx = Context.local()
     # whole networks 15% slower than their entries: a ratio, which no intercept can carry over 2-20 ms (of forms
     # that fit equally well out of sample, the simpler one is kept)
-    scaled = [(f"n{i}", 1.15 * s, s, 0) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
+    scaled = [(f"n{i}", 1.15 * s, s) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
     fit = fit_term(scaled, ctx, cache)
     assert fit.form == "ratio" and fit.scale == pytest.approx(1.15) and fit.intercept == 0.0
-    both = [(f"b{i}", 1.1 * s + 0.5, s, 0) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
+    both = [(f"b{i}", 1.1 * s + 0.5, s) for i, s in enumerate([2.0, 5.0, 9.0, 14.0, 20.0])]
     fit = fit_term(both, ctx, cache)
     assert fit.form == "scale" and (fit.scale, fit.intercept) == pytest.approx((1.1, 0.5))
-    # a constant offset and noise around it: the intercept's two-coefficient rivals do no better out of sample
-    offset = [(f"m{i}", s + 0.5 + e, s, 0) for i, (s, e) in enumerate([(2.0, 0.02), (5.0, -0.03), (9.0, 0.01),
-                                                                         (14.0, -0.01)])]
-    assert fit_term(offset, ctx, cache).form in ("intercept", "scale")
-    # 3 points: too few to leave one out of a two-coefficient fit; of the one-coefficient forms the ratio alone
-    few = fit_term(scaled[:3], ctx, cache)
-    assert few.form == "ratio" and few.scale == pytest.approx(1.15) and few.intercept == 0.0
-    assert few.latency(10.0, 3) == pytest.approx(11.5)
+    # 3 points: too few to leave one out of a two-coefficient fit: the ratio alone
+    few = fit_term(both[:3], ctx, cache)
+    assert few.form == "ratio" and few.intercept == 0.0
+    assert fit_term(scaled[:3], ctx, cache).latency(10.0) == pytest.approx(11.5)
 
 
 def test_a_scale_per_component_type_where_the_types_differ(cache: Cache) -> None:
     ctx = Context.local()
     mixes = [(2.0, 0.5), (1.0, 3.0), (4.0, 1.0), (0.5, 5.0), (3.0, 3.0), (6.0, 0.5), (1.5, 1.5), (0.8, 2.2)]
 
-    def points(k_a: float, k_b: float) -> list[tuple[str, float, float, int, tuple[tuple[str, float], ...]]]:
+    def points(k_a: float, k_b: float) -> list[tuple[str, float, float, tuple[tuple[str, float], ...]]]:
         # whole = k_a x (type a's entries) + k_b x (type b's) + 0.1 ms
-        return [(f"n{i}", k_a * a + k_b * b + 0.1, a + b, 0, (("a", a), ("b", b))) for i, (a, b) in enumerate(mixes)]
+        return [(f"n{i}", k_a * a + k_b * b + 0.1, a + b, (("a", a), ("b", b))) for i, (a, b) in enumerate(mixes)]
 
     fit = fit_term(points(1.0, 1.3), ctx, cache)
     assert fit.form == "types" and fit.loo_mean < 0.5 * _one_scale_loo(points(1.0, 1.3))
     assert dict(fit.type_scales) == pytest.approx({"a": 1.0, "b": 1.3}, rel=0.03)
     assert fit.intercept == pytest.approx(0.1, abs=0.05)
     k = dict(fit.type_scales)
-    assert fit.latency(3.0, 0, (("a", 2.0), ("b", 1.0))) == pytest.approx(2 * k["a"] + k["b"] + fit.intercept)
+    assert fit.latency(3.0, (("a", 2.0), ("b", 1.0))) == pytest.approx(2 * k["a"] + k["b"] + fit.intercept)
     # a type the fit has not seen takes the common scale; without sums by type, the common scale alone
-    assert fit.latency(1.0, 0, (("c", 1.0),)) == pytest.approx(fit.scale + fit.intercept)
-    assert fit.latency(3.0, 0) == pytest.approx(3 * fit.scale + fit.intercept)
+    assert fit.latency(1.0, (("c", 1.0),)) == pytest.approx(fit.scale + fit.intercept)
+    assert fit.latency(3.0) == pytest.approx(3 * fit.scale + fit.intercept)
     assert load_fit(ctx, cache) == fit  # stored with its type scales
     cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(),
               {**dataclasses.asdict(fit), "type_scales": []})
@@ -170,41 +163,26 @@ def test_a_scale_per_component_type_where_the_types_differ(cache: Cache) -> None
     # one scale for both types: the simpler form is kept (the type scales do no better out of sample)
     assert fit_term(points(1.2, 1.2), ctx, cache).form in ("ratio", "scale")
     # points without sums by type (stored before the types form): the other forms only
-    assert fit_term([p[:4] for p in points(1.0, 1.3)], ctx, cache).form != "types"
+    assert fit_term([p[:3] for p in points(1.0, 1.3)], ctx, cache).form != "types"
 
 
-def test_a_point_measured_far_slower_than_the_fit_is_left_out_and_judged_again_later(cache: Cache) -> None:
+def _one_scale_loo(points: Sequence[tuple[str, float, float, tuple[tuple[str, float], ...]]]) -> float:
+    return fit_term([p[:3] for p in points], Context.local()).loo_mean
+
+
+def test_a_fit_of_a_form_no_longer_fitted_is_fitted_again_on_its_points(cache: Cache) -> None:
     ctx = Context.local()
-    sizes = [2.0, 3.0, 4.5, 6.0, 8.0, 10.0, 12.0, 15.0, 18.0, 22.0, 26.0, 30.0]
-    jitter = [0.01, -0.012, 0.008, -0.005, 0.011, -0.009, 0.004, -0.01, 0.006, -0.003, 0.009, -0.007]
-    clean = [(f"n{i}", (1.1 * s + 0.2) * (1 + j), s, 0) for i, (s, j) in enumerate(zip(sizes, jitter, strict=True))]
-    fit = fit_term(clean, ctx, cache)
-    assert fit.slow == () and len(fit.points) == 12
-    # one network whose both passes met a slow stretch: 30% above its true figure
-    slowed = [*clean[:5], (clean[5][0], clean[5][1] * 1.3, *clean[5][2:]), *clean[6:]]
-    fit = fit_term(slowed, ctx, cache)
-    assert fit.slow == ("n5",) and len(fit.points) == 12  # kept among the points, left out of the fit
-    assert fit.latency(10.0, 0) == pytest.approx(11.2, rel=0.02) and fit.loo_max < 0.05
-    assert load_fit(ctx, cache) == fit and "1 more left out as measured slow" in describe_fit(fit)
-    # a network 30% faster than the fit is the model's error, not the host's: it stays in the fit
-    faster = [*clean[:5], (clean[5][0], clean[5][1] / 1.3, *clean[5][2:]), *clean[6:]]
-    assert fit_term(faster, ctx, cache).slow == ()
-    # a slow point within the host's drift (6%) is not told from it: kept
-    drift = [*clean[:5], (clean[5][0], clean[5][1] * 1.06, *clean[5][2:]), *clean[6:]]
-    assert fit_term(drift, ctx, cache).slow == ()
-
-
-def _one_scale_loo(points: Sequence[tuple[str, float, float, int, tuple[tuple[str, float], ...]]]) -> float:
-    return fit_term([p[:4] for p in points], Context.local()).loo_mean
-
-
-def test_an_old_fit_without_a_scale_reads_as_scale_one(cache: Cache) -> None:
-    ctx = Context.local()
-    fit = fit_term([("a", 2.0, 1.0, 0), ("b", 4.0, 2.5, 0)], ctx, cache)
-    old = {k: v for k, v in dataclasses.asdict(fit).items() if k not in ("scale", "form")}
-    cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(), old)
-    assert load_fit(ctx, cache) == fit  # the same fit: scale 1, the intercept form
-    cache.put("table-fit", "lut-fit", dataclasses.replace(ctx, resolution=0).key(), {**old, "scale": -1.0})
+    key = dataclasses.replace(ctx, resolution=0).key()
+    # as stored before issue 28: the intercept form, points with their count of layout changes (and sums by type)
+    old_points = [["a", 2.2, 2.0, 0, [["mbconv", 2.0]]], ["b", 5.5, 5.0, 1, [["mbconv", 5.0]]],
+                  ["c", 8.8, 8.0, 2, [["mbconv", 8.0]]]]
+    cache.put("table-fit", "lut-fit", key, {"intercept": 0.9, "per_permute": 0.0, "points": old_points,
+                                            "loo_mean": 0.1, "loo_max": 0.2, "scale": 1.0, "form": "intercept"})
+    fit = load_fit(ctx, cache)
+    assert fit is not None and fit.form == "ratio" and fit.scale == pytest.approx(1.1)
+    assert fit.points[0] == ("a", 2.2, 2.0, (("mbconv", 2.0),))  # the count skipped, the sums kept
+    assert load_fit(ctx, cache) == fit  # stored as fitted again
+    cache.put("table-fit", "lut-fit", key, {**dataclasses.asdict(fit), "scale": -1.0})
     assert load_fit(ctx, cache) is None  # a corrupt fit is dropped, never applied
 
 
@@ -212,7 +190,7 @@ def test_calibration_adds_to_the_points_already_fitted(toy: ds.Arch, cache: Cach
     from designspace.evaluate.measure.cached import measure_latency
 
     ctx = Context.local(resolution=toy.resolution)
-    fit_term([("elsewhere", 2.0, 1.0, 0), ("other", 4.0, 2.5, 1)], ctx, cache)
+    fit_term([("elsewhere", 2.0, 1.0), ("other", 4.0, 2.5)], ctx, cache)
     wider = ds.Arch.from_yaml(TOY.replace("width: 16", "width: 24"))
     def whole(archs: Sequence[ds.Arch]) -> list[Latency]:
         return [measure_latency(a, ctx, protocol=FAST, cache=None) for a in archs]
@@ -260,32 +238,6 @@ def test_a_second_pass_keeps_the_smaller_of_the_cached_and_the_new_figure(toy: d
     assert measure_latency(wider, ctx, protocol=FAST, cache=cache) == quick
 
 
-HYBRID = """
-resolution: 64
-stem: {type: iformer_stem}
-stages:
-  - width: 32
-    blocks: [{type: mbconv, exp_ratio: 4, repeat: 2}]
-  - width: 64
-    downsample: {type: conv_bn}
-    blocks: [{type: efficientmod, exp_ratio: 4}]
-  - width: 128
-    downsample: {type: conv_ln}
-    blocks: [{pattern: [sam, {type: msa, num_heads: 4}]}]
-head: {type: bn_linear_head}
-"""
-
-
-@pytest.mark.parametrize("source", ["mobilenetv2_100", "smt_t", "efficientmod_xxs", HYBRID])
-def test_permutes_count_the_networks_own_permutes(source: str) -> None:
-    arch = ds.Arch.from_yaml(source) if "\n" in source else ds.load_arch(source)
-    net = ds.build_model(arch)
-    built = sum(p is not None for stage in net.stages for p in stage._perms) + (net._head_perm is not None)
-    assert permutes(arch) == built
-    if source == HYBRID:
-        assert built >= 2  # channels-last EfficientMod and SMT blocks between channels-first ones
-
-
 @pytest.mark.parametrize("argv", [["search", "tiny", "--latency", "lut", "--trials", "1"],
                                   ["eval", "emo_1m", "--latency", "fast"],
                                   ["eval", "emo_1m", "--latency", "table", "--runtime", "torch"]])
@@ -299,9 +251,8 @@ def test_entries_get_their_own_light_protocol() -> None:
     from designspace.evaluate.table.entries import ENTRY_PROTOCOL
 
     assert entry_protocol(FAST) is FAST  # already lighter than the entries' own
-    for whole in (Protocol(run_timeout_s=3.0), Protocol(isolated=None, run_timeout_s=3.0)):
-        light = entry_protocol(whole)
-        assert light.isolated == ENTRY_PROTOCOL.isolated and light.run_timeout_s == 3.0
+    light = entry_protocol(Protocol(run_timeout_s=3.0))  # a whole network's: the entries' own, its limits kept
+    assert light.isolated == ENTRY_PROTOCOL.isolated and light.run_timeout_s == 3.0
 
 
 def _tiny_table_search(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
@@ -416,8 +367,8 @@ def test_lut_build_measures_each_entry_in_two_passes_and_resumes(tmp_path: Path,
     ctx = Context.local()
     report = build_table(space, ctx, cache, samples=400, calibrate=3, protocol=FAST, whole_protocol=FAST)
     assert report["saturated"] and report["entries"] == report["measured"] == report["second_pass"] > 0
-    # 3 networks: only the one-coefficient forms can be left one out of (which one depends on the timings)
-    assert report["cached"] == 0 and report["fit"]["points"] == 3 and report["fit"]["form"] in ("intercept", "ratio")
+    # 3 networks: only the one-coefficient form can be left one out of
+    assert report["cached"] == 0 and report["fit"]["points"] == 3 and report["fit"]["form"] == "ratio"
     keys = {entry_of(p).key for i in range(20) for p in plan(space.sample(random.Random(i)))}
     rows = [cache.get(k, KIND, dataclasses.replace(ctx, resolution=0).key()) for k in keys]
     assert rows and all(r is not None and r["passes"] == 2 for r in rows)

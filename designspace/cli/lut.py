@@ -49,11 +49,10 @@ def _build(args: argparse.Namespace) -> int:
           f"({coverage}); measured {report['measured']} now, {report['cached']} already in the table; "
           f"{report['seconds']} s")
     if fit is not None:
-        slow = f", {fit['slow']} more left out as measured slow" if fit.get("slow") else ""
-        print(f"per-network term: {describe_term(fit)}, fitted on "
-              f"{fit['points'] - fit.get('slow', 0)} networks measured whole (this space's and those of tables "
-              f"built before{slow}); leave-one-out error {fit['loo_mean']:.1%} mean, {fit['loo_max']:.1%} max")
-    print("use it: designspace eval ARCH --latency both; designspace search SPACE --latency table")
+        print(f"per-network term: {describe_term(fit)}, fitted on {fit['points']} networks measured whole (this "
+              f"space's and those of tables built before); leave-one-out error {fit['loo_mean']:.1%} mean, "
+              f"{fit['loo_max']:.1%} max")
+    print("use it: designspace eval ARCH --latency table; designspace search SPACE --latency table")
     return 0
 
 

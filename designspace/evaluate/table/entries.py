@@ -8,10 +8,9 @@ ONNX with an input of its site's shape and layout, and timed by the isolated, in
 results cache (kind ``lut``), keyed by the entry and the identity of the component's code; a corrupt entry is
 measured again, never trusted.
 
-A network's **table latency** = ``scale x (sum of its entries) + intercept + per_permute x permutes``, where
-``permutes`` counts the layout changes between neighbouring components (the network's own ``permute`` ops);
-the term's forms and fit are :mod:`designspace.evaluate.table.term`'s, and :func:`calibrate_term` here measures
-the networks it is fitted on.
+A network's **table latency** = ``scale x (sum of its entries) + intercept`` (one scale per component type in
+the ``types`` form): the term's forms and fit are :mod:`designspace.evaluate.table.term`'s, and
+:func:`calibrate_term` here measures the networks it is fitted on.
 """
 
 from __future__ import annotations
@@ -47,7 +46,7 @@ from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
 __all__ = ["ENTRY_PROTOCOL", "KIND", "Entry", "EntryGuess", "TableLatency", "calibrate_term", "entry_features",
-           "entry_of", "entry_protocol", "measure_entries", "missing_entries", "permutes", "placement_of",
+           "entry_of", "entry_protocol", "measure_entries", "missing_entries", "placement_of",
            "stored_features", "table_latency", "table_latency_of"]
 
 log = logging.getLogger(__name__)
@@ -62,12 +61,9 @@ _DEFAULT = ENTRY_PROTOCOL
 def entry_protocol(protocol: Protocol) -> Protocol:
     """The protocol for entries measured on behalf of a caller whose ``protocol`` is a whole network's:
     :data:`ENTRY_PROTOCOL` with ``protocol``'s limits (run timeout, noise threshold). An isolated protocol that is
-    already lighter than the entries' (a test's fast one) is kept; entries are always timed in isolated workers,
-    so an in-process protocol (``isolated=None``) gets the entries' too."""
-    light = ENTRY_PROTOCOL.isolated
-    assert light is not None
-    iso = protocol.isolated
-    if iso is not None and iso.processes * iso.rounds * iso.round_s <= light.processes * light.rounds * light.round_s:
+    already lighter than the entries' (a test's fast one) is kept."""
+    light, iso = ENTRY_PROTOCOL.isolated, protocol.isolated
+    if iso.processes * iso.rounds * iso.round_s <= light.processes * light.rounds * light.round_s:
         return protocol
     return dataclasses.replace(ENTRY_PROTOCOL, run_timeout_s=protocol.run_timeout_s, noisy=protocol.noisy)
 
@@ -114,16 +110,6 @@ def entry_of(p: Placement) -> Entry:
     return Entry(p.layer.type, params, p.site.in_chs, p.site.out_chs, p.site.stride, hw, layout)
 
 
-def permutes(arch: Arch) -> int:
-    """Layout changes between neighbouring components of ``arch`` (its network's ``permute`` ops)."""
-    current, n = "nchw", 0
-    for p in plan(arch):
-        lin, lout = p.component.layouts(p.layer.kwargs())
-        n += lin != current
-        current = lout
-    return n
-
-
 def placement_of(entry: dict[str, Any]) -> Placement:
     """A placement of the component an entry row describes (``asdict(Entry)``), alone at its site: what
     :func:`designspace.evaluate.devices.features.placement_features` needs to trace it again.
@@ -168,8 +154,10 @@ def _get(cache: Cache, entry: Entry, context: Context) -> float | None:
     return float(row["ms"]) if row is not None else None
 
 
-def missing_entries(placements: Iterable[Placement], context: Context, cache: Cache) -> list[Placement]:
-    """The placements whose entry is not in the table yet (one per distinct entry, in first-seen order)."""
+def _needing(placements: Iterable[Placement], context: Context, cache: Cache, again: bool
+             ) -> list[tuple[Placement, dict[str, Any] | None]]:
+    """The placements whose entry needs a pass, one per distinct entry in first-seen order, with its stored row:
+    not in the table yet, or with ``again``, in it from one pass only."""
     seen: set[str] = set()
     out = []
     for p in placements:
@@ -177,9 +165,15 @@ def missing_entries(placements: Iterable[Placement], context: Context, cache: Ca
         if e.key in seen:
             continue
         seen.add(e.key)
-        if _get(cache, e, context) is None:
-            out.append(p)
+        row = _row(cache, e, context)
+        if (row is not None and int(row.get("passes") or 1) < 2) if again else row is None:
+            out.append((p, row))
     return out
+
+
+def missing_entries(placements: Iterable[Placement], context: Context, cache: Cache) -> list[Placement]:
+    """The placements whose entry is not in the table yet (one per distinct entry, in first-seen order)."""
+    return [p for p, _ in _needing(placements, context, cache, again=False)]
 
 
 def measure_entries(placements: Sequence[Placement], context: Context, cache: Cache,
@@ -197,51 +191,29 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
     Raises:
         MeasurementError: a worker failed.
     """
-    if again:
-        rows: dict[str, dict[str, Any]] = {}
-        todo = []
-        for p in placements:
-            e = entry_of(p)
-            if e.key in rows:
-                continue
-            row = _row(cache, e, context)
-            if row is not None and int(row.get("passes") or 1) < 2:
-                rows[e.key] = row
-                todo.append(p)
-    else:
-        rows, todo = {}, missing_entries(placements, context, cache)
+    todo = [p for p, _ in _needing(placements, context, cache, again)]
     reference = ReferenceStore(cache)
     done = 0
     for start in range(0, len(todo), chunk):
         # one process measures an entry; the others wait, then skip what it stored
         with cache.claim(f"table entries|{table_context_key(context)}", "latency table entries"):
-            done += _measure_chunk(todo[start:start + chunk], rows, context, cache, protocol, reference, again)
+            # another process may have measured some meanwhile: what still needs it, with its latest row
+            done += _measure_chunk(_needing(todo[start:start + chunk], context, cache, again), context, cache,
+                                   protocol, reference)
         if progress is not None:
             progress(len(todo[start:start + chunk]))
     return done
 
 
-def _measure_chunk(group: list[Placement], rows: dict[str, dict[str, Any]], context: Context, cache: Cache,
-                   protocol: Protocol, reference: ReferenceStore, again: bool) -> int:
-    """Measures and stores the entries of ``group`` that still need it once this process holds the claim (another
-    process may have measured some meanwhile); returns how many it measured."""
-    still = []
-    for p in group:
-        row = _row(cache, entry_of(p), context)
-        if again:
-            if row is not None and int(row.get("passes") or 1) < 2:
-                rows[entry_of(p).key] = row  # its latest figure, which the second pass is compared with
-                still.append(p)
-        elif row is None:
-            still.append(p)
-    group = still
+def _measure_chunk(group: list[tuple[Placement, dict[str, Any] | None]], context: Context, cache: Cache,
+                   protocol: Protocol, reference: ReferenceStore) -> int:
+    """Measures and stores the entries of ``group`` (each with its stored row: ``None``, or the pass it adds to);
+    returns how many it measured."""
     if group:
-        models = [_export(p, context.batch) for p in group]
-        lats = measure_onnx(models, context, protocol, reference)
-        for p, lat in zip(group, lats, strict=True):
+        lats = measure_onnx([_export(p, context.batch) for p, _ in group], context, protocol, reference)
+        for (p, old), lat in zip(group, lats, strict=True):
             e = entry_of(p)
             ms, ratio, passes = lat.ms, lat.ratio, 1
-            old = rows.get(e.key)
             if old is not None:
                 passes = int(old.get("passes") or 1) + 1
                 if isinstance(old.get("ratio"), (int, float)) and ratio is not None and lat.reference_ms:
@@ -249,9 +221,10 @@ def _measure_chunk(group: list[Placement], rows: dict[str, dict[str, Any]], cont
                     ms = ratio * lat.reference_ms  # both passes scaled by the long-run reference as it is now
                 else:
                     ms = min(float(old["ms"]), ms)
-            row = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e), "flags": list(lat.flags)}
             feats = stored_features(old) if old is not None else None
-            row["features"] = feats if feats is not None else _features_or_none(p)
+            row: dict[str, Any] = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e),
+                                   "flags": list(lat.flags),
+                                   "features": feats if feats is not None else _features_or_none(p)}
             cache.put(e.key, KIND, table_context_key(context), row)
     return len(group)
 
@@ -294,7 +267,7 @@ class TableLatency:
     """A network's latency from the table.
 
     Attributes:
-        ms: the table latency, ``fit.latency(entries_ms, permutes, by_type)`` (the sum of the entries without a fit),
+        ms: the table latency, ``fit.latency(entries_ms, by_type)`` (the sum of the entries without a fit),
             milliseconds.
         entries_ms: the sum of the entries.
         term_ms: what the fitted per-network term adds to the sum, ``ms - entries_ms`` (0 without a fit).
@@ -372,7 +345,7 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
     fit = load_fit(context, cache)
     entries = sum(ms for _, ms in comps)
     sums = tuple(sorted(by_type.items()))
-    ms = fit.latency(entries, permutes(arch), sums) if fit is not None else entries
+    ms = fit.latency(entries, sums) if fit is not None else entries
     return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit, len(predicted), sums)
 
 
@@ -412,7 +385,7 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     points = []
     for a, ms in zip(archs, best, strict=True):
         tab = table_latency(a, dataclasses.replace(context, resolution=a.resolution), cache, protocol)
-        points.append((a.fingerprint, ms, tab.entries_ms, permutes(a), tab.by_type))
+        points.append((a.fingerprint, ms, tab.entries_ms, tab.by_type))
     if len(points) < 2 and load_fit(context, cache) is None:
         return fit_term(points, context, cache)  # raises: one network cannot fit a term
     fit = add_points(points, context, cache)
