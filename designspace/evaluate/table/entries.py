@@ -47,7 +47,7 @@ from designspace.plan import Placement, plan
 
 __all__ = ["ENTRY_PROTOCOL", "KIND", "Entry", "EntryGuess", "TableLatency", "calibrate_term", "entry_features",
            "entry_of", "entry_protocol", "measure_entries", "missing_entries", "placement_of",
-           "stored_features", "table_latency", "table_latency_of"]
+           "stored_features", "table_latency"]
 
 log = logging.getLogger(__name__)
 KIND = "lut"
@@ -392,17 +392,3 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     assert fit is not None
     return fit
 
-
-def table_latency_of(arch: Arch, *, runtime: str = "onnxruntime", threads: int = 1, batch: int = 1,
-                     cache: Cache | None = None) -> TableLatency:
-    """:func:`table_latency` in this machine's context for ``runtime`` (ONNX Runtime only: the table's entries are
-    exported components), with the default results cache.
-
-    Raises:
-        DesignspaceError: another runtime.
-    """
-    if runtime != "onnxruntime":
-        raise DesignspaceError(f"the latency table is measured with ONNX Runtime, not {runtime} (fix: --runtime "
-                               "onnxruntime, or --latency measure)")
-    context = Context.local(runtime, threads, batch, resolution=arch.resolution)
-    return table_latency(arch, context, cache or Cache())

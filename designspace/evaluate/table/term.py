@@ -40,8 +40,8 @@ def table_context_key(context: Context) -> str:
 #: the forms the per-network term can take, simplest first: ``ratio`` (the scale alone), ``scale`` (scale and
 #: intercept) and ``types`` (``scale`` with one scale per component type, pulled towards the common one, see
 #: :func:`_solve_types`). The ``intercept`` form (the sum plus a constant), the ``scale+permutes`` form (a cost per
-#: layout change) and the exclusion of points measured slow were removed in issue 28 (docs/latency.md, "The
-#: term's forms": not needed on the measurements replayed)
+#: layout change) and the exclusion of points measured slow were removed in issue 28: not needed on the
+#: measurements replayed (docs/latency.md, "The term's forms, replayed")
 FORMS = ("ratio", "scale", "types")
 _COEFFICIENTS = {"ratio": 1, "scale": 2, "types": 2}
 #: ridge strengths tried for the ``types`` form, on the least squares of relative errors (each point's squared
