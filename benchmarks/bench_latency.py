@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -129,8 +128,9 @@ def _in_process(name: str) -> Latency:
         session.run(None, feed)
         return (time.perf_counter_ns() - t) / 1e6
 
-    rounds, _ = measure(run, Protocol())
-    return summarize(rounds, Protocol(), Context.local(), time.perf_counter() - began)
+    protocol = Protocol()
+    rounds, _ = measure(run, protocol)
+    return summarize(rounds, protocol, Context.local(), time.perf_counter() - began)
 
 
 MODES = {"fresh": "isolated + reference", "old": "before (in-process rounds)",
@@ -215,7 +215,13 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
     from designspace.evaluate.cache import Cache
     from designspace.evaluate.measure.cached import measure_latencies
     from designspace.evaluate.measure.latency import Context, Latency, MeasurementError
-    from designspace.evaluate.table.entries import ENTRY_PROTOCOL, calibrate_term, measure_entries, table_latency
+    from designspace.evaluate.table.entries import (
+        ENTRY_PROTOCOL,
+        calibrate_term,
+        measure_entries,
+        one_process,
+        table_latency,
+    )
     from designspace.evaluate.table.term import describe_fit
     from designspace.plan import plan
     from designspace.space import load_space, match
@@ -232,8 +238,7 @@ def part3(n_archs: int, cache_dir: Path, quick: bool = False) -> None:
         calib += [a for a in calibration_archs(space, 1 if quick else 3, seed=1000) if a not in calib]
         tests += [space.sample(rng) for _ in range(k)]
     # the entries of every network, as `lut build` measures them: two passes of one worker process, minutes apart
-    iso = ENTRY_PROTOCOL.isolated
-    one = dataclasses.replace(ENTRY_PROTOCOL, isolated=dataclasses.replace(iso, processes=1, extra_processes=0))
+    one = one_process(ENTRY_PROTOCOL)
     ctx = Context.local(resolution=224)
     placements = [p for a in calib + tests for p in plan(a)]
     t0 = time.perf_counter()

@@ -10,7 +10,6 @@ through its latency source (:class:`designspace.evaluate.sources.Table`).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from designspace.evaluate.table.entries import (
     entry_protocol,
     measure_entries,
     missing_entries,
+    one_process,
     table_latency,
 )
 from designspace.evaluate.table.term import add_points, fit_summary, table_context_key
@@ -129,10 +129,7 @@ def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch
     import time
 
     todo = missing_entries(found.values(), context, cache)
-    # two passes of one worker process each rather than one pass of two processes: the same time, but the
-    # second pass comes minutes after the first, so that a slow stretch of the host inflates one at most
-    one = dataclasses.replace(protocol, isolated=dataclasses.replace(protocol.isolated, processes=1,
-                                                                     extra_processes=0))
+    one = one_process(protocol)
     once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
                is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
     total = 2 * len(todo) + once

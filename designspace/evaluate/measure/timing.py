@@ -132,11 +132,11 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFA
     """
     start = time.perf_counter() if start is None else start
     model.eval()
-    r = context.resolution
-    example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
     if context.runtime == "onnxruntime":
         return measure_onnx([export_for_measurement(model, context, in_chans)], context, protocol,
                             reference or ReferenceStore(), start=start)[0]
+    r = context.resolution
+    example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
     threads = torch.get_num_threads()
     try:
         if context.runtime == "torch":

@@ -46,7 +46,7 @@ from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
 __all__ = ["ENTRY_PROTOCOL", "KIND", "Entry", "EntryGuess", "TableLatency", "calibrate_term", "entry_features",
-           "entry_of", "entry_protocol", "measure_entries", "missing_entries", "placement_of",
+           "entry_of", "entry_protocol", "measure_entries", "missing_entries", "one_process", "placement_of",
            "stored_features", "table_latency"]
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,14 @@ def entry_protocol(protocol: Protocol) -> Protocol:
     if iso.processes * iso.rounds * iso.round_s <= light.processes * light.rounds * light.round_s:
         return protocol
     return dataclasses.replace(ENTRY_PROTOCOL, run_timeout_s=protocol.run_timeout_s, noisy=protocol.noisy)
+
+
+def one_process(protocol: Protocol) -> Protocol:
+    """``protocol`` with one worker process and no extra ones: one pass of the table's two-pass rule (``lut build``
+    runs two such passes minutes apart rather than one pass of two processes: the same time, but a slow stretch of
+    the host inflates one pass at most)."""
+    return dataclasses.replace(protocol, isolated=dataclasses.replace(protocol.isolated, processes=1,
+                                                                      extra_processes=0))
 
 
 @dataclass(frozen=True)
