@@ -128,7 +128,8 @@ def _in_process(name: str) -> Latency:
         session.run(None, feed)
         return (time.perf_counter_ns() - t) / 1e6
 
-    protocol = Protocol()
+    # the in-process protocol's own defaults before issue 28 merged it into the one protocol
+    protocol = Protocol(warmup_s=0.15, round_s=0.2, min_runs=2, extra=3)
     rounds, _ = measure(run, protocol)
     return summarize(rounds, protocol, Context.local(), time.perf_counter() - began)
 
@@ -175,7 +176,8 @@ def part1(processes: int) -> dict[str, float]:
 def part2(seconds: float) -> None:
     import designspace as ds
     from designspace.evaluate.evaluation import evaluate
-    from designspace.evaluate.measure.isolated import IsolatedProtocol, time_onnx
+    from designspace.evaluate.measure.isolated import time_onnx
+    from designspace.evaluate.measure.latency import Protocol
     from designspace.evaluate.measure.onnx import export_onnx
 
     names = ["mobilenetv2_100", *RATIOS]
@@ -186,7 +188,7 @@ def part2(seconds: float) -> None:
         m = ds.build_model(n).eval()
         models.append((export_onnx(m, m.example_input()), (1, 3, 224, 224)))
     rounds = max(2, int(seconds / (0.3 * (len(names) + 1))))
-    long = time_onnx(models, 1, IsolatedProtocol(rounds=rounds, round_s=0.3, warmup_s=0.5), processes=1)
+    long = time_onnx(models, 1, Protocol(rounds=rounds, round_s=0.3, warmup_s=0.5), processes=1)
     base_eval, base_long = evals[names[0]].ms, long[0].minima[0]
     worst = 0.0
     for n, t in zip(names[1:], long[1:], strict=True):

@@ -18,7 +18,7 @@ from designspace.evaluate.measure import cached as cached_mod
 from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.measure.timing import measure, measure_model, summarize
 
-FAST = Protocol(warmup_s=0.0, warmup_runs=1, rounds=3, round_s=0.0, round_runs=3, extra_rounds=2)
+FAST = Protocol(warmup_s=0.0, rounds=3, round_s=0.0, min_runs=3, extra=2)
 
 TINY = """
 name: tiny_net
@@ -44,18 +44,18 @@ def _scripted(times: list[float]) -> Any:
 
 # ---------------------------------------------------------------------------------------------- protocol
 def test_minimum_of_agreeing_rounds() -> None:
-    # 1 warm-up run, then 3 rounds of 3: the host slows the second round
-    rounds, warm = measure(_scripted([50.0, 10.2, 10.0, 10.1, 13.0, 12.9, 13.1, 10.1, 10.3, 10.2]), FAST)
-    assert warm == 1 and [len(r) for r in rounds] == [3, 3, 3]
+    # 3 warm-up runs, then 3 rounds of 3: the host slows the second round
+    rounds, warm = measure(_scripted([50.0, 40.0, 30.0, 10.2, 10.0, 10.1, 13.0, 12.9, 13.1, 10.1, 10.3, 10.2]), FAST)
+    assert warm == 3 and [len(r) for r in rounds] == [3, 3, 3]
     lat = summarize(rounds, FAST, Context.local(), 1.0)
     assert lat.ms == 10.0 and lat.flags == () and lat.spread == pytest.approx(0.01)
 
 
 def test_disagreeing_rounds_are_remeasured_then_flagged() -> None:
     # one lucky round: the two fastest rounds disagree, two extra rounds are measured, still no agreement
-    times = [50.0, 8.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0] + [10.0] * 6
+    times = [50.0, 40.0, 30.0, 8.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0] + [10.0] * 6
     rounds, _ = measure(_scripted(times), FAST)
-    assert len(rounds) == FAST.rounds + FAST.extra_rounds
+    assert len(rounds) == FAST.rounds + FAST.extra
     lat = summarize(rounds, FAST, Context.local(), 1.0)
     assert lat.ms == 8.0 and "unconfirmed" in lat.flags
 

@@ -14,7 +14,6 @@ import pytest
 import designspace as ds
 from designspace.cli import main
 from designspace.evaluate.cache import Cache
-from designspace.evaluate.measure.isolated import IsolatedProtocol
 from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.measure.timing import ReferenceStore, measure_onnx
 from designspace.evaluate.table.entries import (
@@ -28,7 +27,7 @@ from designspace.evaluate.table.entries import (
 from designspace.evaluate.table.term import fit_term, load_fit
 from designspace.plan import plan
 
-FAST = Protocol(isolated=IsolatedProtocol(processes=1, extra_processes=0, rounds=2, round_s=0.02, warmup_s=0.02))
+FAST = Protocol(processes=1, extra=0, rounds=2, round_s=0.02, warmup_s=0.02)
 TOY = """
 name: toy
 resolution: 32
@@ -252,7 +251,7 @@ def test_entries_get_their_own_light_protocol() -> None:
 
     assert entry_protocol(FAST) is FAST  # already lighter than the entries' own
     light = entry_protocol(Protocol(run_timeout_s=3.0))  # a whole network's: the entries' own, its limits kept
-    assert light.isolated == ENTRY_PROTOCOL.isolated and light.run_timeout_s == 3.0
+    assert light == dataclasses.replace(ENTRY_PROTOCOL, run_timeout_s=3.0)
 
 
 def _tiny_table_search(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
@@ -423,7 +422,7 @@ def test_only_the_models_that_disagree_get_more_processes(monkeypatch: pytest.Mo
         return first if processes is None else [isolated.Timing((3.1,), (3.1,), (3.2,), (1.0,), 5)] * len(models)
 
     monkeypatch.setattr(isolated, "time_onnx", fake)
-    proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=1))
+    proto = Protocol(processes=2, extra=1)
     a, b = measure_onnx([(b"a", (1, 3, 8, 8)), (b"b", (1, 3, 8, 8))], Context.local(resolution=8), proto,
                         ReferenceStore())
     assert calls == [(2, None), (1, 1)]  # the extra process timed the second model alone
@@ -440,7 +439,7 @@ def test_no_more_processes_past_the_wall_budget(monkeypatch: pytest.MonkeyPatch)
         return [isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10)] * len(models)
 
     monkeypatch.setattr(isolated, "time_onnx", fake)
-    proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=2, budget_s=0.0))
+    proto = Protocol(processes=2, extra=2, budget_s=0.0)
     (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
     assert calls == [None] and lat.processes == 2 and "unconfirmed" in lat.flags
 
@@ -457,7 +456,7 @@ def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monke
         return [isolated.Timing((3.0, 3.6), (3.0, 3.6), (3.1, 3.7), (1.0, 1.0), 10, walls[0])] * len(models)
 
     monkeypatch.setattr(isolated, "time_onnx", fake)
-    proto = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=2))  # budget 10 s
+    proto = Protocol(processes=2, extra=2)  # budget 10 s
     # the first processes took 1 s and 4.5 s: two more at the slowest one's pace (9 s) fit in 10 s: measured
     walls.append((1.0, 4.5))
     (lat,) = measure_onnx([(b"a", (1, 3, 8, 8))], Context.local(resolution=8), proto, ReferenceStore())
@@ -479,7 +478,7 @@ def test_the_budget_counts_an_extra_process_at_the_slowest_first_ones_pace(monke
     # the reference and one model of 0.6 s each
     asked = 0.1 + 5 * 0.1
     ts = [isolated.Timing((1.0,), (1.0,), (1.0,), (1.0,), 5, (3.0,))] * 4
-    assert latency_mod._extra_process_s(ts, 1, IsolatedProtocol()) == pytest.approx(3.0 - 5 * asked + 2 * asked)
+    assert latency_mod._extra_process_s(ts, 1, Protocol()) == pytest.approx(3.0 - 5 * asked + 2 * asked)
 
 def test_a_worker_that_would_pass_the_deadline_is_cut_short_and_what_is_done_counts() -> None:
     import time
@@ -487,7 +486,7 @@ def test_a_worker_that_would_pass_the_deadline_is_cut_short_and_what_is_done_cou
     from designspace.evaluate.measure.isolated import REFERENCE_SHAPE, reference_onnx, time_onnx
 
     model = (reference_onnx(), tuple(REFERENCE_SHAPE))
-    quick = IsolatedProtocol(rounds=1, round_s=0.01, warmup_s=0.01)
+    quick = Protocol(rounds=1, round_s=0.01, warmup_s=0.01)
     assert time_onnx([model], protocol=quick, processes=2, deadline=time.perf_counter()) == []
     # a real worker killed 0.05 s in (it cannot start ONNX Runtime that fast): none done, nothing raised
     t = time.perf_counter()

@@ -61,10 +61,10 @@ def main() -> int:
             times.append(once(i))
         return times
 
+    rounds, round_s, min_runs = int(req.get("rounds", 6)), float(req.get("round_s", 0.15)), int(req.get("min_runs", 2))
     warm = float(req.get("warmup_s", 0.2))
     for i in range(len(runners)):
-        window(i, warm, 3)
-    rounds, round_s, min_runs = int(req.get("rounds", 6)), float(req.get("round_s", 0.15)), int(req.get("min_runs", 2))
+        window(i, warm, min_runs)
     ref: list[list[float]] = []
     models: list[list[list[float]]] = [[] for _ in req["models"]]
     for _ in range(rounds):

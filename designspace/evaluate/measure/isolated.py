@@ -4,7 +4,7 @@ Why (evidence in ``docs/latency.md``): on a shared host two things move a latenc
 (seconds) slow every run inside them; and a whole process can be slow for its life (a process that built and
 exported a network with PyTorch, or simply an unlucky one), so that every round of it agrees on a slowed
 value and no in-process statistic can notice. Here the model is exported once in the calling process, then
-timed by :data:`Protocol.processes` short worker processes that import ONNX Runtime alone
+timed by ``Protocol.processes`` short worker processes that import ONNX Runtime alone
 (``_ort_worker.py``). In each round a worker times the reference, then the model(s), so that slow stretches
 hit both. Per process the estimate is the **ratio** of the model's minimum to the reference's minimum; the
 reported latency is the median of the processes' ratios times the reference's **long-run figure**: the
@@ -32,12 +32,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from designspace.evaluate.measure.latency import Protocol
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["REFERENCE_SHAPE", "WORKER", "IsolatedProtocol", "Timing", "WorkerError", "reference_onnx", "time_onnx"]
+__all__ = ["REFERENCE_SHAPE", "WORKER", "Timing", "WorkerError", "reference_onnx", "time_onnx"]
 
 #: the worker script, run by path so that it imports no PyTorch
 WORKER = Path(__file__).with_name("_ort_worker.py")
+
+
+#: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
+_DEFAULT = Protocol()
 
 
 class WorkerError(DesignspaceError):
@@ -46,37 +51,6 @@ class WorkerError(DesignspaceError):
 
 class WorkerTimeout(WorkerError):
     """A worker process ran past its time limit and was killed."""
-
-
-@dataclass(frozen=True)
-class IsolatedProtocol:
-    """How isolated, interleaved measurements are made.
-
-    Attributes:
-        processes: worker processes per measurement (more are added once when they disagree).
-        extra_processes: processes added when the first ones disagree.
-        rounds: rounds per process; a round times the reference, then each model, ``round_s`` each.
-        round_s: seconds per model per round (at least ``min_runs`` runs).
-        min_runs: runs per model per round at least.
-        warmup_s: warm-up per model per process.
-        agree: the processes' estimates must agree within this fraction.
-        slow: a process whose reference minimum exceeds the long-run reference by more than this was slow.
-        run_timeout_s: one run slower than this fails the measurement.
-        budget_s: wall seconds a measurement may take per model, its export included: the extra processes are
-            left out (and the figure flagged ``unconfirmed``) where, at the pace of the first ones, they would
-            take it past this (issue 11: at most 10 s per measurement).
-    """
-
-    processes: int = 3
-    extra_processes: int = 2
-    rounds: int = 5
-    round_s: float = 0.1
-    min_runs: int = 3
-    warmup_s: float = 0.1
-    agree: float = 0.03
-    slow: float = 0.08
-    run_timeout_s: float = 10.0
-    budget_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +127,7 @@ def _run_worker(request: dict[str, object], timeout_s: float) -> dict[str, objec
 
 
 def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
-              protocol: IsolatedProtocol = IsolatedProtocol(), processes: int | None = None,
+              protocol: Protocol = _DEFAULT, processes: int | None = None,
               deadline: float | None = None) -> list[Timing]:
     """Times ONNX models in worker processes, each round interleaved with the reference (see the module).
 

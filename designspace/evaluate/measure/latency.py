@@ -30,7 +30,6 @@ from typing import Any
 
 import torch
 
-from designspace.evaluate.measure.isolated import IsolatedProtocol
 from designspace.exceptions import DesignspaceError
 
 __all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine"]
@@ -125,32 +124,39 @@ class Context:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a latency is measured (the defaults keep a ~1 GMAC model under 5 s of wall time, export included).
+    """How a latency is measured, on every runtime (the defaults keep a ~1 GMAC model under 5 s of wall time,
+    export included). ONNX Runtime runs it in ``processes`` worker processes, each round interleaved with the
+    reference network (:mod:`designspace.evaluate.measure.isolated`); PyTorch eager and CUDA run it in this
+    process, as one process without a reference (``processes``, ``slow`` and ``budget_s`` do not apply).
 
     Attributes:
-        warmup_s: warm-up duration (at least ``warmup_runs`` runs).
-        warmup_runs: minimum warm-up runs.
-        rounds: timed rounds.
-        round_s: duration of a round (at least ``round_runs`` runs).
-        round_runs: minimum runs per round.
-        agree: the two fastest rounds' minima must agree within this fraction.
-        extra_rounds: rounds added once when they do not.
+        warmup_s: warm-up per model (and per process), at least ``min_runs`` runs.
+        rounds: timed rounds (per process); an ONNX Runtime round times the reference, then each model.
+        round_s: seconds per model per round, at least ``min_runs`` runs.
+        min_runs: runs per round, and warm-up runs, at least.
+        agree: the estimates must agree within this fraction: the processes' ratios (ONNX Runtime), the two
+            fastest rounds' minima (in this process).
+        extra: added once where they do not: processes (ONNX Runtime), rounds (in this process).
         noisy: flag results whose median exceeds the minimum by more than this fraction.
-        run_timeout_s: a single run slower than this fails the measurement.
-        isolated: ONNX Runtime's protocol: worker processes interleaved with the reference network
-            (:mod:`designspace.evaluate.measure.isolated`); the other fields time PyTorch and CUDA in this process.
+        run_timeout_s: one run slower than this fails the measurement.
+        processes: ONNX Runtime's worker processes per measurement.
+        slow: a process whose reference minimum exceeds the long-run reference by more than this was slow.
+        budget_s: wall seconds an ONNX Runtime measurement may take per model, its export included: the extra
+            processes are left out (and the figure flagged ``unconfirmed``) where, at the pace of the first ones,
+            they would take it past this (issue 11: at most 10 s per measurement).
     """
 
-    warmup_s: float = 0.15
-    warmup_runs: int = 3
+    warmup_s: float = 0.1
     rounds: int = 5
-    round_s: float = 0.2
-    round_runs: int = 2
+    round_s: float = 0.1
+    min_runs: int = 3
     agree: float = 0.03
-    extra_rounds: int = 3
+    extra: int = 2
     noisy: float = 0.10
     run_timeout_s: float = 10.0
-    isolated: IsolatedProtocol = field(default_factory=IsolatedProtocol)
+    processes: int = 3
+    slow: float = 0.08
+    budget_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ and why).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 import time
@@ -25,7 +24,7 @@ from designspace.evaluate.measure.latency import Context, Latency, MeasurementEr
 from designspace.exceptions import DesignspaceError
 
 if TYPE_CHECKING:
-    from designspace.evaluate.measure.isolated import IsolatedProtocol, Timing
+    from designspace.evaluate.measure.isolated import Timing
 
 __all__ = ["ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx",
            "summarize"]
@@ -45,7 +44,7 @@ def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT) -> tuple[li
     """
     limit_ms = protocol.run_timeout_s * 1000.0
     warm, start = 0, time.perf_counter()
-    while warm < protocol.warmup_runs or time.perf_counter() - start < protocol.warmup_s:
+    while warm < protocol.min_runs or time.perf_counter() - start < protocol.warmup_s:
         ms = run()
         warm += 1
         if ms > limit_ms:
@@ -56,7 +55,7 @@ def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT) -> tuple[li
         for _ in range(n):
             times: list[float] = []
             t0 = time.perf_counter()
-            while len(times) < protocol.round_runs or time.perf_counter() - t0 < protocol.round_s:
+            while len(times) < protocol.min_runs or time.perf_counter() - t0 < protocol.round_s:
                 times.append(run())
                 if times[-1] > limit_ms:
                     raise MeasurementError(f"timeout: one run took {times[-1] / 1000:.1f} s")
@@ -65,7 +64,7 @@ def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT) -> tuple[li
 
     timed = rounds(protocol.rounds)
     if _spread(timed) > protocol.agree:
-        timed += rounds(protocol.extra_rounds)
+        timed += rounds(protocol.extra)
     return timed, warm
 
 
@@ -216,29 +215,26 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     """Latencies of exported ONNX models in ``context`` by the isolated, interleaved protocol (see
     :mod:`designspace.evaluate.measure.isolated`): the median ratio to the reference across worker processes, times
     the reference's long-run figure; more processes for a model whose processes disagree (that model alone, and
-    only within ``IsolatedProtocol.budget_s``); flags as :class:`Latency` says.
+    only within ``protocol.budget_s``); flags as :class:`Latency` says.
 
     Raises:
         MeasurementError: a worker failed (the reason is in the message).
     """
     from designspace.evaluate.measure.isolated import WorkerError, time_onnx
 
-    iso = protocol.isolated
-    if protocol.run_timeout_s < iso.run_timeout_s:  # the caller's run limit holds here too
-        iso = dataclasses.replace(iso, run_timeout_s=protocol.run_timeout_s)
     began = time.perf_counter() if start is None else start
     try:
-        timings = time_onnx(models, context.threads, iso)
+        timings = time_onnx(models, context.threads, protocol)
         # more processes for the models whose processes disagree, not for the whole group: a front of 8
         # networks to a worker nearly always holds one that disagrees
-        apart = [i for i, t in enumerate(timings) if t.spread > iso.agree]
-        within = time.perf_counter() - began + iso.extra_processes * _extra_process_s(timings, len(apart), iso) \
-            <= iso.budget_s * len(models)
-        if apart and iso.extra_processes and within:
+        apart = [i for i, t in enumerate(timings) if t.spread > protocol.agree]
+        within = time.perf_counter() - began + protocol.extra * _extra_process_s(timings, len(apart), protocol) \
+            <= protocol.budget_s * len(models)
+        if apart and protocol.extra and within:
             # the estimate is an estimate: a process that would still pass the budget is cut short, and the
             # figure keeps the processes done by then (seen: 10.0-10.2 s on a slow host without the cut)
-            more = time_onnx([models[i] for i in apart], context.threads, iso, processes=iso.extra_processes,
-                             deadline=began + iso.budget_s * len(models) - _FINISH_S)
+            more = time_onnx([models[i] for i in apart], context.threads, protocol, processes=protocol.extra,
+                             deadline=began + protocol.budget_s * len(models) - _FINISH_S)
             for i, extra in zip(apart, more, strict=True) if more else ():  # none: no extra process done
                 timings[i] = _merge(timings[i], extra)
     except WorkerError as err:
@@ -248,15 +244,15 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     out = []
     for t in timings:
         flags = []
-        if t.spread > iso.agree:
+        if t.spread > protocol.agree:
             flags.append("unconfirmed")
-        if min(t.reference_minima) > ref * (1.0 + iso.slow):
+        if min(t.reference_minima) > ref * (1.0 + protocol.slow):
             flags.append("slow-host")
         ms = t.ratio * ref
         median = statistics.median(t.medians) * ref / statistics.median(t.reference_minima)
         if median > ms * (1.0 + protocol.noisy):
             flags.append("noisy")
-        out.append(Latency(ms, median, t.spread, t.runs, len(t.ratios) * iso.rounds, tuple(flags),
+        out.append(Latency(ms, median, t.spread, t.runs, len(t.ratios) * protocol.rounds, tuple(flags),
                            time.perf_counter() - began, context, direct_ms=min(t.minima), ratio=t.ratio,
                            reference_ms=ref, processes=len(t.ratios)))
     return out
@@ -267,7 +263,7 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
 _FINISH_S = 0.3
 
 
-def _extra_process_s(timings: Sequence[Timing], k: int, iso: IsolatedProtocol) -> float:
+def _extra_process_s(timings: Sequence[Timing], k: int, protocol: Protocol) -> float:
     """Wall seconds one more worker process timing ``k`` of the models would take, estimated from the slowest of
     the first processes: its start-up and overhead (its wall time beyond the timing it was asked for) plus that
     timing for the reference and ``k`` models.
@@ -278,7 +274,7 @@ def _extra_process_s(timings: Sequence[Timing], k: int, iso: IsolatedProtocol) -
     walls = timings[0].process_s if timings else ()  # the processes' walls, shared by all their models
     if not walls:
         return 0.0
-    asked = iso.warmup_s + iso.rounds * iso.round_s  # seconds per model (the reference counts as one)
+    asked = protocol.warmup_s + protocol.rounds * protocol.round_s  # seconds per model (the reference counts as one)
     overhead = max(0.0, max(walls) - (len(timings) + 1) * asked)
     return overhead + (k + 1) * asked
 

@@ -30,7 +30,6 @@ import torch
 
 from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
-from designspace.evaluate.measure.isolated import IsolatedProtocol
 from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.measure.timing import ReferenceStore, measure_onnx
 from designspace.evaluate.table.term import (
@@ -53,17 +52,16 @@ log = logging.getLogger(__name__)
 KIND = "lut"
 #: the entries' protocol: a component runs for microseconds to a few milliseconds, so 2 processes of 3 short
 #: rounds reach its minimum (a whole network keeps :class:`Protocol`'s default)
-ENTRY_PROTOCOL = Protocol(isolated=IsolatedProtocol(processes=2, extra_processes=1, rounds=3, round_s=0.05,
-                                                    min_runs=3, warmup_s=0.05))
+ENTRY_PROTOCOL = Protocol(processes=2, extra=1, rounds=3, round_s=0.05, min_runs=3, warmup_s=0.05)
 _DEFAULT = ENTRY_PROTOCOL
 
 
 def entry_protocol(protocol: Protocol) -> Protocol:
     """The protocol for entries measured on behalf of a caller whose ``protocol`` is a whole network's:
-    :data:`ENTRY_PROTOCOL` with ``protocol``'s limits (run timeout, noise threshold). An isolated protocol that is
-    already lighter than the entries' (a test's fast one) is kept."""
-    light, iso = ENTRY_PROTOCOL.isolated, protocol.isolated
-    if iso.processes * iso.rounds * iso.round_s <= light.processes * light.rounds * light.round_s:
+    :data:`ENTRY_PROTOCOL` with ``protocol``'s limits (run timeout, noise threshold). A protocol that is already
+    lighter than the entries' (a test's fast one) is kept."""
+    p, light = protocol, ENTRY_PROTOCOL
+    if p.processes * p.rounds * p.round_s <= light.processes * light.rounds * light.round_s:
         return protocol
     return dataclasses.replace(ENTRY_PROTOCOL, run_timeout_s=protocol.run_timeout_s, noisy=protocol.noisy)
 
@@ -72,8 +70,7 @@ def one_process(protocol: Protocol) -> Protocol:
     """``protocol`` with one worker process and no extra ones: one pass of the table's two-pass rule (``lut build``
     runs two such passes minutes apart rather than one pass of two processes: the same time, but a slow stretch of
     the host inflates one pass at most)."""
-    return dataclasses.replace(protocol, isolated=dataclasses.replace(protocol.isolated, processes=1,
-                                                                      extra_processes=0))
+    return dataclasses.replace(protocol, processes=1, extra=0)
 
 
 @dataclass(frozen=True)
