@@ -179,7 +179,10 @@ def _record(model: Any, x: Any, parts: dict[str, Any], conv_input: bool = False)
     return rec, out
 
 
-def _trace(arch: Arch) -> dict[str, dict[str, float]]:
+def traced_component_features(arch: Arch) -> dict[str, dict[str, float]]:
+    """The reference for :func:`component_features`: one meta-device run of the whole network (150-1000 ms), each
+    operation charged to the component running it; the composed features equal these (``tests/test_features.py``).
+    """
     import torch
 
     from designspace.network import Network
@@ -194,13 +197,6 @@ def _trace(arch: Arch) -> dict[str, dict[str, float]]:
     glue = rec.by.get("network")
     out["network"] = {**dict.fromkeys(FEATURES, 0.0), **(glue or {}), "const": 1.0}
     return out
-
-
-def traced_component_features(arch: Arch) -> dict[str, dict[str, float]]:
-    """The reference for :func:`component_features`: one meta-device run of the whole network (150-1000 ms), each
-    operation charged to the component running it; the composed features equal these (``tests/test_features.py``).
-    """
-    return _trace(arch)
 
 
 # ------------------------------------------------------------------------------------------ composed features
