@@ -5,12 +5,14 @@ finalizer or a weak-reference callback (SQLAlchemy's, during a search's database
 "Exception ignored in ..." and the interrupt is gone: the search then ran to its end and exited 0 (seen in the
 test suite under load, 1 run in 4). While :func:`latched` is active, a SIGINT still raises at once as by default,
 and is also remembered; :func:`check`, called where stopping is safe (between trials, between training
-batches), raises it again if it was swallowed.
+batches), raises it again if it was swallowed. Python's "Exception ignored" report of such a swallowed
+interrupt (a traceback on the user's terminal, for a Ctrl-C that is not lost) is kept quiet while latched.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,10 +40,20 @@ def latched() -> Iterator[None]:
         return
     _pending = False
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    report = sys.unraisablehook
+
+    def quiet(unraisable: object) -> None:
+        # a Ctrl-C raised inside a finalizer or weak-reference callback: remembered (check() raises it again), so
+        # Python's "Exception ignored ... Traceback" report of it would only alarm; anything else is reported
+        if not (_pending and getattr(unraisable, "exc_type", None) is KeyboardInterrupt):
+            report(unraisable)  # type: ignore[arg-type]
+
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = report
         _pending = False
 
 
