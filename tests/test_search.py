@@ -126,11 +126,21 @@ def test_user_objective_and_failures(results: Path) -> None:
     (["--objective", "acuracy"], "did you mean 'accuracy'"),
     (["--device", "iphone15", "--objective", "latency"], "unknown device 'iphone15'"),
     (["--trials", "ten"], "is not a trial count"),
+    # a device's prediction gives the latency: the table word would do nothing, so it is refused, not ignored
+    (["--device", "iphone13", "--objective", "latency", "--latency", "table"], "add --device local"),
 ])
 def test_bad_requests_exit_2(results: Path, capsys: pytest.CaptureFixture[str], argv: list[str], text: str) -> None:
     assert main(["search", "tiny", "--trials", "2", *COUNTS[:-1], *argv]) == 2
     err = capsys.readouterr().err
     assert text in err and len(err.strip().splitlines()) == 1 and "secret" not in err
+
+
+def test_a_table_search_on_a_space_whose_device_is_a_profile_is_refused(
+        results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "mobile", "--trials", "2", "--latency", "table"]) == 2
+    err = capsys.readouterr().err
+    assert "`device: iphone13`" in err and "mobile.yaml" in err and "--device local" in err
+    assert not (results / "mobile").exists()  # refused before any study was made
 
 
 def test_no_feasible_point_reports_the_closest(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
