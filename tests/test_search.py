@@ -143,6 +143,25 @@ def test_a_table_search_on_a_space_whose_device_is_a_profile_is_refused(
     assert not (results / "mobile").exists()  # refused before any study was made
 
 
+def test_a_device_study_recorded_with_a_table_word_resumes_without_it(results: Path) -> None:
+    """A study made before the word was refused beside a device (its trials were the device's predictions
+    whatever the word said) is resumed by the command that now makes such a study."""
+    from designspace.search import objectives
+    from designspace.search.config import SearchConfig
+    from designspace.search.runner import run_search
+    from designspace.space import load_space
+
+    space = load_space("tiny")
+    cfg = SearchConfig(space, (objectives.parse_objective("log10_macs"), objectives.parse_objective("latency")),
+                       budgets=space.doc.budgets, device="iphone13", trials=2, latency="table", results=results,
+                       progress=False)
+    run_search(cfg)
+    assert main(["search", "tiny", "--device", "iphone13", "--objective", "log10_macs", "--objective", "latency",
+                 "--trials", "3", "--no-progress"]) == 0
+    rows = _rows(results / "tiny")
+    assert len(rows) == 3 and {r["latency_device"] for r in rows if r["latency_ms"]} == {"iphone13"}
+
+
 def test_no_feasible_point_reports_the_closest(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "tiny", "--trials", "4", "--budget", "0.01M", *COUNTS]) == 2
     err = capsys.readouterr().err

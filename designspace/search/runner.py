@@ -81,6 +81,10 @@ def _check_settings(study: Any, settings: dict[str, Any], name: str) -> None:
             raise DesignspaceError(f"study {name!r} exists with other settings ({key}: {stored.get(key)!r}, now "
                                    f"{settings.get(key)!r}) (fix: run with the same settings to resume it, or pass "
                                    "--study NEW_NAME for a new study)")
+    if stored.get("device") and settings["latency"] == "measure":
+        # a device study written before --latency beside a device was refused: its word did nothing, the trials'
+        # latency was the device's prediction, so it resumes without the word
+        settings["latency"] = stored.get("latency", "measure")
     if stored.get("latency", "measure") != settings["latency"]:  # studies from before --latency measured
         raise DesignspaceError(f"study {name!r} exists with --latency {stored.get('latency', 'measure')}, now "
                                f"{settings['latency']} (fix: run with the same --latency to resume it, or pass "
