@@ -42,11 +42,11 @@ def latched() -> Iterator[None]:
     previous = signal.signal(signal.SIGINT, _on_sigint)
     report = sys.unraisablehook
 
-    def quiet(unraisable: object) -> None:
+    def quiet(unraisable: sys.UnraisableHookArgs) -> None:
         # a Ctrl-C raised inside a finalizer or weak-reference callback: remembered (check() raises it again), so
         # Python's "Exception ignored ... Traceback" report of it would only alarm; anything else is reported
-        if not (_pending and getattr(unraisable, "exc_type", None) is KeyboardInterrupt):
-            report(unraisable)  # type: ignore[arg-type]
+        if not (_pending and unraisable.exc_type is KeyboardInterrupt):
+            report(unraisable)
 
     sys.unraisablehook = quiet
     try:

@@ -72,6 +72,11 @@ class SearchConfig:
         """The study name."""
         return self.study or self.space.name
 
+    @property
+    def uses_latency(self) -> bool:
+        """Whether a trial needs its latency: a latency objective or a latency budget."""
+        return any(o.kind == "latency" for o in self.objectives) or any(b.metric == "latency_ms" for b in self.budgets)
+
     def __post_init__(self) -> None:
         check_study_name(self.name)
         check_latency(self.latency)

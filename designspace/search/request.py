@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from designspace.evaluate.latency_estimate import latency_word
 from designspace.exceptions import DesignspaceError
 from designspace.search.config import SearchConfig
 from designspace.search.objectives import check_space_objectives, load_user_function, parse_objective
@@ -103,19 +102,18 @@ def build_config(space: Space, *, budgets: Sequence[str] | None = None, trials: 
     if total is None and more is None and timeout_s is None:
         total = int(defaults.get("trials", 100))
     dev = device or space.doc.device
-    uses_latency = any(o.kind == "latency" for o in parsed_objectives) or any(
-        b.metric == "latency_ms" for b in parsed_budgets)
-    if uses_latency and dev not in (None, "local") and latency_word(latency) != "measure":
-        # a device's cost model gives the trials' latency: no table here could change it, so the word is refused
-        # rather than ignored (the search would name the device, but not say that --latency did nothing)
-        where = f"--device {dev}" if device else f"the space's `device: {dev}` ({space.doc.file or 'the space'})"
-        raise DesignspaceError(f"--latency {latency}: this search's latency is {dev}'s prediction, from {where}, "
-                               "which no latency table changes (fix: add --device local to search with the table on "
-                               "this machine, or leave --latency out)")
-    return SearchConfig(
+    cfg = SearchConfig(
         space=space, objectives=parsed_objectives, budgets=parsed_budgets,
         device=None if dev in (None, "local") else dev, trials=total, more=more, timeout_s=timeout_s,
         sampler=sampler or defaults.get("sampler", "tpe"), study=study or "", storage=storage,
         seed=seed if seed is not None else int(defaults.get("seed", 0)),
         invalid=invalid or defaults.get("invalid", "repair"), runtime=runtime, threads=threads, batch=batch,
         progress=progress, trained=trained, latency=latency)
+    if cfg.uses_latency and cfg.device is not None and cfg.latency != "measure":
+        # a device's cost model gives the trials' latency: no table here could change it, so the word is refused
+        # rather than ignored (the search would name the device, but not say that --latency did nothing)
+        where = f"--device {dev}" if device else f"the space's `device: {dev}` ({space.doc.file or 'the space'})"
+        raise DesignspaceError(f"--latency {cfg.latency}: this search's latency is {dev}'s prediction, from {where}, "
+                               "which no latency table changes (fix: add --device local to search with the table on "
+                               "this machine, or leave --latency out)")
+    return cfg

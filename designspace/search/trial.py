@@ -40,8 +40,7 @@ class TrialEvaluator:
         self.user = {o.arg: load_user_function(o.arg) for o in cfg.objectives if o.kind == "user"}
         self.slow_objectives = any(o.kind == "user" or (o.kind == "estimate" and o.arg not in ANALYTIC)
                                    for o in cfg.objectives)
-        self.needs_latency = any(o.kind == "latency" for o in cfg.objectives) or any(
-            b.metric == "latency_ms" for b in cfg.budgets)
+        self.needs_latency = cfg.uses_latency
         # where each trial's latency comes from (measured, the table, a device's cost model); an unknown device is
         # the caller's error, before any trial
         self.latency: LatencySource | None = latency_source(
