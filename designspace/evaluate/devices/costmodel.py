@@ -1,47 +1,8 @@
-"""The device cost model: latency as a non-negative sum of per-feature costs over a network's components.
-
-``ms = sum_c sum_j coef_j * F_cj`` over components ``c`` (and the ``network`` line) and features ``j``
-(:mod:`designspace.evaluate.devices.features`). The coefficients (ms per feature unit) are fitted to published
-device latencies by non-negative least squares on *relative* errors with a ridge penalty:
-
-    minimize  sum_i ((F_i . coef - y_i) / y_i)^2  +  lam * sum_j ((coef_j - c * prior_j) * s_j / ybar)^2,
-    coef >= 0,
-
-where ``s_j`` is feature ``j``'s mean over the points (so the penalty is on milliseconds contributed, in
-units of the mean latency, and does not depend on feature units), ``ybar`` the mean latency, and
-``prior`` the coefficients of another device (``c`` its best scale onto these points) or zero. ``lam`` is
-chosen from :data:`LAMBDAS` by the lowest mean leave-one-out error. Nothing is set by hand.
-
-The interval of a prediction (:meth:`CostModel.interval`) is a conformal band scaled by the uncertainty of
-the coefficients the prediction leans on. That uncertainty is measured by a bootstrap over the points
-(:data:`BOOTSTRAP` refits on points drawn with replacement, same ridge strength and prior, fixed seed): the
-relative variance a network's prediction ``p`` inherits from the coefficients is
-
-    v(x) = (x / p)^T Cov(coef) (x / p),
-
-which the non-negative constraints and the prior keep small in directions the data pin down, and which grows
-with the distance of a network's feature mix from the points' (an attention share, a matrix size none of
-them had). With ``tau`` the root mean square of the leave-one-out log residuals, each point's score is its
-leave-one-out log residual ``log(y_i / loo_i)`` divided by ``w_i = sqrt(1 + v(x_i) / tau^2)``; the 5th and
-95th percentiles ``q_lo <= 0 <= q_hi`` of the scores give the 90% interval
-
-    [p * exp(q_lo * w(x)),  p * exp(q_hi * w(x))].
-
-Past the fitted range the model's linear form is itself in doubt, which no refit on the same points can
-measure: where a feature with a positive coefficient lies beyond the fitted points' range (after the 10%
-margin) by a factor ``rho`` (the largest such factor over the features), both ends move out by that factor,
-
-    [p * exp(q_lo * w(x)) / rho,  p * exp(q_hi * w(x)) * rho],
-
-that is, a cost extrapolated ``rho`` times past the data may be off by a factor ``rho``: the same
-proportion either way, as nothing says which. On the published points held out this covers 89% of the
-out-of-range ones (67% without it; docs/devices.md).
-
-Inside the data ``v`` is small beside ``tau^2``, ``rho = 1``, and the interval is the leave-one-out
-residuals'. Where the data say nothing, :meth:`CostModel.refusal` refuses an interval in words: a feature
-no fitted point has, or a coefficient uncertainty larger than the prediction itself (``sqrt(v(x)) > 1``).
-A network whose feature totals lie outside the range of the fitted points (10% margin) is also flagged as
-an extrapolation (:meth:`CostModel.outside`).
+"""The device cost model: latency as a non-negative sum of per-feature costs over a network's components,
+``ms = sum_c sum_j coef_j * F_cj`` (``coef`` in ms per feature unit), fitted by non-negative least squares on relative
+errors with a ridge towards a scaled prior device's costs, ``lam`` chosen by leave-one-out; and its 90% interval, the
+leave-one-out log residuals scaled by the bootstrap uncertainty of the coefficients a prediction leans on and widened
+past the fitted range, or a refusal. Formulas and evidence: docs/devices.md, 'Intervals that know their limits'.
 """
 
 from __future__ import annotations
@@ -80,10 +41,8 @@ class CostModel:
         ranges: (min, max) of each feature's network total over the fitted points.
         residuals: leave-one-out relative residuals ``pred / y - 1`` of the fitted points, in point order.
         scores: (q_lo, q_hi, tau): the 5th and 95th percentiles of the scaled leave-one-out log residuals
-            (``q_lo <= 0 <= q_hi``) and their root mean square (see the module docstring), or None for a model
-            without them (then the interval is the residuals' percentiles).
-        cov: the bootstrap covariance of the coefficients (features x features, (ms per feature unit)^2), or
-            None.
+            (``q_lo <= 0 <= q_hi``) and their root mean square, or None (the interval is then the residuals').
+        cov: the bootstrap covariance of the coefficients (features x features, (ms per feature unit)^2), or None.
     """
 
     features: tuple[str, ...]
@@ -103,8 +62,8 @@ class CostModel:
         return {name: self.predict(f) for name, f in components.items()}
 
     def variance(self, totals: dict[str, float]) -> float:
-        """``v(x)``: the relative variance a prediction inherits from the coefficients' uncertainty (0 without
-        a covariance; never negative, whatever the rounding of a stored one)."""
+        """``v(x)``: the relative variance a prediction inherits from the coefficients' uncertainty (0 without a
+        covariance; never negative, whatever the rounding of a stored one)."""
         ms = self.predict(totals)
         if not self.cov or not ms > 0:
             return 0.0
@@ -112,10 +71,10 @@ class CostModel:
         return max(float(a @ np.asarray(self.cov) @ a), 0.0)
 
     def interval(self, ms: float, totals: dict[str, float] | None = None) -> tuple[float, float]:
-        """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``:
-        ``ms * exp(q * w) * rho^(+-1)`` for ``q`` = q_lo, q_hi, ``w = sqrt(1 + v(totals) / tau^2)`` and ``rho``
-        the overshoot (see the module docstring); without ``totals``, ``w = rho = 1``. A model without
-        scores (an older profile) gives ``ms`` corrected by its 95th and 5th percentile leave-one-out residuals."""
+        """(low, high) milliseconds: the 90% interval (:data:`LEVEL`) of a prediction ``ms`` for ``totals``,
+        ``ms * exp(q * w) * rho^(+-1)`` for ``q`` = q_lo, q_hi, ``w = sqrt(1 + v / tau^2)`` (``v``: :meth:`variance`)
+        and ``rho`` the :meth:`overshoot` (without ``totals``, ``w = rho = 1``). A model without scores (an older
+        profile) gives ``ms`` corrected by its 95th and 5th percentile leave-one-out residuals."""
         if self.scores is not None:
             q_lo, q_hi, tau = self.scores
             v = self.variance(totals) if totals is not None else 0.0
@@ -131,8 +90,7 @@ class CostModel:
     def refusal(self, totals: dict[str, float]) -> str:
         """Why no interval can be given for ``totals`` ("" when one can): a feature no fitted point has, or a
         coefficient uncertainty larger than the prediction itself (relative standard deviation over 1)."""
-        none = [f for f, (_, hi) in zip(self.features, self.ranges, strict=True)
-                if hi == 0.0 and totals.get(f, 0.0) > 0]
+        none = [f for f, (_, hi) in zip(self.features, self.ranges, strict=True) if hi == 0.0 and totals.get(f, 0) > 0]
         if none:
             return (f"no fitted point has any {', '.join(none)} ({', '.join(f'{totals[f]:.4g}' for f in none)} here): "
                     "the device's data say nothing about what it costs")
@@ -144,8 +102,7 @@ class CostModel:
 
     def overshoot(self, totals: dict[str, float]) -> float:
         """``rho`` >= 1: the largest factor by which a feature with a positive coefficient lies beyond the fitted
-        points' range after the 10% margin (above the largest or below the smallest; a feature the network does
-        not have costs it nothing and does not count)."""
+        points' range after the 10% margin, either way (a feature the network does not have does not count)."""
         rho = 1.0
         for f, c, (lo, hi) in zip(self.features, self.coef, self.ranges, strict=True):
             v = totals.get(f, 0.0)
@@ -192,8 +149,7 @@ def _solve(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -
 
 
 def _coef_cov(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None) -> np.ndarray:
-    """The coefficients' covariance over :data:`BOOTSTRAP` refits on points drawn with replacement (seeded: the
-    same points give the same matrix)."""
+    """The coefficients' covariance over :data:`BOOTSTRAP` seeded refits on points drawn with replacement."""
     rng = np.random.default_rng(0)
     coefs = np.array([_solve(x[idx], y[idx], lam, prior)
                       for idx in (rng.integers(0, len(y), len(y)) for _ in range(BOOTSTRAP))])
@@ -201,7 +157,7 @@ def _coef_cov(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray | None
 
 
 def _scores(model: CostModel, x: np.ndarray) -> tuple[float, float, float]:
-    """(q_lo, q_hi, tau) of a model's leave-one-out residuals (see the module docstring)."""
+    """(q_lo, q_hi, tau) of a model's leave-one-out residuals."""
     logr = -np.log1p(np.asarray(model.residuals))  # residual = loo / y - 1, so this is log(y / loo)
     tau = float(np.sqrt(np.mean(logr**2)))
     v = np.array([model.variance(dict(zip(model.features, row, strict=True))) for row in x])
@@ -222,16 +178,11 @@ def loo_predictions(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray 
 def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: Sequence[str], *,
                    lam: float | None = None, prior: Sequence[float] | None = None,
                    folds: int | None = None) -> CostModel:
-    """Fits the cost model to feature totals ``x`` (points x features) and latencies ``y`` (ms).
-
-    Args:
-        x: feature totals of each point, columns in ``features`` order.
-        y: published latencies in milliseconds (> 0).
-        features: the feature names.
-        lam: a fixed ridge strength, or ``None`` to choose it from :data:`LAMBDAS` by leave-one-out.
-        prior: coefficients of a prior device in ``features`` order; the fit is pulled towards a scaled copy.
-        folds: cross-validate by this many folds instead of leaving one point out at a time (for thousands of
-            points); the residuals are then the folds' out-of-fold ones.
+    """Fits the cost model to feature totals ``x`` (points x features, columns in ``features`` order) and published
+    latencies ``y`` (ms, > 0): ridge strength ``lam``, or (None) the one of :data:`LAMBDAS` with the lowest
+    leave-one-out error, pulled towards a scaled copy of the ``prior`` device's coefficients (``features`` order) if
+    given. ``folds``: cross-validate by this many folds instead of one point at a time (for thousands of points); the
+    residuals are then the out-of-fold ones.
 
     Raises:
         FitError: fewer than 3 points, fewer points than used features without a prior, a latency <= 0.
@@ -251,8 +202,7 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
             fitting.Candidate(tuple(float(e) for e in np.abs(loo_predictions(xa, ya, cand, pa, folds) - ya) / ya),
                               (-cand,), cand) for cand in LAMBDAS], standard_errors=0.0).fit
     coef = _solve(xa, ya, lam, pa)
-    pred = loo_predictions(xa, ya, lam, pa, folds)
-    residuals = tuple(float(v) for v in pred / ya - 1.0)
+    residuals = tuple(float(v) for v in loo_predictions(xa, ya, lam, pa, folds) / ya - 1.0)
     ranges = tuple((float(xa[:, j].min()), float(xa[:, j].max())) for j in range(xa.shape[1]))
     model = CostModel(tuple(features), tuple(float(c) for c in coef), float(lam), ranges, residuals)
     if folds is not None:

@@ -1,7 +1,5 @@
-"""The device profile document: its classes, parsing (with file:line errors) and YAML form.
-
-See :mod:`designspace.evaluate.devices.profiles` for what a profile is and how it is fitted.
-"""
+"""The device profile document: its classes, parsing (with file:line errors) and YAML form. What a profile is and
+how it is fitted: :mod:`designspace.evaluate.devices.profiles` and docs/devices.md, 'Profiles'."""
 
 from __future__ import annotations
 
@@ -26,14 +24,9 @@ COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "pixel6-cpu", "pix
 
 @dataclass(frozen=True)
 class ProfilePoint:
-    """One fitted point: a published point's ``id`` or an Arch (file path or zoo name), and its latency.
-
-    Attributes:
-        ref: the point id (``kind == "id"``) or the Arch reference (``kind == "arch"``).
-        kind: ``"id"`` or ``"arch"``.
-        ms: its latency on the device, milliseconds.
-        loo_ms: the prediction of the model fitted without it, or None before fitting.
-    """
+    """One fitted point: ``ref`` a published point's id (``kind == "id"``) or an Arch file path or zoo name (``kind
+    == "arch"``), ``ms`` its latency on the device and ``loo_ms`` that of the model fitted without it (None before
+    fitting), milliseconds."""
 
     ref: str
     kind: str
@@ -57,15 +50,9 @@ class ProfilePoint:
 
 @dataclass(frozen=True)
 class FitSummary:
-    """A device fit in brief.
-
-    Attributes:
-        form: ``"cost"`` (the cost model of :mod:`designspace.evaluate.devices.costmodel`).
-        coef: its coefficients, in the profile's feature order (milliseconds per feature unit).
-        loo_mean: mean relative leave-one-out error (0.08 = 8%).
-        loo_max: largest relative leave-one-out error.
-        points: number of points fitted.
-    """
+    """A device fit in brief: ``form`` ``"cost"`` (:mod:`designspace.evaluate.devices.costmodel`), its ``coef`` in
+    the profile's feature order (ms per feature unit), the mean and largest relative leave-one-out errors
+    ``loo_mean``, ``loo_max`` (0.08 = 8%) and the number of ``points`` fitted."""
 
     form: str
     coef: tuple[float, ...]
@@ -81,17 +68,14 @@ class Prediction:
     Attributes:
         device: the profile name.
         ms: predicted milliseconds (the sum of ``components``).
-        low: low end of the 90% interval (ms): leave-one-out residuals scaled by the coefficients' uncertainty
-            (:mod:`designspace.evaluate.devices.costmodel`); 0 when refused.
-        high: high end (ms); ``inf`` when refused.
+        low, high: the 90% interval (ms; :mod:`designspace.evaluate.devices.costmodel`); 0 and ``inf`` when refused.
         extrapolated: whether the network's features lie outside what the fit saw.
         outside: which features, with their values and the fitted range.
         components: (component name, ms) in plan order, then ``network`` (the per-network constant).
         fit: the fit's summary (form ``"cost"``, coefficients, leave-one-out error, points).
         local_ms: a local measurement taken alongside, if any (not used by the prediction).
         refusal: why no interval is given, in words ("" when one is): the network uses something none of the
-            device's points has, or lies so far from them that they cannot bound it. ``ms`` is then the
-            cost model's sum, not a figure to budget on.
+            device's points has, or lies too far from them. ``ms`` is then not a figure to budget on.
     """
 
     device: str
@@ -116,7 +100,9 @@ class Prediction:
 
 @dataclass(frozen=True)
 class DeviceProfile:
-    """A device's cost model and how it was fitted (see the module docstring for the fields)."""
+    """A device's cost model and how it was fitted: the latency ``column`` of the published points it reads (``user``:
+    calibrated points), its ``features``, the point ``groups`` (None: all) less those in ``exclude``, the ``prior``
+    profile's name, the fitted ``model`` (None before fitting) and its ``points``, and the ``file`` it was read from."""
 
     name: str
     description: str
@@ -136,7 +122,7 @@ class DeviceProfile:
         m = self._model()
         errors = m.loo_errors
         return FitSummary("cost", tuple(m.coef), sum(errors) / len(errors) if errors else 0.0, max(errors, default=0.0),
-                   len(self.points))
+                          len(self.points))
 
     def _model(self) -> CostModel:
         if self.model is None:
@@ -213,11 +199,10 @@ def _points(ctx: Ctx, raw: Any, fitted: bool) -> tuple[ProfilePoint, ...]:
             if key not in ("id", "arch", "ms", "loo_ms"):
                 raise ctx.error((*where, key), f"unknown field {key!r} in a point", "fields: id or arch, ms, loo_ms")
         ms = _number(ctx, (*where, "ms"), item.get("ms"), "ms")
-        loo = item.get("loo_ms")
+        loo = None if item.get("loo_ms") is None else _number(ctx, (*where, "loo_ms"), item["loo_ms"], "loo_ms")
         if fitted and loo is None:
-            raise ctx.error((*where,), "a fitted profile's point needs loo_ms", "refit the profile")
-        point = ProfilePoint(str(item[kind]), kind, ms, None if loo is None else _number(ctx, (*where, "loo_ms"), loo,
-                                                                                         "loo_ms"))
+            raise ctx.error(where, "a fitted profile's point needs loo_ms", "refit the profile")
+        point = ProfilePoint(str(item[kind]), kind, ms, loo)
         try:
             point.arch()
         except DocumentError as err:
@@ -229,23 +214,19 @@ def _points(ctx: Ctx, raw: Any, fitted: bool) -> tuple[ProfilePoint, ...]:
 
 def _interval(ctx: Ctx, fit: dict[str, Any], features: tuple[str, ...]
               ) -> tuple[tuple[float, float, float] | None, tuple[tuple[float, ...], ...] | None]:
-    """The fit's interval scores and the coefficients' covariance, or (None, None) for a profile fitted before
-    them."""
+    """The fit's interval scores and the coefficients' covariance, or (None, None) for a profile fitted before them."""
     iv, cov = fit.get("interval"), fit.get("cov")
     if iv is None and cov is None:
         return None, None
     fix = "refit the profile (designspace fit-devices, or calibrate again)"
     if not isinstance(iv, dict) or set(iv) != {"level", "q_lo", "q_hi", "tau"} or iv["level"] != LEVEL:
         raise ctx.error(("fit", "interval"), f"interval must be {{level: {LEVEL}, q_lo: Q, q_hi: Q, tau: T}}", fix)
-    q = []
     for key in ("q_lo", "q_hi", "tau"):
-        v = iv[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ctx.error(("fit", "interval", key), f"{key} must be a number, got {v!r}", fix)
-        q.append(float(v))
-    if q[0] > 0 or q[1] < 0 or q[2] < 0:
-        raise ctx.error(("fit", "interval"), f"q_lo {q[0]:g} <= 0 <= q_hi {q[1]:g} and tau {q[2]:g} >= 0 must hold",
-                        fix)
+        if isinstance(iv[key], bool) or not isinstance(iv[key], (int, float)) or not math.isfinite(iv[key]):
+            raise ctx.error(("fit", "interval", key), f"{key} must be a number, got {iv[key]!r}", fix)
+    q_lo, q_hi, tau = (float(iv[key]) for key in ("q_lo", "q_hi", "tau"))
+    if q_lo > 0 or q_hi < 0 or tau < 0:
+        raise ctx.error(("fit", "interval"), f"q_lo {q_lo:g} <= 0 <= q_hi {q_hi:g} and tau {tau:g} >= 0 must hold", fix)
     if not isinstance(cov, dict) or set(cov) != set(features):
         raise ctx.error(("fit", "cov"), "cov must give one row per feature", fix)
     rows = [cov[f] for f in features]
@@ -254,7 +235,7 @@ def _interval(ctx: Ctx, fit: dict[str, Any], features: tuple[str, ...]
         if (not isinstance(row, list) or len(row) != width
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in row)):
             raise ctx.error(("fit", "cov", f), f"the cov row of {f} must be {width} numbers", fix)
-    return (q[0], q[1], q[2]), tuple(tuple(float(v) for v in row) for row in rows)
+    return (q_lo, q_hi, tau), tuple(tuple(float(v) for v in row) for row in rows)
 
 
 def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
@@ -276,8 +257,7 @@ def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
         if f not in FEATURES:
             raise ctx.error(("features", i), f"unknown feature {f!r}",
                             did_you_mean(f, FEATURES) + f"features: {', '.join(FEATURES)}")
-    groups_raw = data.get("groups", "all")
-    groups = None if groups_raw == "all" else _str_list(ctx, data, "groups")
+    groups = None if data.get("groups", "all") == "all" else _str_list(ctx, data, "groups")
     prior = data.get("prior")
     if prior is not None and (not isinstance(prior, str) or prior == name):
         raise ctx.error(("prior",), f"prior must name another device profile, got {prior!r}",

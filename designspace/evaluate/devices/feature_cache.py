@@ -1,19 +1,11 @@
-"""Device cost features of single components, kept across processes in the evaluation cache.
+"""Device cost features of single components, kept across processes in ``results/cache.sqlite``
+(:class:`designspace.evaluate.cache.Cache`, kind ``component_features``): a space's 2,000 samples meet thousands of
+(component, site) pairs, 4-15 ms a run the first time (docs/devices.md, 'The cost model').
 
-:func:`designspace.evaluate.devices.features.component_features` composes a network's features from runs of each
-component alone (cached per component, site and input in the process: 4-15 ms each the first time). A space's
-2,000 samples meet thousands of distinct (component, site) pairs, a minute of such runs; this module keeps them in
-``results/cache.sqlite`` (:class:`designspace.evaluate.cache.Cache`, kind ``component_features``) so the next process
-reads them instead.
-
-Keys: the component type with its code identity (:func:`designspace.evaluate.identity.component_identity`), a hash of
-its parameter values, the site, and the input's shape, strides and provenance. Context: the torch version and the
-identity of the features module and the shared network code, so a changed recorder (a new feature) or block never
-reuses old figures. Values are the features as JSON numbers, which read back to the same floats bit for bit, so the
-composed features still equal the whole-network trace exactly.
-
-Reads are one query per process (every row of the context, at first use); writes happen only in :func:`flush`,
-in one transaction, when a caller that met many new components asks for it (``designspace analyze`` does).
+Keys: the component type with its code identity, a hash of its parameter values, the site, and the input's shape,
+strides and provenance. Context: the torch version and the identity of the features module and the shared network
+code, so a changed recorder or block never reuses old figures. Values are JSON numbers, which read back to the same
+floats bit for bit. Reads are one query per process (at first use); writes only in :func:`flush`, in one transaction.
 """
 
 from __future__ import annotations
@@ -68,8 +60,7 @@ def _store() -> dict[str, dict[str, Any]]:
 
 
 def get(k: str) -> dict[str, Any] | None:
-    """The stored run under key ``k`` (``features`` (a dict or None), ``shape``, ``stride``, ``conv_output``), or
-    None."""
+    """The stored run under ``k`` (``features`` (a dict or None), ``shape``, ``stride``, ``conv_output``) or None."""
     return _pending.get(k) or _store().get(k)
 
 
@@ -80,8 +71,8 @@ def put(k: str, value: dict[str, Any]) -> None:
 
 
 def flush() -> int:
-    """Writes the runs met since the last flush to the evaluation cache in one transaction; returns how many (0
-    where the cache cannot be written: it degrades to recomputing, never to an error)."""
+    """Writes the runs met since the last flush to the evaluation cache; returns how many (0 where the cache cannot
+    be written: it degrades to recomputing, never to an error)."""
     from designspace.evaluate.cache import Cache
 
     if not _pending:

@@ -1,34 +1,12 @@
-"""Per-component cost features of a network as a device would run it (fp16, batch 1, eval mode).
+"""Per-component cost features of a network as a device would run it (fp16, batch 1, eval mode): the network runs on
+PyTorch's ``meta`` device under a dispatch mode that charges each ATen op to the component (as
+:func:`designspace.plan.plan` places them) whose forward is running, and layout permutes between NCHW and NHWC
+components to the component before them. What each feature counts: docs/devices.md, 'The cost model'.
 
-The network is built on PyTorch's ``meta`` device (shapes only, nothing computed) and run once under a
-dispatch mode that sees every ATen operation; each operation is charged to the component (stem,
-downsampling layer, block, head, as :func:`designspace.plan.plan` places them) whose forward is running.
-Layout permutes the network inserts between NCHW and NHWC components are charged to the component before them
-(they run before the next component's forward starts).
-
-Features (:data:`FEATURES`; units chosen so a network's totals are of order 0.1-100):
-
-* ``conv_gmacs``: dense k x k convolutions (groups 1, kernel > 1), GMACs;
-* ``pw_gmacs``: 1x1 convolutions and linear layers, GMACs;
-* ``dw_gmacs``: depthwise and grouped convolutions, GMACs;
-* ``attn_gmacs``: products of two activations (attention's ``Q K^T`` and ``A V``), GMACs;
-* ``act_mb``: fp16 bytes written by compute operations (convs, matmuls, norms, activations, element-wise
-  ops, softmax, pooling), MB;
-* ``weight_mb``: fp16 bytes of the weights those operations read, MB;
-* ``layout_mb``: fp16 bytes written by data-movement operations (permute, transpose, copies, concat,
-  repeat, pad, slices), MB: the "memory-intensive reshaping" of iFormer's Sec. 3.3;
-* ``layout_ops``: number of reshape, view, permute, transpose, slice and concat operations;
-* ``norm_melems``: elements normalized by norms that do not fold into a preceding convolution (LayerNorm,
-  GroupNorm, a BatchNorm not right after a conv), millions;
-* ``softmax_melems``: softmax elements (N x N per head and window), millions;
-* ``heads``: number of N x N attention matrices (heads x windows);
-* ``softmax_spill_melems``: softmax elements of the attention matrices too large to stay on chip: those whose
-  fp16 N x M matrix (one head, one window) exceeds :data:`ONCHIP_MB`, millions. It tells a 1024-token attention
-  (2.1 MB a matrix) from a 196-token one (0.08 MB), which ``softmax_melems`` alone counts alike per element;
-* ``ops``: number of compute operations (a per-dispatch overhead);
-* ``const``: 1 per network (input, output, scheduling), charged to a ``network`` line.
-
-BatchNorm right after a convolution is folded (Core ML and the papers fuse it), so it costs nothing.
+Units (:data:`FEATURES`; a network's totals are of order 0.1-100): GMACs (``conv_gmacs``, ``pw_gmacs``,
+``dw_gmacs``, ``attn_gmacs``), fp16 MB (``act_mb``, ``weight_mb``, ``layout_mb``), millions of elements
+(``norm_melems``, ``softmax_melems``, ``softmax_spill_melems``: of matrices over :data:`ONCHIP_MB`), counts
+(``layout_ops``, ``heads``, ``ops``) and ``const``, 1 a network. A BatchNorm right after a convolution folds into it.
 """
 
 from __future__ import annotations
@@ -49,11 +27,8 @@ __all__ = ["FEATURES", "ONCHIP_MB", "component_features", "flush_feature_cache",
 FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
             "norm_melems", "softmax_melems", "heads", "softmax_spill_melems", "ops", "const")
 
-#: The on-chip memory an attention matrix must fit in to stay on the accelerator, MB (fp16). The phones' figures
-#: are not published (Apple's Neural Engine, the EdgeTPU and the Hexagon DSP have a few MB of local memory); any
-#: value between 0.17 MB (the largest matrix of any published point below 512 px: MNv4-Hybrid-L's 576 x 144 at
-#: 384 px) and 2.1 MB (a 1024 x 1024 matrix, iFormer's Table 5 at 512 px) splits the data alike, so the data
-#: cannot place it more finely; 1 MB (N = 724 square) is taken.
+#: The on-chip memory an attention matrix must fit in to stay on the accelerator, MB (fp16); any value between
+#: 0.17 and 2.1 MB splits the published points alike (docs/devices.md, 'The cost model'): 1 MB (N = 724 square).
 ONCHIP_MB = 1.0
 
 _BYTES = 2  # fp16
@@ -110,9 +85,7 @@ class _Recorder:
             return
         if name in _MOVES:
             self.add("layout_ops", 1)
-            if name in ("select", "slice", "split", "unbind", "chunk", "split_with_sizes"):
-                written = 0.0 if name in ("split", "chunk") else written  # a split is a view; its parts are read later
-            self.add("layout_mb", written)
+            self.add("layout_mb", 0.0 if name in ("split", "chunk") else written)  # a split is a view: parts read later
             return
         self.add("ops", 1)
         self.add("act_mb", written)
@@ -146,10 +119,8 @@ class _Recorder:
 
 
 def _record(model: Any, x: Any, parts: dict[str, Any], conv_input: bool = False) -> tuple[_Recorder, Any]:
-    """Runs ``model`` on ``x`` (meta tensors) under the recording mode; each ATen op is charged to the part of
-    ``parts`` (name -> submodule) whose forward last began, else to ``"network"``. ``conv_input``: ``x`` is a
-    convolution's output (a BatchNorm reading it folds, as it does in the whole network). Returns the recorder
-    and the output."""
+    """(recorder, output) of ``model`` run on meta ``x``, each op charged to the part of ``parts`` (name ->
+    submodule) whose forward last began, else to ``"network"``; ``conv_input``: ``x`` is a convolution's output."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -180,9 +151,8 @@ def _record(model: Any, x: Any, parts: dict[str, Any], conv_input: bool = False)
 
 
 def traced_component_features(arch: Arch) -> dict[str, dict[str, float]]:
-    """The reference for :func:`component_features`: one meta-device run of the whole network (150-1000 ms), each
-    operation charged to the component running it; the composed features equal these (``tests/test_features.py``).
-    """
+    """The reference for :func:`component_features` (which equals it, ``tests/test_features.py``): one meta-device
+    run of the whole network (150-1000 ms), each operation charged to the component running it."""
     import torch
 
     from designspace.network import Network
@@ -194,8 +164,7 @@ def traced_component_features(arch: Arch) -> dict[str, dict[str, float]]:
     names = [p.name for p in plan(arch)]
     rec, _ = _record(model, x, {name: model.get_submodule(name) for name in names})
     out = {name: dict(rec.by[name]) for name in names if name in rec.by}
-    glue = rec.by.get("network")
-    out["network"] = {**dict.fromkeys(FEATURES, 0.0), **(glue or {}), "const": 1.0}
+    out["network"] = {**dict.fromkeys(FEATURES, 0.0), **rec.by.get("network", {}), "const": 1.0}
     return out
 
 
@@ -210,10 +179,9 @@ _Alone = tuple[tuple[float, ...] | None, tuple[int, ...], tuple[int, ...], bool]
 
 @functools.lru_cache(maxsize=1 << 15)
 def _alone(layer: Layer, site: Site, shape: tuple[int, ...], stride: tuple[int, ...], conv_input: bool) -> _Alone:
-    """One component at its site run alone on an input of exactly the shape, strides and provenance it gets inside
-    the network (a permuted view, a convolution's output): everything a whole-network trace charges to it depends
-    on these and nothing else, so this is cached per (component, site, input), in the process and, once flushed, in
-    the evaluation cache (:mod:`designspace.evaluate.devices.feature_cache`)."""
+    """One component at its site run alone on an input of exactly the shape, strides and provenance it gets in the
+    network (all a whole-network trace's charges to it depend on), cached in the process and, once flushed, in the
+    evaluation cache (:mod:`designspace.evaluate.devices.feature_cache`)."""
     import torch
 
     from designspace.blocks import get
@@ -239,8 +207,7 @@ def _alone(layer: Layer, site: Site, shape: tuple[int, ...], stride: tuple[int, 
 
 @functools.lru_cache(maxsize=1 << 12)
 def _permuted(shape: tuple[int, ...], stride: tuple[int, ...], dims: tuple[int, ...]) -> _Alone:
-    """The permute the network inserts before a component of the other layout, recorded as the whole trace records
-    it (charged to the component before it): its features, and the view's shape and strides."""
+    """The permute the network inserts before a component of the other layout, as the whole trace records it."""
     import torch
 
     with torch.device("meta"):
@@ -252,17 +219,15 @@ def _permuted(shape: tuple[int, ...], stride: tuple[int, ...], dims: tuple[int, 
 
 
 def _composed(arch: Arch) -> dict[str, dict[str, float]]:
-    """Per-component features of ``arch`` composed from cached single-component runs (see
-    :func:`component_features`)."""
+    """Per-component features of ``arch`` composed from cached single-component runs."""
     from designspace.plan import plan
 
-    placements = plan(arch)
     shape: tuple[int, ...] = (1, arch.in_chans, arch.resolution, arch.resolution)
     stride: tuple[int, ...] = (arch.in_chans * arch.resolution ** 2, arch.resolution ** 2, arch.resolution, 1)
     conv_input, layout = False, "nchw"
     lines: dict[str, list[float] | None] = {}
     prev = ""
-    for i, p in enumerate(placements):
+    for i, p in enumerate(plan(arch)):
         lin, lout = p.component.layouts(p.layer.kwargs())
         if i > 0 and lin != layout:  # the network permutes after the previous component's forward (not before the stem)
             glue, shape, stride, conv_input = _permuted(shape, stride, _PERMUTE[lin])
@@ -281,8 +246,7 @@ def placement_features(p: Placement) -> dict[str, float]:
     """Features of one placed component run alone, as the latency table times it (its own input layout, no
     layout change before it), with ``const`` = 1 for the run's fixed cost. The units are :data:`FEATURES`'."""
     layout, _ = p.component.layouts(p.layer.kwargs())
-    h, w = p.site.hw
-    c = p.site.in_chs
+    (h, w), c = p.site.hw, p.site.in_chs
     if layout == "nchw":
         shape, stride = (1, c, h, w), (c * h * w, h * w, w, 1)
     else:
@@ -297,15 +261,9 @@ def _cached(fingerprint: str, arch: Arch) -> tuple[tuple[str, tuple[float, ...]]
 
 
 def component_features(arch: Arch) -> dict[str, dict[str, float]]:
-    """Features of each component (``"stem"``, ``"stages.2.blocks.0"`` ... and ``"network"``), in plan order.
-
-    Composed, not traced whole: each component's features come from a cached run of that component alone at its
-    site, on an input of the shape, strides and provenance the network gives it (a permuted view after a layout
-    change, a convolution's output that a BatchNorm folds into), plus the layout permutes the network inserts
-    (charged to the component before them, as the whole-network trace charges them) and the network's ``const``.
-    They equal :func:`traced_component_features` exactly (the same operations summed in the same order), at the
-    cost of a few dictionary look-ups for a network whose components were met before (issue 28, item 4).
-    """
+    """Features of each component (``"stem"``, ``"stages.2.blocks.0"`` ... and ``"network"``), in plan order,
+    composed from cached runs of each component alone plus the layout permutes and ``const``: they equal
+    :func:`traced_component_features` exactly (the same operations summed in the same order)."""
     return {name: dict(zip(FEATURES, values, strict=True)) for name, values in _cached(arch.fingerprint, arch)}
 
 
@@ -319,8 +277,7 @@ def network_features(arch: Arch) -> dict[str, float]:
 
 
 def flush_feature_cache() -> int:
-    """Keeps the component runs this process computed in the evaluation cache for the next process; returns how many
-    were written (:func:`designspace.evaluate.devices.feature_cache.flush`)."""
+    """Keeps this process's component runs in the evaluation cache for the next; returns how many were written."""
     from designspace.evaluate.devices import feature_cache
 
     return feature_cache.flush()

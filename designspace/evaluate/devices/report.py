@@ -42,9 +42,8 @@ def profile_rows(name: str) -> list[dict[str, Any]]:
 def _read_points(points: list[str], points_file: str | None) -> tuple[list[tuple[str, float]], str]:
     """(ARCH, MS) pairs from ``--point ARCH=MS`` and a CSV (``arch,ms``) or YAML mapping file."""
     out: list[tuple[str, float]] = []
-    where = "<command line>"
+    where = f"{points_file} and the command line" if points and points_file else points_file or "<command line>"
     if points_file:
-        where = points_file
         path = Path(points_file)
         text = read_document(path, "points file")
         if path.suffix in (".yaml", ".yml"):
@@ -73,22 +72,19 @@ def _read_points(points: list[str], points_file: str | None) -> tuple[list[tuple
         except ValueError:
             raise DocumentError(f"--point {item!r} is not ARCH=MS", file="<command line>",
                                 fix="write e.g. --point iformer_t=0.62 or --point my_arch.yaml=1.3") from None
-    if points and points_file:
-        where = f"{points_file} and the command line"
     return out, where
 
 
 def calibrate_command(name: str, *, points: list[str], points_file: str | None = None, description: str = "",
                       source: str = "", prior: str | None = "iphone13", out: str | None = None, force: bool = False
                       ) -> dict[str, Any]:
-    """Fits a new profile to your own measurements (``ARCH=MS``), with ``prior`` as the prior device.
-
-    The profile is written to ``out`` (default ``results/devices/<name>.yaml``) only after the fit succeeds;
-    an existing file is never replaced without ``force``.
+    """Fits a new profile to your own measurements (``ARCH=MS``), with ``prior`` as the prior device, and writes it
+    to ``out`` (default ``results/devices/<name>.yaml``) only after the fit succeeds, never over an existing file
+    without ``force``.
 
     Returns:
-        ``name``, ``prior``, ``file``, ``fit``, ``loo_mean``, ``loo_max``, ``coef`` and
-        ``points`` (``model``, ``target_ms``, ``loo_pred_ms``, ``loo_error``).
+        ``name``, ``prior``, ``file``, ``fit``, ``loo_mean``, ``loo_max``, ``coef`` and ``points`` (``model``,
+        ``target_ms``, ``loo_pred_ms``, ``loo_error``).
 
     Raises:
         DocumentError: bad points (an unknown Arch, ms <= 0, too few), an unknown prior, a file in the way.
@@ -114,14 +110,9 @@ def calibrate_command(name: str, *, points: list[str], points_file: str | None =
 
 def fit_command(names: list[str] | None = None, *, exclude: list[str] | None = None, out: str | None = None,
                 dry_run: bool = False) -> list[dict[str, Any]]:
-    """Refits the shipped device profiles from the data files (``designspace fit-devices``).
-
-    Args:
-        names: profiles to refit (default all shipped).
-        exclude: point groups to hold out (``iformer_table7`` ...); then ``out`` is required, so the shipped
-            profiles keep every group.
-        out: a folder to write into instead of the shipped ``devices/``.
-        dry_run: fit and report, write nothing.
+    """Refits the shipped device ``names`` (default all) from the data files (``designspace fit-devices``), into
+    ``out`` instead of the shipped ``devices/`` if given; ``exclude`` holds point groups out (``iformer_table7`` ...)
+    and then needs ``out`` or ``dry_run`` (fit and report, write nothing), so the shipped profiles keep every group.
     """
     if exclude and not out and not dry_run:
         raise DocumentError("--exclude writes profiles fitted without some points", file="<command line>",
@@ -131,13 +122,9 @@ def fit_command(names: list[str] | None = None, *, exclude: list[str] | None = N
 
 
 def published_latency(arch: Any, device: str) -> dict[str, Any] | None:
-    """The latency a paper published for ``arch`` on ``device``, if ``arch`` is a published point with a figure
-    there, and whether the device's profile was fitted on it.
-
-    Returns:
-        ``{"point", "ms", "source", "in_fit", "loo_ms"}`` (milliseconds; ``loo_ms``: the profile's prediction of it
-        from a fit without it, when it was in the fit), or None.
-    """
+    """The latency a paper published for ``arch`` on ``device`` and whether the device's profile was fitted on it:
+    ``{"point", "ms", "source", "in_fit", "loo_ms"}`` (milliseconds; ``loo_ms``: the profile's prediction of it from
+    a fit without it, when it was in the fit), or None where ``arch`` is no published point with a figure there."""
     from designspace.evaluate.points import load_points
 
     for p in load_points():
