@@ -139,6 +139,23 @@ def test_fitted_profile_with_fewer_points_than_features(tmp_path: Path) -> None:
     assert "5 points for" in msg and "prior" in msg
 
 
+@pytest.mark.parametrize(("field", "value", "needle"), [
+    ("ranges", {"conv_gmacs": 5}, "the range of conv_gmacs must be [low, high]"),
+    ("ranges", {"conv_gmacs": [1]}, "the range of conv_gmacs must be [low, high]"),
+    ("ranges", {"conv_gmacs": ["a", "b"]}, "conv_gmacs's range must be a non-negative number, got 'a'"),
+    ("ranges", [[0, 1]], "fit must map"),
+    ("lambda", "abc", "lambda must be a non-negative number, got 'abc'"),
+])
+def test_fitted_profile_with_a_malformed_fit(tmp_path: Path, field: str, value: object, needle: str) -> None:
+    # a hand-edited fit is refused in one line, never an internal error
+    doc, _ = load_yaml(Path(load_device("p100").file).read_text())
+    if isinstance(value, dict):
+        doc["fit"][field].update(value)
+    else:
+        doc["fit"][field] = value
+    assert needle in _bad(tmp_path, dump_yaml(doc))
+
+
 # ---------------------------------------------------------------------------------------------- calibration
 ZOO10 = ["mobilenetv2_100", "mobilenetv2_140", "efficientmod_xxs", "efficientmod_s", "iformer_t", "iformer_s",
          "iformer_m", "iformer_l", "emo_1m", "mobilenetv3_large_100"]

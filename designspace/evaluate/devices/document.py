@@ -266,21 +266,27 @@ def parse_device(data: Any, ctx: Ctx) -> DeviceProfile:
     points = _points(ctx, data.get("points"), fit is not None)
     model = None
     if fit is not None:
-        if not isinstance(fit, dict) or any(k not in _FIT_KEYS for k in fit) or not isinstance(fit.get("coef"), dict):
+        if (not isinstance(fit, dict) or any(k not in _FIT_KEYS for k in fit) or not isinstance(fit.get("coef"), dict)
+                or not isinstance(fit.get("ranges") or {}, dict)):
             raise ctx.error(("fit",), f"fit must map {', '.join(_FIT_KEYS)}", "let the device fit write it")
         coef, ranges = fit["coef"], fit.get("ranges") or {}
         if set(coef) != set(features) or set(ranges) != set(features):
             extra = sorted(set(coef) ^ set(features))
             raise ctx.error(("fit", "coef"), f"coefficients and features differ ({', '.join(extra) or 'ranges'})",
                             "refit the profile after changing its features")
-        used = sum(1 for f in features if float(ranges[f][1]) > 0)
+        for f in features:
+            if not isinstance(ranges[f], list) or len(ranges[f]) != 2:
+                raise ctx.error(("fit", "ranges", f), f"the range of {f} must be [low, high]", "refit the profile")
+        bounds = {f: tuple(_number(ctx, ("fit", "ranges", f, i), ranges[f][i], f"{f}'s range", False) for i in (0, 1))
+                  for f in features}
+        used = sum(1 for f in features if bounds[f][1] > 0)
         if prior is None and len(points) < used:
             raise ctx.error(("points",), f"{len(points)} points for {used} features",
                             "give at least as many points as features, fewer features, or a prior device")
         scores, leverage = _interval(ctx, fit, features)
         model = CostModel(tuple(features), tuple(_number(ctx, ("fit", "coef", f), coef[f], f, False) for f in features),
-                          float(fit.get("lambda", 0.0)),
-                          tuple((float(ranges[f][0]), float(ranges[f][1])) for f in features),
+                          _number(ctx, ("fit", "lambda"), fit.get("lambda", 0.0), "lambda", False),
+                          tuple((bounds[f][0], bounds[f][1]) for f in features),
                           tuple((p.loo_ms or p.ms) / p.ms - 1.0 for p in points), scores, leverage)
     return DeviceProfile(name, str(data.get("description", "")), str(data.get("source", "")), column, tuple(features),
                          groups, _str_list(ctx, data, "exclude"), prior, model, points, ctx.file)
