@@ -1,4 +1,2 @@
-"""Latency measured on a runtime here: what a measurement is (``latency``: runtimes, context, protocol, result),
-how a model is timed (``timing``: in-process rounds, the isolated protocol's figures, the reference store), a
-network's figure from the cache or measured, one or many (``cached``), the isolated ONNX Runtime worker
-(``isolated``, ``_ort_worker``) and the ONNX export it times (``onnx``)."""
+"""Latency measured on a runtime here: what a measurement is, how a model is timed, a network's figure cached or
+measured, the isolated ONNX Runtime worker and the ONNX export (docs/architecture.md, 'Modules')."""

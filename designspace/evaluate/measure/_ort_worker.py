@@ -1,15 +1,12 @@
-"""A worker process that times ONNX models with ONNX Runtime alone, interleaved with a reference model.
+"""A worker process that times ONNX models with ONNX Runtime alone, interleaved with a reference model. Run by path,
+never imported by designspace: it imports only onnxruntime, numpy and the standard library, so no PyTorch state
+shares the process with the timed runs (docs/latency.md, 'Protocol and the evidence for it').
 
-Run by path (``python .../_ort_worker.py``), never imported by designspace: it imports only onnxruntime,
-numpy and the standard library, so no PyTorch thread pool, allocator or import state shares the process
-with the timed runs (see ``docs/latency.md``: a process that built and exported a network with PyTorch could
-stay slow for its whole life). Reads one JSON request on stdin, writes one JSON answer on stdout.
-
-Request: ``{"reference": MODEL, "models": [MODEL, ...], "threads": 1, "warmup_s": 0.2, "rounds": 6,
+Request on stdin: ``{"reference": MODEL, "models": [MODEL, ...], "threads": 1, "warmup_s": 0.2, "rounds": 6,
 "round_s": 0.15, "min_runs": 2, "run_timeout_s": 10}``, ``MODEL = {"path": FILE, "shape": [1, 3, 224, 224]}``.
-Answer: ``{"reference": [[ms, ...] per round], "models": [[[ms, ...] per round] per model], "error": null}``;
-each round times the reference, then every model, for ``round_s`` each (at least ``min_runs`` runs), so that
-a slow stretch of the host affects the reference and the models of a round alike.
+Answer on stdout: ``{"reference": [[ms, ...] per round], "models": [[[ms, ...] per round] per model], "error": null}``;
+each round times the reference, then every model, for ``round_s`` each (at least ``min_runs`` runs), so that a slow
+stretch of the host affects the reference and the models of a round alike.
 """
 
 from __future__ import annotations
@@ -37,40 +34,35 @@ def main() -> int:
     req = json.loads(sys.stdin.read())
     threads = int(req.get("threads", 1))
     limit_ms = float(req.get("run_timeout_s", 10.0)) * 1000.0
-    specs = [req["reference"], *req["models"]]
     rng = np.random.default_rng(0)
     runners = []
-    for spec in specs:
+    for spec in [req["reference"], *req["models"]]:
         sess = _session(ort, spec["path"], threads)
         feed = {sess.get_inputs()[0].name: rng.standard_normal(spec["shape"]).astype(np.float32)}
         runners.append((sess.run, feed))
 
-    def once(i: int) -> float:
-        run, feed = runners[i]
-        t = time.perf_counter_ns()
-        run(None, feed)
-        ms = (time.perf_counter_ns() - t) / 1e6
-        if ms > limit_ms:
-            raise TimeoutError(f"one run took {ms / 1000:.1f} s (limit {limit_ms / 1000:g} s)")
-        return ms
+    rounds, round_s, min_runs = int(req.get("rounds", 6)), float(req.get("round_s", 0.15)), int(req.get("min_runs", 2))
 
-    def window(i: int, seconds: float, min_runs: int) -> list[float]:
+    def window(i: int, seconds: float) -> list[float]:
+        run, feed = runners[i]
         times: list[float] = []
         t0 = time.perf_counter()
         while len(times) < min_runs or time.perf_counter() - t0 < seconds:
-            times.append(once(i))
+            t = time.perf_counter_ns()
+            run(None, feed)
+            times.append((time.perf_counter_ns() - t) / 1e6)
+            if times[-1] > limit_ms:
+                raise TimeoutError(f"one run took {times[-1] / 1000:.1f} s (limit {limit_ms / 1000:g} s)")
         return times
 
-    rounds, round_s, min_runs = int(req.get("rounds", 6)), float(req.get("round_s", 0.15)), int(req.get("min_runs", 2))
-    warm = float(req.get("warmup_s", 0.2))
     for i in range(len(runners)):
-        window(i, warm, min_runs)
+        window(i, float(req.get("warmup_s", 0.2)))
     ref: list[list[float]] = []
     models: list[list[list[float]]] = [[] for _ in req["models"]]
     for _ in range(rounds):
-        ref.append(window(0, round_s, min_runs))
+        ref.append(window(0, round_s))
         for k in range(len(models)):
-            models[k].append(window(k + 1, round_s, min_runs))
+            models[k].append(window(k + 1, round_s))
     print(json.dumps({"reference": ref, "models": models, "error": None}))
     return 0
 

@@ -1,9 +1,5 @@
 """A network's latency on this machine, from the results cache or measured (and then cached): one network
-(:func:`measure_latency`) or many, several to a worker process (:func:`measure_latencies`). The latency sources
-(:mod:`designspace.evaluate.sources`), the table's calibration and the front's re-measurement measure through
-these; what a measurement is and how a model is timed are :mod:`~designspace.evaluate.measure.latency` and
-:mod:`~designspace.evaluate.measure.timing`.
-"""
+(:func:`measure_latency`) or many, several to a worker process (:func:`measure_latencies`)."""
 
 from __future__ import annotations
 
@@ -28,11 +24,8 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
     """The latency of ``arch`` in ``context``, from the cache or measured (and then cached). ``start``: the
     ``time.perf_counter()`` the measurement's wall time and its budget count from (default: now, before the
     network is built). Another process on this machine measuring the same network in the same context is
-    waited for, and its figure used (:meth:`Cache.claim`).
-
-    Raises:
-        MeasurementError: export failed, out of memory, timeout, no GPU.
-    """
+    waited for, and its figure used (:meth:`Cache.claim`). Raises :class:`MeasurementError`: export failed, out of
+    memory, timeout, no GPU."""
     hit = _cached(arch, context, cache)
     if hit is not None:
         return hit
@@ -47,7 +40,6 @@ def _measure_one(arch: Arch, context: Context, protocol: Protocol | None, cache:
                  start: float | None) -> Latency:
     from designspace.network import Network
 
-    key = context.key()
     began = time.perf_counter() if start is None else start  # the wall time counts the model's build too
     try:
         model = Network(arch)
@@ -56,26 +48,22 @@ def _measure_one(arch: Arch, context: Context, protocol: Protocol | None, cache:
     lat = measure_model(model, context, protocol or Protocol(), in_chans=arch.in_chans,
                         reference=ReferenceStore(cache), start=began)
     if cache is not None:
-        cache.put(arch, _KIND, key, lat.to_dict())
+        cache.put(arch, _KIND, context.key(), lat.to_dict())
     return lat
 
 
 def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, protocol: Protocol | None = None,
                       cache: Cache | None = None, group: int = 8, again: bool = False
                       ) -> list[Latency | MeasurementError]:
-    """The latencies of ``archs``, each in its context, as :func:`measure_latency` gives them one at a time: from
-    the cache, or measured by the same protocol (and cached), but ONNX Runtime's isolated protocol times up to
-    ``group`` networks of one context in each worker process (each round: the reference, then every network,
-    ``round_s`` each), so that the processes' start-up and the reference's rounds are paid once per group, not
-    once per network. A group whose workers fail is measured again one network at a time, so that one network's
-    failure stays its own. A network given twice in one context is measured once.
+    """Per Arch, in order, its :class:`Latency` in its context or the :class:`MeasurementError` that failed it, as
+    :func:`measure_latency` gives them one at a time, but ONNX Runtime times up to ``group`` networks of one
+    context in each worker process (start-up and the reference's rounds paid once per group); a group whose
+    workers fail is measured again one network at a time (a failure stays its own). A network given twice in one
+    context is measured once.
 
     With ``again``, the networks the cache holds are measured again too, and each keeps the smaller of its cached
     and its new figure (in the cache as well): the second pass of the table's two-pass rule, minutes after the
     first, so that a slow stretch of the host inflates one pass at most.
-
-    Returns:
-        Per Arch, in order: its :class:`Latency`, or the :class:`MeasurementError` that failed it.
     """
     from designspace.evaluate.measure.timing import export_for_measurement, measure_onnx
     from designspace.network import Network
@@ -142,10 +130,8 @@ def latency_problem(data: dict[str, Any]) -> str | None:
                              finite=("spread", "seconds"), counts=("runs", "rounds", "processes"),
                              optional=("direct_ms", "ratio", "reference_ms", "processes"))
     if problem is None and not (isinstance(data.get("flags"), list) and all(isinstance(f, str) for f in data["flags"])):
-        problem = "flags is not a list of text"
-    if problem is None and not isinstance(data.get("context"), dict):
-        problem = "context is not an object"
-    return problem
+        return "flags is not a list of text"
+    return problem if problem is not None or isinstance(data.get("context"), dict) else "context is not an object"
 
 
 def _cached(arch: Arch, context: Context, cache: Cache | None) -> Latency | None:

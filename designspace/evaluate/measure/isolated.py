@@ -1,23 +1,10 @@
-"""ONNX Runtime latency measured in fresh worker processes, interleaved with a fixed reference network.
-
-Why (evidence in ``docs/latency.md``): on a shared host two things move a latency. Stretches of a slow host
-(seconds) slow every run inside them; and a whole process can be slow for its life (a process that built and
-exported a network with PyTorch, or simply an unlucky one), so that every round of it agrees on a slowed
-value and no in-process statistic can notice. Here the model is exported once in the calling process, then
-timed by ``Protocol.processes`` short worker processes that import ONNX Runtime alone
-(``_ort_worker.py``). In each round a worker times the reference, then the model(s), so that slow stretches
-hit both. Per process the estimate is the **ratio** of the model's minimum to the reference's minimum; the
-reported latency is the median of the processes' ratios times the reference's **long-run figure**: the
-smallest reference minimum seen on this machine context (kept in the cache, so it only improves). A slow
-process slows its reference as much as its model; the ratio survives it.
-
-Estimates of the processes must agree (``agree``); otherwise more processes run, and a result that still
-disagrees is flagged ``unconfirmed``. A result whose processes' references were all slower than the
-long-run reference by more than ``slow`` is flagged ``slow-host`` (the figure is the ratio-corrected one).
-"""
+"""ONNX Runtime latency measured in fresh worker processes (``_ort_worker.py``), each round interleaved with a fixed
+reference network: per process the model's minimum over the reference's. Protocol and evidence: docs/latency.md,
+'Protocol and the evidence for it'."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -28,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,8 +27,8 @@ __all__ = ["REFERENCE_SHAPE", "WORKER", "Timing", "WorkerError", "reference_onnx
 
 #: the worker script, run by path so that it imports no PyTorch
 WORKER = Path(__file__).with_name("_ort_worker.py")
-
-
+#: the input shape of the reference network
+REFERENCE_SHAPE = (1, 3, 96, 96)
 #: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
 _DEFAULT = Protocol()
 
@@ -84,28 +72,21 @@ class Timing:
         return max(self.ratios) / min(self.ratios) - 1.0 if self.ratios else 0.0
 
 
-_REFERENCE: dict[str, bytes] = {}
-
-
+@functools.cache
 def reference_onnx() -> bytes:
     """The reference network as ONNX (a fixed 5-layer convolutional network, about 1 ms here, 1 thread):
     cheap to export, and made of the operators every vision backbone runs (dense, depthwise and 1x1
     convolutions, activations)."""
-    if "ref" not in _REFERENCE:
-        from designspace.evaluate.measure.onnx import export_onnx
+    from designspace.evaluate.measure.onnx import export_onnx
 
-        torch.manual_seed(0)
-        net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
-                            nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1), nn.ReLU(),
-                            nn.Conv2d(96, 96, 3, 2, 1, groups=96), nn.Conv2d(96, 128, 1)).eval()
-        _REFERENCE["ref"] = export_onnx(net, torch.zeros(1, 3, 96, 96))
-    return _REFERENCE["ref"]
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 1, 1), nn.ReLU(),
+                        nn.Conv2d(64, 64, 3, 1, 1, groups=64), nn.Conv2d(64, 96, 1), nn.ReLU(),
+                        nn.Conv2d(96, 96, 3, 2, 1, groups=96), nn.Conv2d(96, 128, 1)).eval()
+    return export_onnx(net, torch.zeros(REFERENCE_SHAPE))
 
 
-REFERENCE_SHAPE = (1, 3, 96, 96)
-
-
-def _run_worker(request: dict[str, object], timeout_s: float) -> dict[str, object]:
+def _run_worker(request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "MKL_"))}
     try:
         proc = subprocess.run([sys.executable, str(WORKER)], input=json.dumps(request), capture_output=True,
@@ -126,39 +107,25 @@ def _run_worker(request: dict[str, object], timeout_s: float) -> dict[str, objec
     return answer
 
 
-def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
-              protocol: Protocol = _DEFAULT, processes: int | None = None,
-              deadline: float | None = None) -> list[Timing]:
-    """Times ONNX models in worker processes, each round interleaved with the reference (see the module).
-
-    Args:
-        models: serialized ONNX models with their input shapes (float32 inputs).
-        threads: ONNX Runtime intra-op threads.
-        protocol: the protocol.
-        processes: worker processes (default ``protocol.processes``); more are never added here.
-        deadline: a ``time.perf_counter()`` by which the processes must have ended: one that would run past it
-            is killed, and the processes done by then count (none: an empty list). For the extra processes of a
-            measurement with a wall-time budget.
-
-    Returns:
-        One :class:`Timing` per model, in order (empty where ``deadline`` left no process done).
-
-    Raises:
-        WorkerError: a worker failed or timed out.
-    """
+def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1, protocol: Protocol = _DEFAULT,
+              processes: int | None = None, deadline: float | None = None) -> list[Timing]:
+    """Times ONNX models (serialized, with their float32 input shapes) in ``processes`` worker processes (default
+    ``protocol.processes``; none added here) of ONNX Runtime with ``threads`` intra-op threads, each round
+    interleaved with the reference. ``deadline``: a ``time.perf_counter()`` by which the processes must have
+    ended (for the extra processes of a measurement with a wall-time budget): one that would run past it is
+    killed, and the processes done by then count. One :class:`Timing` per model, in order (none where
+    ``deadline`` left no process done); a worker that failed or timed out raises :class:`WorkerError`."""
     n = processes or protocol.processes
     budget_s = 60.0 + len(models) * protocol.rounds * (protocol.round_s + 0.5) * 4
     with tempfile.TemporaryDirectory(prefix="designspace-ort-") as tmp:
-        ref_path = Path(tmp) / "reference.onnx"
-        ref_path.write_bytes(reference_onnx())
         specs = []
-        for i, (data, shape) in enumerate(models):
-            path = Path(tmp) / f"model{i}.onnx"
+        for name, (data, shape) in [("reference", (reference_onnx(), REFERENCE_SHAPE)),
+                                    *((f"model{i}", model) for i, model in enumerate(models))]:
+            path = Path(tmp) / f"{name}.onnx"
             path.write_bytes(data)
             specs.append({"path": str(path), "shape": list(shape)})
-        request = {"reference": {"path": str(ref_path), "shape": list(REFERENCE_SHAPE)}, "models": specs,
-                   "threads": threads, "rounds": protocol.rounds, "round_s": protocol.round_s,
-                   "min_runs": protocol.min_runs, "warmup_s": protocol.warmup_s,
+        request = {"reference": specs[0], "models": specs[1:], "threads": threads, "rounds": protocol.rounds,
+                   "round_s": protocol.round_s, "min_runs": protocol.min_runs, "warmup_s": protocol.warmup_s,
                    "run_timeout_s": protocol.run_timeout_s}
         answers, walls = [], []
         for _ in range(n):
@@ -175,20 +142,12 @@ def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1,
             walls.append(time.perf_counter() - t)
     if not answers:
         return []
+    refs = tuple(min(min(r) for r in a["reference"]) for a in answers)
     out = []
     for k in range(len(models)):
-        ratios, minima, medians, refs, runs = [], [], [], [], 0
-        for a in answers:
-            ref_rounds: list[list[float]] = a["reference"]  # type: ignore[assignment]
-            rounds: list[list[float]] = a["models"][k]  # type: ignore[index]
-            ref_min = min(min(r) for r in ref_rounds)
-            m = min(min(r) for r in rounds)
-            flat = [t for r in rounds for t in r]
-            ratios.append(m / ref_min)
-            minima.append(m)
-            medians.append(statistics.median(flat))
-            refs.append(ref_min)
-            runs += len(flat)
-        out.append(Timing(tuple(ratios), tuple(minima), tuple(medians), tuple(refs), runs, tuple(walls)))
+        minima = tuple(min(min(r) for r in a["models"][k]) for a in answers)
+        flats = [[ms for r in a["models"][k] for ms in r] for a in answers]
+        out.append(Timing(tuple(m / ref for m, ref in zip(minima, refs, strict=True)), minima,
+                          tuple(statistics.median(f) for f in flats), refs, sum(map(len, flats)), tuple(walls)))
     return out
 

@@ -1,27 +1,10 @@
-"""What a latency measurement is: runtimes, the measurement context, the protocol and the result.
-
-How a model is timed by this protocol is :mod:`designspace.evaluate.measure.timing` (in this process for PyTorch and
-CUDA, in isolated worker processes for ONNX Runtime, :mod:`designspace.evaluate.measure.isolated`).
-
-Protocol (evidence in ``docs/latency.md``): export or build once; warm up; time runs in rounds of a fixed
-duration; the estimate is the **minimum over all timed runs**. On a shared host interference only ever
-adds time, and it comes in stretches (the host slows everything about 1.25x for fractions of a second to
-seconds), so medians and means drift 10-25% between measurements while the minimum holds within a few
-percent. The two fastest rounds must agree (within ``agree``); if they do not, the minimum may be a lucky
-outlier or the only fast stretch, so more rounds are measured and, if they still disagree, the result is
-flagged ``unconfirmed``. A result whose median exceeds its minimum by more than ``noisy`` is flagged ``noisy``
-(the host was busy for most of the measurement). A measurement can also fall entirely inside a slow stretch,
-where every round agrees on a slowed value: ONNX Runtime's isolated protocol times a fixed reference network
-beside the model and reports the ratio, and flags ``slow-host`` where the reference ran slow
-(:mod:`designspace.evaluate.measure.isolated`); PyTorch and CUDA, timed in this process, have no reference.
-
-Runtimes: ONNX Runtime on CPU (the default: ``intra_op_num_threads`` threads, sequential execution, all
-graph optimizations), PyTorch eager on CPU (``torch.set_num_threads``), CUDA (PyTorch, timed with CUDA
-events after synchronization).
-"""
+"""What a latency measurement is: runtimes, the measurement context, the protocol and the result; how a model is
+timed by it is :mod:`designspace.evaluate.measure.timing`. Protocol and evidence: docs/latency.md, 'Runtimes' and
+'Protocol and the evidence for it'."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -47,20 +30,9 @@ def machine(runtime: str = "onnxruntime") -> str:
     if runtime == "cuda":
         return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     name = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
-
-
-def _runtime_version(runtime: str) -> str:
-    if runtime == "onnxruntime":
-        import onnxruntime
-
-        return f"onnxruntime {onnxruntime.__version__}"
-    return f"torch {torch.__version__}" + (f" cuda {torch.version.cuda}" if runtime == "cuda" else "")
 
 
 @dataclass(frozen=True)
@@ -76,8 +48,8 @@ class Context:
         precision: ``"fp32"``.
         resolution: input side in pixels.
         layout: input layout, ``"NCHW"``.
-        implementation: the designspace version and the hash of the shared measurement code
-            (:mod:`designspace.evaluate.identity`; the cache adds each Arch's own component code).
+        implementation: the designspace version and the hash of the shared measurement code (the cache adds
+            each Arch's own component code; :mod:`designspace.evaluate.identity`).
         exporter: the ONNX exporter (``torchscript`` or ``dynamo``) for ONNX Runtime, ``""`` otherwise.
     """
 
@@ -105,11 +77,14 @@ class Context:
         if runtime not in RUNTIMES:
             raise MeasurementError(f"unknown runtime {runtime!r} (fix: use one of {', '.join(RUNTIMES)})")
         if runtime == "onnxruntime":
+            import onnxruntime
+
             from designspace.evaluate.measure.onnx import exporter
 
-            return cls(runtime, _runtime_version(runtime), machine(runtime), threads, batch, resolution,
+            return cls(runtime, f"onnxruntime {onnxruntime.__version__}", machine(runtime), threads, batch, resolution,
                        exporter=exporter())
-        return cls(runtime, _runtime_version(runtime), machine(runtime), threads, batch, resolution)
+        version = f"torch {torch.__version__}" + (f" cuda {torch.version.cuda}" if runtime == "cuda" else "")
+        return cls(runtime, version, machine(runtime), threads, batch, resolution)
 
     def key(self) -> str:
         """A stable string identifying the context (cache key)."""
@@ -124,10 +99,9 @@ class Context:
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a latency is measured, on every runtime (the defaults keep a ~1 GMAC model under 5 s of wall time,
-    export included). ONNX Runtime runs it in ``processes`` worker processes, each round interleaved with the
-    reference network (:mod:`designspace.evaluate.measure.isolated`); PyTorch eager and CUDA run it in this
-    process, as one process without a reference (``processes``, ``slow`` and ``budget_s`` do not apply).
+    """How a latency is measured, on every runtime (the defaults keep a ~1 GMAC model under 5 s of wall time, export
+    included): ONNX Runtime in ``processes`` worker processes, each round interleaved with the reference network;
+    PyTorch eager and CUDA in this process, without one (``processes``, ``slow`` and ``budget_s`` do not apply).
 
     Attributes:
         warmup_s: warm-up per model (and per process), at least ``min_runs`` runs.
@@ -142,8 +116,7 @@ class Protocol:
         processes: ONNX Runtime's worker processes per measurement.
         slow: a process whose reference minimum exceeds the long-run reference by more than this was slow.
         budget_s: wall seconds an ONNX Runtime measurement may take per model, its export included: the extra
-            processes are left out (and the figure flagged ``unconfirmed``) where, at the pace of the first ones,
-            they would take it past this (issue 11: at most 10 s per measurement).
+            processes are left out (the figure flagged ``unconfirmed``) where they would take it past this.
     """
 
     warmup_s: float = 0.1
@@ -164,18 +137,17 @@ class Latency:
     """A measured latency.
 
     Attributes:
-        ms: the estimate, milliseconds per run (a run is one batch): the minimum over all timed runs.
+        ms: the estimate, milliseconds per run (one batch): the minimum over all timed runs (ONNX Runtime: ratio to
+            the reference times its long-run figure, ``reference_ms``).
         median_ms: median of all timed runs, for comparison.
         spread: relative difference between the two fastest rounds' minima.
         runs: timed runs.
         rounds: timed rounds.
-        flags: ``"unconfirmed"`` (fastest rounds disagree even after re-measuring), ``"slow-host"`` (ONNX
-            Runtime: the reference ran slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above
-            the minimum).
+        flags: ``"unconfirmed"`` (the estimates disagree even after re-measuring), ``"slow-host"`` (ONNX Runtime:
+            the reference ran slow throughout), ``"noisy"`` (median more than ``Protocol.noisy`` above the minimum).
         seconds: wall time of the measurement, export/build included.
         context: the measurement context.
-        direct_ms: ONNX Runtime's isolated protocol: the smallest minimum of any worker process (for
-            comparison; ``ms`` is the ratio-corrected figure).
+        direct_ms: ONNX Runtime: the smallest minimum of any worker process (``ms`` is the ratio-corrected one).
         ratio: the median over processes of the model's minimum over the reference's.
         reference_ms: the reference's long-run figure ``ms`` was scaled by.
         processes: worker processes the figure comes from (1: timed in this process).

@@ -1,8 +1,5 @@
-"""ONNX export of a built network and inference with ONNX Runtime (both imported lazily).
-
-Export uses the TorchScript-based exporter at opset 17 (fast, and what ONNX Runtime's CPU
-kernels are tuned for); where a torch build no longer has it, the dynamo exporter is used.
-"""
+"""ONNX export of a built network (TorchScript exporter, opset 17, the dynamo exporter where a torch build lacks it)
+and inference with ONNX Runtime, both imported lazily."""
 
 from __future__ import annotations
 
@@ -37,31 +34,19 @@ def exporter() -> str:
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path | None = None, *,
                 opset: int = DEFAULT_OPSET) -> bytes:
-    """Exports ``model`` (put in eval mode) traced on ``example`` to ONNX.
-
-    Args:
-        model: the network.
-        example: an input of the shape the model will be run on (batch included).
-        path: where to write the file; the bytes are returned either way.
-        opset: ONNX opset (17 or later).
-
-    Returns:
-        The serialized ONNX model. Input name ``"input"``, output ``"logits"``.
-
-    Raises:
-        DesignspaceError: the exporter failed (the message keeps its reason).
+    """``model`` (put in eval mode) traced on ``example`` (an input of the shape it will be run on, batch
+    included) as serialized ONNX at ``opset`` (17 or later), input ``"input"``, output ``"logits"``; also written to
+    ``path`` where one is given. A failed export raises :class:`DesignspaceError` (the message keeps its reason).
     """
     model.eval()
     buf = io.BytesIO()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            if exporter() == "torchscript":
-                torch.onnx.export(model, (example,), buf, opset_version=opset, dynamo=False,  # type: ignore[arg-type]
-                                  input_names=["input"], output_names=["logits"])
-            else:  # a torch without the TorchScript exporter: what it has (recorded by exporter())
-                torch.onnx.export(model, (example,), buf, opset_version=opset,  # type: ignore[arg-type]
-                                  input_names=["input"], output_names=["logits"])
+            # the TorchScript exporter where this torch has it, else its default (recorded by exporter())
+            legacy: dict[str, Any] = {"dynamo": False} if exporter() == "torchscript" else {}
+            torch.onnx.export(model, (example,), buf, opset_version=opset,  # type: ignore[arg-type]
+                              input_names=["input"], output_names=["logits"], **legacy)
     except Exception as err:  # the exporters raise many types; the reason is what matters
         raise DesignspaceError(f"ONNX export failed: {type(err).__name__}: {err}") from err
     data = buf.getvalue()

@@ -1,16 +1,11 @@
-"""Timing a model by the latency protocol (:mod:`designspace.evaluate.measure.latency` says what the protocol is
-and why).
-
-* :func:`measure`: rounds of runs in this process (PyTorch eager and CUDA); :func:`summarize` makes them a
-  :class:`Latency`;
-* :func:`measure_onnx`: exported models timed in isolated worker processes interleaved with the reference network
-  (:mod:`designspace.evaluate.measure.isolated`), each figure its median ratio to the reference times the reference's
-  long-run figure (:class:`ReferenceStore`);
-* :func:`measure_model`: one ``nn.Module`` by whichever of the two its context asks.
-"""
+"""Timing a model by the latency protocol: rounds in this process (:func:`measure`, PyTorch eager and CUDA), exported
+models in isolated worker processes against the reference network (:func:`measure_onnx`, ONNX Runtime), one
+``nn.Module`` by whichever its context asks (:func:`measure_model`). Evidence: docs/latency.md, 'Protocol and the
+evidence for it'."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -26,45 +21,33 @@ from designspace.exceptions import DesignspaceError
 if TYPE_CHECKING:
     from designspace.evaluate.measure.isolated import Timing
 
-__all__ = ["ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx",
-           "summarize"]
+__all__ = ["ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx", "summarize"]
 
 #: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
 _DEFAULT = Protocol()
+#: seconds a measurement keeps, within its budget, for what follows its last worker process (the figure made, cached)
+_FINISH_S = 0.3
 
 
 def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT) -> tuple[list[list[float]], int]:
-    """Times ``run`` (which returns the milliseconds of one run) in rounds, following ``protocol``.
-
-    Returns:
-        The timed rounds (milliseconds per run) and the number of warm-up runs.
-
-    Raises:
-        MeasurementError: a run exceeded ``protocol.run_timeout_s``.
-    """
+    """Times ``run`` (which returns the milliseconds of one run) in rounds, following ``protocol``: the timed
+    rounds (milliseconds per run) and the number of warm-up runs. A run over ``protocol.run_timeout_s`` raises
+    :class:`MeasurementError`."""
     limit_ms = protocol.run_timeout_s * 1000.0
-    warm, start = 0, time.perf_counter()
-    while warm < protocol.min_runs or time.perf_counter() - start < protocol.warmup_s:
-        ms = run()
-        warm += 1
-        if ms > limit_ms:
-            raise MeasurementError(f"timeout: one run took {ms / 1000:.1f} s (limit {protocol.run_timeout_s:g} s)")
 
-    def rounds(n: int) -> list[list[float]]:
-        out = []
-        for _ in range(n):
-            times: list[float] = []
-            t0 = time.perf_counter()
-            while len(times) < protocol.min_runs or time.perf_counter() - t0 < protocol.round_s:
-                times.append(run())
-                if times[-1] > limit_ms:
-                    raise MeasurementError(f"timeout: one run took {times[-1] / 1000:.1f} s")
-            out.append(times)
-        return out
+    def window(seconds: float, limit: str = "") -> list[float]:
+        times: list[float] = []
+        t0 = time.perf_counter()
+        while len(times) < protocol.min_runs or time.perf_counter() - t0 < seconds:
+            times.append(run())
+            if times[-1] > limit_ms:
+                raise MeasurementError(f"timeout: one run took {times[-1] / 1000:.1f} s{limit}")
+        return times
 
-    timed = rounds(protocol.rounds)
+    warm = len(window(protocol.warmup_s, f" (limit {protocol.run_timeout_s:g} s)"))
+    timed = [window(protocol.round_s) for _ in range(protocol.rounds)]
     if _spread(timed) > protocol.agree:
-        timed += rounds(protocol.extra)
+        timed += [window(protocol.round_s) for _ in range(protocol.extra)]
     return timed, warm
 
 
@@ -77,15 +60,23 @@ def summarize(rounds: list[list[float]], protocol: Protocol, context: Context, s
     """The :class:`Latency` of timed rounds under ``protocol``."""
     runs = [t for r in rounds for t in r]
     best, median, spread = min(runs), statistics.median(runs), _spread(rounds)
-    found = []
-    if spread > protocol.agree:
-        found.append("unconfirmed")
-    if median > best * (1.0 + protocol.noisy):
-        found.append("noisy")
-    return Latency(best, median, spread, len(runs), len(rounds), tuple(found), seconds, context)
+    return Latency(best, median, spread, len(runs), len(rounds), _flags(protocol, spread, best, median), seconds,
+                   context)
 
 
-# -------------------------------------------------------------------------------------------- runners
+def _flags(protocol: Protocol, spread: float, best: float, median: float, slow_host: bool = False) -> tuple[str, ...]:
+    """The flags of a figure ``best`` (ms) whose estimates spread by ``spread``, in :class:`Latency`'s order."""
+    named = (("unconfirmed", spread > protocol.agree), ("slow-host", slow_host),
+             ("noisy", median > best * (1.0 + protocol.noisy)))
+    return tuple(name for name, on in named if on)
+
+
+def _example(context: Context, in_chans: int) -> torch.Tensor:
+    """The seeded input a model is timed on: ``(batch, in_chans, resolution, resolution)`` of ``context``."""
+    r = context.resolution
+    return torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
+
+
 def _torch_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]:
     def run() -> float:
         with torch.inference_mode():
@@ -117,25 +108,18 @@ def _cuda_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]
 
 def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFAULT,
                   in_chans: int = 3, reference: ReferenceStore | None = None, start: float | None = None) -> Latency:
-    """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's).
-
-    ONNX Runtime: exported here, timed in isolated worker processes interleaved with the reference network
-    (:mod:`designspace.evaluate.measure.isolated`); ``reference`` keeps the reference's long-run figure (default: one
-    for this process only). PyTorch eager and CUDA: timed in this process by :func:`measure` (no reference, so a
-    host slow throughout the measurement goes unflagged). ``start``: the
-    ``time.perf_counter()`` the measurement's wall time (and its 10 s budget) counts from (default: now; a
-    caller that built the model for it passes when it began).
-
-    Raises:
-        MeasurementError: export failed, out of memory, a run exceeded the timeout, or no GPU for CUDA.
+    """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's): ONNX Runtime by
+    :func:`measure_onnx` (``reference``: default, one for this process only), PyTorch eager and CUDA by
+    :func:`measure`. ``start``: the ``time.perf_counter()`` the measurement's wall time (and its budget) counts
+    from (default: now; a caller that built the model for it passes when it began). Raises
+    :class:`MeasurementError` where the export failed, memory ran out, a run exceeded the timeout, or CUDA has no GPU.
     """
     start = time.perf_counter() if start is None else start
     model.eval()
     if context.runtime == "onnxruntime":
         return measure_onnx([export_for_measurement(model, context, in_chans)], context, protocol,
                             reference or ReferenceStore(), start=start)[0]
-    r = context.resolution
-    example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
+    example = _example(context, in_chans)
     threads = torch.get_num_threads()
     try:
         if context.runtime == "torch":
@@ -159,16 +143,12 @@ def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFA
 
 def export_for_measurement(model: nn.Module, context: Context, in_chans: int = 3) -> tuple[bytes, tuple[int, ...]]:
     """``model`` (put in eval mode) exported to ONNX for the isolated protocol, with the input shape it is timed
-    with: ``(batch, in_chans, resolution, resolution)`` of ``context``.
-
-    Raises:
-        MeasurementError: the export failed (this model's failed measurement).
-    """
+    with: ``(batch, in_chans, resolution, resolution)`` of ``context``. A failed export raises
+    :class:`MeasurementError` (this model's failed measurement)."""
     from designspace.evaluate.measure.onnx import export_onnx
 
     model.eval()
-    r = context.resolution
-    example = torch.randn(context.batch, in_chans, r, r, generator=torch.Generator().manual_seed(0))
+    example = _example(context, in_chans)
     try:
         return export_onnx(model, example), tuple(example.shape)
     except DesignspaceError as err:
@@ -177,11 +157,8 @@ def export_for_measurement(model: nn.Module, context: Context, in_chans: int = 3
 
 class ReferenceStore:
     """The reference network's long-run figure per machine context: the smallest minimum any worker process
-    has seen (it only improves). Backed by the evaluation cache when one is given, else by this process.
-
-    Args:
-        cache: an object with ``get(key, kind, context)`` and ``put(...)`` (:class:`~designspace.evaluate.cache.Cache`).
-    """
+    has seen (it only improves). Backed by ``cache`` when one is given (an object with ``get(key, kind, context)``
+    and ``put(...)``: :class:`~designspace.evaluate.cache.Cache`), else by this process."""
 
     _process: ClassVar[dict[str, float]] = {}  # shared by the stores of one process
 
@@ -215,24 +192,19 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     """Latencies of exported ONNX models in ``context`` by the isolated, interleaved protocol (see
     :mod:`designspace.evaluate.measure.isolated`): the median ratio to the reference across worker processes, times
     the reference's long-run figure; more processes for a model whose processes disagree (that model alone, and
-    only within ``protocol.budget_s``); flags as :class:`Latency` says.
-
-    Raises:
-        MeasurementError: a worker failed (the reason is in the message).
-    """
+    only within ``protocol.budget_s``); flags as :class:`Latency` says. A failed worker raises
+    :class:`MeasurementError` (the reason is in the message)."""
     from designspace.evaluate.measure.isolated import WorkerError, time_onnx
 
     began = time.perf_counter() if start is None else start
     try:
         timings = time_onnx(models, context.threads, protocol)
-        # more processes for the models whose processes disagree, not for the whole group: a front of 8
-        # networks to a worker nearly always holds one that disagrees
+        # more processes for the models whose processes disagree, not the group (8 nearly always hold one)
         apart = [i for i, t in enumerate(timings) if t.spread > protocol.agree]
         within = time.perf_counter() - began + protocol.extra * _extra_process_s(timings, len(apart), protocol) \
             <= protocol.budget_s * len(models)
         if apart and protocol.extra and within:
-            # the estimate is an estimate: a process that would still pass the budget is cut short, and the
-            # figure keeps the processes done by then (seen: 10.0-10.2 s on a slow host without the cut)
+            # an extra process that would still pass the budget is cut short; the processes done by then count
             more = time_onnx([models[i] for i in apart], context.threads, protocol, processes=protocol.extra,
                              deadline=began + protocol.budget_s * len(models) - _FINISH_S)
             for i, extra in zip(apart, more, strict=True) if more else ():  # none: no extra process done
@@ -243,34 +215,19 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     ref = reference.best(context, refs)
     out = []
     for t in timings:
-        flags = []
-        if t.spread > protocol.agree:
-            flags.append("unconfirmed")
-        if min(t.reference_minima) > ref * (1.0 + protocol.slow):
-            flags.append("slow-host")
         ms = t.ratio * ref
         median = statistics.median(t.medians) * ref / statistics.median(t.reference_minima)
-        if median > ms * (1.0 + protocol.noisy):
-            flags.append("noisy")
-        out.append(Latency(ms, median, t.spread, t.runs, len(t.ratios) * protocol.rounds, tuple(flags),
+        flags = _flags(protocol, t.spread, ms, median, min(t.reference_minima) > ref * (1.0 + protocol.slow))
+        out.append(Latency(ms, median, t.spread, t.runs, len(t.ratios) * protocol.rounds, flags,
                            time.perf_counter() - began, context, direct_ms=min(t.minima), ratio=t.ratio,
                            reference_ms=ref, processes=len(t.ratios)))
     return out
 
 
-#: seconds a measurement keeps, within its budget, for what follows its last worker process (the figure made and
-#: cached)
-_FINISH_S = 0.3
-
-
 def _extra_process_s(timings: Sequence[Timing], k: int, protocol: Protocol) -> float:
-    """Wall seconds one more worker process timing ``k`` of the models would take, estimated from the slowest of
-    the first processes: its start-up and overhead (its wall time beyond the timing it was asked for) plus that
-    timing for the reference and ``k`` models.
-
-    Why the slowest and not the mean: on a host in a slow stretch the mean of the first processes underestimated
-    the extra ones, and measurements the extra processes took past the 10 s budget (10.6 s, docs/latency.md).
-    """
+    """Wall seconds one more worker process timing ``k`` of the models would take: the slowest first process's
+    overhead (its wall beyond the timing asked of it) plus the timing of the reference and ``k`` models. Why the
+    slowest: docs/latency.md, 'Protocol and the evidence for it'."""
     walls = timings[0].process_s if timings else ()  # the processes' walls, shared by all their models
     if not walls:
         return 0.0
@@ -280,7 +237,5 @@ def _extra_process_s(timings: Sequence[Timing], k: int, protocol: Protocol) -> f
 
 
 def _merge(a: Timing, b: Timing) -> Timing:
-    from designspace.evaluate.measure.isolated import Timing
-
-    return Timing(a.ratios + b.ratios, a.minima + b.minima, a.medians + b.medians,
-                  a.reference_minima + b.reference_minima, a.runs + b.runs, a.process_s + b.process_s)
+    """The timings of ``a``'s processes and ``b``'s together."""
+    return type(a)(*(getattr(a, f.name) + getattr(b, f.name) for f in dataclasses.fields(a)))
