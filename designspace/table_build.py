@@ -1,17 +1,13 @@
-"""The per-block latency table of a space, built (``designspace lut build``): every distinct (component, site)
-its points use measured in two passes, and the per-network term fitted on seeded points spanning its sizes;
-and a table search's Pareto front measured whole (:func:`remeasure_front`), which checks the table's figures
-and adds points to its term.
-
-It sits above the space (it samples it and matches the zoo against it) and below the commands and the search;
-the table itself, its entries and its term are :mod:`designspace.evaluate.table.entries`'s, and a search reaches it
-through its latency source (:class:`designspace.evaluate.sources.Table`).
-"""
+"""A space's latency table built (``designspace lut build``: :func:`build_table`), and a table search's Pareto
+front measured whole (:func:`remeasure_front`). It sits above the space, which it samples; the table itself is
+:mod:`designspace.evaluate.table`'s. Design and evidence: docs/latency.md, "The per-block latency table"."""
 
 from __future__ import annotations
 
 import logging
 import math
+import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,15 +40,9 @@ def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) ->
     """``k`` seeded points of ``space`` that span its range of sizes, for the per-network term: ``pool`` points
     are drawn (seeded by ``seed``), and for ``k`` targets spaced evenly in log MACs from the pool's smallest
     network to its largest the nearest point not yet chosen is taken (the smallest and largest always; ``k = 1``:
-    the smallest). Fewer than ``k`` when the pool has fewer distinct networks.
-
-    Why not ``k`` uniform draws: a search under a latency budget spends its front on a space's small networks,
-    and uniform draws sit in the middle of a space (``mobile``: the smallest of 200 draws has 226 MMACs, a
-    300-trial front reaches 106). The term's intercept weighs most on small networks, so a
-    term fitted on middle-sized ones alone extrapolated to the front with errors up to 19% (docs/latency.md).
+    the smallest). Fewer than ``k`` when the pool has fewer distinct networks. Why not uniform draws (a budgeted
+    search's front is at the small end): docs/latency.md, "Calibrated across the space's sizes, two passes".
     """
-    import random
-
     from designspace.evaluate.counts.analytic import count
 
     rng = random.Random(seed)
@@ -66,11 +56,10 @@ def calibration_archs(space: Any, k: int, *, seed: int = 0, pool: int = 2000) ->
         return []
     lo, hi = ranked[0][0], ranked[-1][0]
     chosen: list[Arch] = []
-    left = list(ranked)
-    for i in range(min(k, len(ranked))):
+    for i in range(min(k, len(ranked))):  # each target takes the nearest point left
         target = lo if k == 1 else lo + (hi - lo) * i / (k - 1)
-        j = min(range(len(left)), key=lambda n: (abs(left[n][0] - target), n))
-        chosen.append(left.pop(j)[1])
+        j = min(range(len(ranked)), key=lambda n: (abs(ranked[n][0] - target), n))
+        chosen.append(ranked.pop(j)[1])
     return chosen
 
 
@@ -80,23 +69,17 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
                 whole_protocol: Protocol | None = None) -> dict[str, Any]:
     """Measures every distinct (component, site) of ``space`` into the table, then fits the per-network term.
 
-    The distinct entries are found by drawing points (``batch`` at a time, seeded) until a batch adds none or
-    ``samples`` points were drawn, plus the zoo models that are points of the space; a space's points number
-    10^8 to 10^20, its distinct entries hundreds to thousands. Each entry is measured in two passes (see
-    :func:`measure_entries`); entries already in the table from both are not measured again, so an
-    interrupted build resumes. The term is fitted on the space's zoo models and ``calibrate`` seeded points
-    spanning the space's sizes (:func:`calibration_archs`), measured whole (by ``whole_protocol``, default the
-    network protocol); their entries are measured with the others.
+    The entries are those of drawn points (``batch`` at a time, seeded) until a batch adds none or ``samples``
+    were drawn, plus the zoo models that are points of the space; each is measured in two passes
+    (:func:`measure_entries`), and what the table already holds is not measured again (a build resumes). The term
+    is fitted on those zoo models and ``calibrate`` seeded points (:func:`calibration_archs`), measured whole by
+    ``whole_protocol`` (default the network protocol). ``progress`` gets (entry passes done, in all).
 
     Returns:
-        The coverage report: ``entries`` (distinct entries found), ``measured`` (now), ``second_pass``
-        (entries given their second pass now), ``cached`` (already there), ``drawn`` (points drawn),
-        ``saturated`` (the last batch added no entry), ``new_in_last_batch``, ``fit`` (form, scale, intercept,
-        type scales, points, loo_mean, loo_max), ``seconds``.
+        The coverage report: ``entries`` (distinct entries found), ``measured`` (now), ``second_pass`` (entries
+        given their second pass now), ``cached`` (already there), ``drawn`` (points drawn), ``saturated`` (the last
+        batch added no entry), ``new_in_last_batch``, ``fit`` (:func:`fit_summary`, or ``None``), ``seconds``.
     """
-    import random
-    import time
-
     from designspace import zoo
     from designspace.space import match
 
@@ -118,62 +101,43 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
         new_last = len(found) - before
     # one build of a context at a time on this machine: a second waits, then measures only what is missing
     with cache.claim(f"table build|{table_context_key(context)}", "the latency table of this context"):
-        return _build(found, zoo_archs, picked, context, cache, protocol, progress, whole_protocol,
-                      {"drawn": drawn, "saturated": new_last == 0, "new_in_last_batch": new_last}, began)
+        todo = missing_entries(found.values(), context, cache)
+        one = one_process(protocol)
+        once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
+                   is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
+        total = 2 * len(todo) + once
+        done = [0]
 
+        def step(n: int) -> None:
+            done[0] += n
+            if progress is not None:
+                progress(done[0], total)
 
-def _build(found: dict[str, Placement], zoo_archs: list[Arch], picked: list[Arch], context: Context, cache: Cache,
-           protocol: Protocol, progress: Callable[[int, int], None] | None, whole_protocol: Protocol | None,
-           coverage: dict[str, Any], began: float) -> dict[str, Any]:
-    """:func:`build_table` once the entries are found: both passes, then the term."""
-    import time
-
-    todo = missing_entries(found.values(), context, cache)
-    one = one_process(protocol)
-    once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
-               is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
-    total = 2 * len(todo) + once
-    done = [0]
-
-    def step(n: int) -> None:
-        done[0] += n
-        if progress is not None:
-            progress(done[0], total)
-
-    measure_entries(todo, context, cache, one, progress=step)
-    second = measure_entries(list(found.values()), context, cache, one, progress=step, again=True)
-    calib = list(zoo_archs) + [a for a in picked if a not in zoo_archs]
-    fit = calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol) if len(calib) >= 2 else None
-    return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
-            **coverage,
-            "fit": None if fit is None else fit_summary(fit),
-            "seconds": round(time.perf_counter() - began, 1)}
+        measure_entries(todo, context, cache, one, progress=step)
+        second = measure_entries(list(found.values()), context, cache, one, progress=step, again=True)
+        calib = list(zoo_archs) + [a for a in picked if a not in zoo_archs]
+        fit = None if len(calib) < 2 else calibrate_term(calib, context, cache, protocol, whole_protocol=whole_protocol)
+        return {"entries": len(found), "measured": len(todo), "second_pass": second, "cached": len(found) - len(todo),
+                "drawn": drawn, "saturated": new_last == 0, "new_in_last_batch": new_last,
+                "fit": None if fit is None else fit_summary(fit), "seconds": round(time.perf_counter() - began, 1)}
 
 
 @dataclass(frozen=True)
 class FrontFigures:
-    """A front network's figures after :func:`remeasure_front` (milliseconds; ``None``: not obtained).
-
-    Attributes:
-        measured_ms: the network measured whole, the smaller of two passes.
-        table_ms: its table latency with every entry measured, under the term the search used.
-    """
+    """A front network's figures after :func:`remeasure_front`, milliseconds (``None``: not obtained):
+    ``measured_ms``, measured whole (the smaller of two passes), and ``table_ms``, its table latency with every
+    entry measured, under the term the search used."""
 
     measured_ms: float | None
     table_ms: float | None
 
 
 def remeasure_front(archs: Sequence[Arch], source: Table) -> list[FrontFigures]:
-    """Measures a table search's front networks whole (the source's full protocol) and their entries.
-
-    Like the term's calibration networks, each network is measured whole in two passes (the second minutes after
-    the first, several networks to a worker process) and keeps the smaller figure, so that the comparison
-    relates like to like: the term was fitted on two-pass figures, and a single pass that met a slow stretch of
-    the host would read as a table error. The entries the trials predicted rather than measured are measured
-    first, and every entry of the front gets two passes, as ``lut build`` gives them, so that each network's
-    table figure can also be given with every entry measured; the networks become points of the term for the
-    next search (this search's figures stay as its trials saw them). An entry or a network that cannot be
-    measured is said in a warning; nothing else is lost.
+    """Measures a table search's front networks whole (the source's full protocol, two passes each keeping its
+    smaller figure, as the term's networks) after their entries (the ones the trials predicted, then every entry's
+    second pass), so that each network's table figure is also given with every entry measured; the networks
+    become points of the term for the next search. An entry or a network that cannot be measured is said in a
+    warning; nothing else is lost; this search's figures stay as its trials saw them. Why: docs/latency.md.
 
     Returns:
         Per Arch, in order, its :class:`FrontFigures`.
@@ -199,8 +163,7 @@ def remeasure_front(archs: Sequence[Arch], source: Table) -> list[FrontFigures]:
             measure_entries(placements, context, cache, light, again=True)
         except MeasurementError as err:  # the front's table figures stay the trials' own; nothing is lost
             log.warning("the Pareto front's predicted table entries could not all be measured: %s", err)
-    # the full protocol, several networks to a worker process (a front of 60 networks measured one at a time
-    # cost more than the 300 table trials before it); the second pass keeps each network's smaller figure
+    # the full protocol, several networks to a worker process; the second pass keeps each network's smaller figure
     lats = measure_latencies(archs, contexts, protocol=source.protocol, cache=cache)
     again = measure_latencies(archs, contexts, protocol=source.protocol, cache=cache, again=True)
     out: list[FrontFigures] = []

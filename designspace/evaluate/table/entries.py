@@ -1,17 +1,7 @@
-"""The per-block latency table: each component at its site timed alone, so that a network's latency is the sum
-of its components' entries plus a fitted per-network term, in microseconds once the entries exist.
-
-An **entry** is one component (type and every parameter) at one site (input channels, output channels, stride,
-input height and width, input layout) in one measurement context: the component is built alone, exported to
-ONNX with an input of its site's shape and layout, and timed by the isolated, interleaved protocol
-(:func:`designspace.evaluate.measure.timing.measure_onnx`), many entries per worker process. Entries live in the
-results cache (kind ``lut``), keyed by the entry and the identity of the component's code; a corrupt entry is
-measured again, never trusted.
-
-A network's **table latency** = ``scale x (sum of its entries) + intercept`` (one scale per component type in
-the ``types`` form): the term's forms and fit are :mod:`designspace.evaluate.table.term`'s, and
-:func:`calibrate_term` here measures the networks it is fitted on.
-"""
+"""The latency table's entries (one component at one site, timed alone; results cache kind ``lut``, keyed by the
+entry and its component's code identity) and a network's table latency (its entries' sum under the per-network
+term of :mod:`designspace.evaluate.table.term`, whose networks :func:`calibrate_term` measures).
+Design and evidence: docs/latency.md, "The per-block latency table"."""
 
 from __future__ import annotations
 
@@ -53,7 +43,6 @@ KIND = "lut"
 #: the entries' protocol: a component runs for microseconds to a few milliseconds, so 2 processes of 3 short
 #: rounds reach its minimum (a whole network keeps :class:`Protocol`'s default)
 ENTRY_PROTOCOL = Protocol(processes=2, extra=1, rounds=3, round_s=0.05, min_runs=3, warmup_s=0.05)
-_DEFAULT = ENTRY_PROTOCOL
 
 
 def entry_protocol(protocol: Protocol) -> Protocol:
@@ -67,23 +56,16 @@ def entry_protocol(protocol: Protocol) -> Protocol:
 
 
 def one_process(protocol: Protocol) -> Protocol:
-    """``protocol`` with one worker process and no extra ones: one pass of the table's two-pass rule (``lut build``
-    runs two such passes minutes apart rather than one pass of two processes: the same time, but a slow stretch of
-    the host inflates one pass at most)."""
+    """``protocol`` with one worker process and no extra ones: one pass of the table's two passes, minutes apart (the
+    time of one pass of two processes, but a slow stretch of the host inflates one pass at most)."""
     return dataclasses.replace(protocol, processes=1, extra=0)
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One component at one site (what a table entry times).
-
-    Attributes:
-        type: the component type.
-        params: its parameter values, as canonical JSON.
-        in_chs, out_chs, stride: the site's channels and stride.
-        hw: input height and width.
-        layout: input layout, ``"nchw"`` or ``"nhwc"``.
-    """
+    """One component at one site (what a table entry times): its ``type``, its ``params`` as canonical JSON, the
+    site's ``in_chs``, ``out_chs`` and ``stride``, the input's height and width ``hw`` and its ``layout``
+    (``"nchw"`` or ``"nhwc"``)."""
 
     type: str
     params: str
@@ -98,8 +80,7 @@ class Entry:
         """A short stable key (16 hex digits) plus the component's code identity."""
         from designspace.evaluate.identity import component_identity
 
-        text = json.dumps([self.type, self.params, self.in_chs, self.out_chs, self.stride, list(self.hw),
-                           self.layout])
+        text = json.dumps([self.type, self.params, self.in_chs, self.out_chs, self.stride, list(self.hw), self.layout])
         return f"{self.type}:{hashlib.sha256(text.encode()).hexdigest()[:16]}@{component_identity(self.type)}"
 
     def describe(self) -> str:
@@ -182,16 +163,12 @@ def missing_entries(placements: Iterable[Placement], context: Context, cache: Ca
 
 
 def measure_entries(placements: Sequence[Placement], context: Context, cache: Cache,
-                    protocol: Protocol = _DEFAULT, chunk: int = 12,
+                    protocol: Protocol = ENTRY_PROTOCOL, chunk: int = 12,
                     progress: Callable[[int], None] | None = None, again: bool = False) -> int:
-    """Measures and stores the entries of ``placements`` (those already in the table are skipped), ``chunk``
-    per group of worker processes; returns how many were measured. A run stopped half-way keeps every
-    finished chunk (rerunning resumes).
-
-    With ``again``, the entries already in the table from one pass only are measured once more and keep the
-    smaller of their ratios to the reference (the minimum's argument: a slow stretch of the host only adds
-    time); :func:`designspace.table_build.build_table` runs this second pass minutes after the first, so that one
-    slow stretch of the host, which lasts seconds, cannot inflate both. Each row records its ``ratio`` and ``passes``.
+    """Measures and stores the entries of ``placements`` not yet in the table, ``chunk`` per group of worker
+    processes; returns how many were measured (a run stopped half-way keeps every finished chunk). With ``again``,
+    those in it from one pass only get their second pass, minutes after the first, and keep the smaller of their two
+    ratios to the reference (a slow stretch of the host only adds time). Rows record ``ratio`` and ``passes``.
 
     Raises:
         MeasurementError: a worker failed.
@@ -202,36 +179,29 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
     for start in range(0, len(todo), chunk):
         # one process measures an entry; the others wait, then skip what it stored
         with cache.claim(f"table entries|{table_context_key(context)}", "latency table entries"):
-            # another process may have measured some meanwhile: what still needs it, with its latest row
-            done += _measure_chunk(_needing(todo[start:start + chunk], context, cache, again), context, cache,
-                                   protocol, reference)
+            # another process may have measured some meanwhile: what still needs it, with its latest row or None
+            group = _needing(todo[start:start + chunk], context, cache, again)
+            models = [_export(p, context.batch) for p, _ in group]
+            lats = measure_onnx(models, context, protocol, reference) if models else []
+            for (p, old), lat in zip(group, lats, strict=True):
+                e = entry_of(p)
+                ms, ratio, passes = lat.ms, lat.ratio, 1
+                if old is not None:
+                    passes = int(old.get("passes") or 1) + 1
+                    if isinstance(old.get("ratio"), (int, float)) and ratio is not None and lat.reference_ms:
+                        ratio = min(float(old["ratio"]), ratio)
+                        ms = ratio * lat.reference_ms  # both passes scaled by the long-run reference as it is now
+                    else:
+                        ms = min(float(old["ms"]), ms)
+                feats = stored_features(old) if old is not None else None
+                row: dict[str, Any] = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e),
+                                       "flags": list(lat.flags),
+                                       "features": feats if feats is not None else _features_or_none(p)}
+                cache.put(e.key, KIND, table_context_key(context), row)
+            done += len(group)
         if progress is not None:
             progress(len(todo[start:start + chunk]))
     return done
-
-
-def _measure_chunk(group: list[tuple[Placement, dict[str, Any] | None]], context: Context, cache: Cache,
-                   protocol: Protocol, reference: ReferenceStore) -> int:
-    """Measures and stores the entries of ``group`` (each with its stored row: ``None``, or the pass it adds to);
-    returns how many it measured."""
-    if group:
-        lats = measure_onnx([_export(p, context.batch) for p, _ in group], context, protocol, reference)
-        for (p, old), lat in zip(group, lats, strict=True):
-            e = entry_of(p)
-            ms, ratio, passes = lat.ms, lat.ratio, 1
-            if old is not None:
-                passes = int(old.get("passes") or 1) + 1
-                if isinstance(old.get("ratio"), (int, float)) and ratio is not None and lat.reference_ms:
-                    ratio = min(float(old["ratio"]), ratio)
-                    ms = ratio * lat.reference_ms  # both passes scaled by the long-run reference as it is now
-                else:
-                    ms = min(float(old["ms"]), ms)
-            feats = stored_features(old) if old is not None else None
-            row: dict[str, Any] = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e),
-                                   "flags": list(lat.flags),
-                                   "features": feats if feats is not None else _features_or_none(p)}
-            cache.put(e.key, KIND, table_context_key(context), row)
-    return len(group)
 
 
 def entry_features(p: Placement) -> list[float]:
@@ -250,16 +220,14 @@ def stored_features(row: dict[str, Any]) -> list[float] | None:
     from designspace.evaluate.devices.features import FEATURES
 
     stored = row.get("features")
-    if not isinstance(stored, list) or len(stored) != len(FEATURES):
-        return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in stored):
+    if not isinstance(stored, list) or len(stored) != len(FEATURES) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in stored):
         return None
     return [float(v) for v in stored]
 
 
 def _features_or_none(p: Placement) -> list[float] | None:
-    """:func:`entry_features`, or ``None`` where the component cannot be traced on the meta device (the entry is
-    kept; it only fits no model)."""
+    """:func:`entry_features`, or ``None`` where the component cannot be traced on the meta device."""
     try:
         return entry_features(p)
     except Exception as err:
@@ -269,18 +237,14 @@ def _features_or_none(p: Placement) -> list[float] | None:
 
 @dataclass(frozen=True)
 class TableLatency:
-    """A network's latency from the table.
+    """A network's latency from the table, milliseconds.
 
     Attributes:
-        ms: the table latency, ``fit.latency(entries_ms, by_type)`` (the sum of the entries without a fit),
-            milliseconds.
-        entries_ms: the sum of the entries.
-        term_ms: what the fitted per-network term adds to the sum, ``ms - entries_ms`` (0 without a fit).
+        ms: the table latency, ``fit.latency(entries_ms, by_type)`` (without a fit, the sum of the entries).
+        entries_ms: the sum of the entries; ``term_ms``: what the fit adds to it, ``ms - entries_ms``.
         components: (component name, entry ms) in forward order.
-        measured_now: distinct entries that were missing and measured for this figure.
+        measured_now, predicted: distinct missing entries measured, and predicted (not stored), for this figure.
         fit: the fit used, or ``None``.
-        predicted: distinct entries that were missing and predicted for this figure (not measured; see
-            :mod:`designspace.evaluate.table.entry_model`).
         by_type: ``entries_ms`` split by component type, (type, ms) sorted by type.
     """
 
@@ -304,36 +268,28 @@ class TableLatency:
 
 
 class EntryGuess(Interface):
-    """What :func:`table_latency` asks of a predictor of missing entries
-    (:class:`designspace.evaluate.table.entry_model.EntryPredictor`)."""
+    """What :func:`table_latency` asks of a predictor of missing entries (``entry_model.EntryPredictor``)."""
 
     def predict(self, p: Placement) -> float | None:
         """Milliseconds for ``p``'s entry, or ``None`` where it must be measured."""
 
 
-def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol = _DEFAULT,
+def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol = ENTRY_PROTOCOL,
                   predictor: EntryGuess | None = None) -> TableLatency:
-    """The table latency of ``arch`` in ``context``. A missing entry is predicted by ``predictor`` where its
-    type's model holds (:class:`designspace.evaluate.table.entry_model.EntryPredictor`; not stored), else measured on
-    demand (and stored).
+    """The table latency of ``arch`` in ``context``. A missing entry is predicted by ``predictor`` where it can (not
+    stored), else measured on demand (and stored).
 
     Raises:
         MeasurementError: a missing entry could not be measured.
     """
-    placements = plan(arch)
     # one cache read per distinct entry (a search calls this every trial); only the missing ones are measured
-    keyed = [(p, entry_of(p)) for p in placements]
-    found: dict[str, float | None] = {}
-    for _, e in keyed:
-        if e.key not in found:
-            found[e.key] = _get(cache, e, context)
+    keyed = [(p, entry_of(p)) for p in plan(arch)]
+    found = {key: _get(cache, e, context) for key, e in {e.key: e for _, e in keyed}.items()}
     predicted: dict[str, float] = {}
     if predictor is not None:
         for p, e in keyed:
-            if found[e.key] is None and e.key not in predicted:
-                guess = predictor.predict(p)
-                if guess is not None:
-                    predicted[e.key] = guess
+            if found[e.key] is None and e.key not in predicted and (guess := predictor.predict(p)) is not None:
+                predicted[e.key] = guess
     missing = [p for p, e in keyed if found[e.key] is None and e.key not in predicted]
     measured = measure_entries(missing, context, cache, protocol) if missing else 0
     comps: list[tuple[str, float]] = []
@@ -354,20 +310,16 @@ def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol
     return TableLatency(ms, entries, ms - entries, tuple(comps), measured, fit, len(predicted), sums)
 
 
-def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protocol: Protocol = _DEFAULT,
+def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protocol: Protocol = ENTRY_PROTOCOL,
                    measure_whole: Callable[[Sequence[Arch]], Sequence[Latency]] | None = None,
                    whole_protocol: Protocol | None = None, passes: int = 2) -> TableFit:
     """Measures ``archs`` whole and from the table, then fits and stores the per-network term on them and on the
-    points of the term already stored for ``context`` (so that tables built for several spaces share one fit;
-    a network measured again replaces its old point). ``protocol`` times missing entries, ``whole_protocol``
-    (default: the network protocol) the networks measured whole.
-
-    Each network is measured whole in ``passes`` passes over all of ``archs`` and its smallest figure kept, as
-    the entries are (two passes minutes apart: a slow stretch of the host inflates one at most), so that the
-    term relates like to like. The default measurement is the one a ``--latency table`` search re-measures its
-    Pareto front with (:func:`~designspace.evaluate.measure.cached.measure_latencies`, several networks to a worker
-    process); its first pass reads and fills the cache, later passes measure again and keep the smaller figure
-    there too. ``measure_whole`` (Archs -> their latencies, in order) replaces it in every pass.
+    points already stored for ``context`` (tables of several spaces share one fit; a network measured again
+    replaces its point). ``protocol`` times missing entries, ``whole_protocol`` (default: the network protocol)
+    the networks measured whole: in ``passes`` passes over ``archs``, each keeping its smallest figure, as the
+    entries do. The default measurement is the front's (:func:`~designspace.evaluate.measure.cached.measure_latencies`:
+    its first pass reads and fills the cache, later ones measure again); ``measure_whole`` (Archs -> their
+    latencies, in order) replaces it in every pass.
 
     Raises:
         MeasurementError: a network could not be measured whole.

@@ -1,22 +1,8 @@
-"""Predicted latency-table entries: a component's entry estimated from the measured entries of its type, as
-nn-Meter predicts a kernel from kernels it measured, where measuring it would cost seconds.
-
-Some spaces have no finite set of entries in practice (``mobile``: 4,837 distinct entries after 2,000 draws,
-still 164 new in the last 200), so a search on a table keeps meeting entries the table lacks and paying an
-ONNX export and a worker process (1-3 s) for each. :class:`EntryPredictor` fits, per component type, the cost
-model of :mod:`designspace.evaluate.devices.costmodel` (non-negative least squares on relative errors over the
-component's cost features, :func:`designspace.evaluate.devices.features.placement_features`) to the measured entries of
-that type in the table, and predicts a missing entry only where:
-
-* the type has at least :data:`MIN_POINTS` measured entries (of the component's current code),
-* the model's cross-validated error (10-fold, or leave-one-out under 40 points) is at most :data:`MAX_ERROR`
-  mean, and
-* the entry's features lie inside the range of the fitted entries' (with the cost model's 10% margin) and use
-  no feature none of them used.
-
-Anything else is measured, as before. A predicted entry is never stored as an entry: the table holds measured
-figures only, and each figure says how many of its entries were predicted.
-"""
+"""Predicted latency-table entries: a missing entry estimated, per component type, by the device cost model
+(:mod:`designspace.evaluate.devices.costmodel`) fitted on the measured entries of its type, where the type has
+:data:`MIN_POINTS` of its current code, the model's cross-validated error is at most :data:`MAX_ERROR` and the
+entry's features lie inside the fitted ones' range; anything else is measured. A prediction is never stored.
+Why and the evidence: docs/latency.md, "The per-block latency table" (**Predicted entries**)."""
 
 from __future__ import annotations
 
@@ -39,11 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["COLUMNS", "MAX_ERROR", "MIN_POINTS", "EntryModel", "EntryPredictor", "entry_features", "fit_entry_model"]
 
 log = logging.getLogger(__name__)
-
-#: an entry's features: the device cost model's (:data:`designspace.evaluate.devices.features.FEATURES`), of the
-#: component alone
+#: an entry's features, of the component alone: :data:`designspace.evaluate.devices.features.FEATURES`
 COLUMNS = FEATURES
-
 #: measured entries of a type needed before its entries are predicted
 MIN_POINTS = 12
 #: the largest cross-validated mean relative error at which a type's model is used
@@ -54,15 +37,9 @@ REFIT_GROWTH = 0.25
 
 @dataclass(frozen=True)
 class EntryModel:
-    """One component type's entry model.
-
-    Attributes:
-        type: the component type.
-        model: the fitted cost model (milliseconds per feature unit).
-        points: measured entries it was fitted on.
-        cv_mean, cv_max: its cross-validated relative errors ``|pred - y| / y``, mean and largest.
-        usable: whether it predicts (at least :data:`MIN_POINTS` points and ``cv_mean <= MAX_ERROR``).
-    """
+    """One component ``type``'s entry model: the fitted cost ``model`` (milliseconds per feature unit), the number
+    of measured entries it was fitted on (``points``) and its cross-validated relative errors ``|pred - y| / y``,
+    mean and largest (``cv_mean``, ``cv_max``)."""
 
     type: str
     model: CostModel
@@ -72,7 +49,7 @@ class EntryModel:
 
     @property
     def usable(self) -> bool:
-        """True where the model is trusted to predict (see the module's rules)."""
+        """Whether it predicts: at least :data:`MIN_POINTS` points and ``cv_mean <= MAX_ERROR``."""
         return self.points >= MIN_POINTS and self.cv_mean <= MAX_ERROR
 
 
@@ -89,15 +66,10 @@ def fit_entry_model(type_name: str, x: Sequence[Sequence[float]], y: Sequence[fl
 
 
 class EntryPredictor:
-    """Predicts missing table entries in one measurement context from the entries measured there.
+    """Predicts missing table entries in ``context`` from the entries measured there (in ``cache``'s table).
 
     Models are fitted per component type on first need and refitted once the type's measured entries have grown
-    by :data:`REFIT_GROWTH`. The features of a measured entry are stored in its table row on first use, so
-    that they are computed once.
-
-    Args:
-        context: the entries' measurement context.
-        cache: the results cache holding the table.
+    by :data:`REFIT_GROWTH`; a measured entry's features are stored in its row on first use.
     """
 
     def __init__(self, context: Context, cache: Cache) -> None:
@@ -115,9 +87,8 @@ class EntryPredictor:
         n = self.cache.count(KIND, table_context_key(self.context))
         if self._rows is not None and n == self._seen:
             return self._rows
-        rows = self.cache.rows(KIND, table_context_key(self.context))
         by: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-        for key, row in rows:
+        for key, row in self.cache.rows(KIND, table_context_key(self.context)):
             entry, ms = row.get("entry"), row.get("ms")
             if not isinstance(entry, dict) or not (isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0):
                 continue
@@ -155,12 +126,8 @@ class EntryPredictor:
         self._fitted_on[type_name] = max(len(rows), 1)
         model = None
         if len(rows) >= MIN_POINTS:
-            x, y = [], []
-            for key, row in rows:
-                feats = self._features(key, row)
-                if feats is not None:
-                    x.append(feats)
-                    y.append(float(row["ms"]))
+            pts = [(f, float(row["ms"])) for key, row in rows if (f := self._features(key, row)) is not None]
+            x, y = [f for f, _ in pts], [ms for _, ms in pts]
             try:
                 model = fit_entry_model(type_name, x, y) if len(y) >= MIN_POINTS else None
             except FitError as err:

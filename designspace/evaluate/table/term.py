@@ -1,12 +1,6 @@
-"""The latency table's per-network term: what turns the sum of a network's entries into its latency.
-
-A network's **table latency** = ``scale x (sum of its entries) + intercept`` (or, in the ``types`` form, one
-scale per component type), the coefficients fitted on networks measured whole by least squares on relative
-errors (:func:`fit_term`): the simplest form, and the strongest ridge, whose leave-one-out error is within one
-standard error of the lowest.
-The fit, its points and its leave-one-out error are stored in the results cache (kind ``lut-fit``) under the
-table's context (:func:`table_context_key`), which the entries (:mod:`designspace.evaluate.table.entries`) share.
-"""
+"""The latency table's per-network term, which turns the sum of a network's entries into its latency: its forms,
+their fit on networks measured whole (:func:`fit_term`) and its store (results cache kind ``lut-fit``, under the
+entries' :func:`table_context_key`). Evidence: docs/latency.md, "The per-block latency table"."""
 
 from __future__ import annotations
 
@@ -38,15 +32,12 @@ def table_context_key(context: Context) -> str:
 
 
 #: the forms the per-network term can take, simplest first: ``ratio`` (the scale alone), ``scale`` (scale and
-#: intercept) and ``types`` (``scale`` with one scale per component type, pulled towards the common one, see
-#: :func:`_solve_types`). The ``intercept`` form (the sum plus a constant), the ``scale+permutes`` form (a cost per
-#: layout change) and the exclusion of points measured slow were removed in issue 28: not needed on the
-#: measurements replayed (docs/latency.md, "The term's forms, replayed")
+#: intercept) and ``types`` (``scale`` with one scale per component type, pulled towards the common one); why not
+#: the forms removed in issue 28: docs/latency.md, "The term's forms, replayed"
 FORMS = ("ratio", "scale", "types")
 _COEFFICIENTS = {"ratio": 1, "scale": 2, "types": 2}
 #: ridge strengths tried for the ``types`` form, on the least squares of relative errors (each point's squared
-#: relative error counts 1): the strongest one whose leave-one-out error is within one standard error of the
-#: lowest is kept (:func:`designspace.evaluate.fitting.choose_fit`)
+#: relative error counts 1); :func:`fit_term` says which is kept
 TYPE_RIDGE = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 #: per component type, the sum of a network's entries of that type (ms), by type name
@@ -71,21 +62,15 @@ def as_point(p: Sequence[Any]) -> Point:
 class TableFit:
     """The fitted per-network term: a network's table latency is ``scale x (sum of entries) + intercept``
     milliseconds; in the ``types`` form, ``sum over component types of scale_t x (sum of that type's entries) +
-    intercept``, where a type the fit has not seen takes ``scale``.
-
-    ``scale`` carries what timing a component alone cannot see: alone, its weights and activations stay in the
-    caches between runs; inside a network they stream in after the previous component's (measured on the
-    ``emo`` space: whole networks 9-18% slower than the sum of their entries, alike in two repeats). How much a
-    component loses depends on its type and on the host's caches (one host: ``mbconv`` networks 0.96-1.07x their
-    entries, ``efficientmod`` ones 1.16-1.36x; docs/latency.md), hence the ``types`` form.
-    ``intercept`` is the network's fixed cost (input, output, the session).
+    intercept``, where a type the fit has not seen takes ``scale``. ``scale`` carries the caches a component timed
+    alone keeps warm between runs (by type in the ``types`` form), ``intercept`` the network's fixed cost (input,
+    output, the session): docs/latency.md, "Why a scale and two passes".
 
     Attributes:
         intercept: milliseconds per network (0 in the ``ratio`` form).
         points: the fit's points (:data:`Point`).
         loo_mean, loo_max: leave-one-out relative error of the table latency on those networks.
-        scale: the factor on the sum of the entries (in the ``types`` form the common scale the type scales are
-            pulled towards, and the scale of a type it has not seen).
+        scale: the factor on the sum of the entries (``types``: the common scale the type scales are pulled towards).
         form: which of :data:`FORMS` was fitted.
         type_scales: (component type, scale) of the ``types`` form (empty otherwise).
         ridge: the ``types`` form's ridge strength (0 otherwise).
@@ -119,10 +104,8 @@ def _solve(points: Sequence[Point], form: str) -> tuple[float, float]:
 
 
 def _solve_types(points: Sequence[Point], ridge: float) -> tuple[float, float, dict[str, float]]:
-    """(common scale, intercept, scale per type) of the ``types`` form: the ``scale`` form's least squares on
-    relative errors with one scale per component type, each coefficient pulled towards the ``scale`` form's
-    (a ridge of strength ``ridge`` on their differences), so that a type seen in few networks stays near the
-    common scale."""
+    """(common scale, intercept, scale per type) of the ``types`` form: one scale per component type, each
+    coefficient pulled towards the ``scale`` form's by a ridge of strength ``ridge`` on their differences."""
     common, intercept = _solve(points, "scale")
     types = sorted({t for p in points for t, _ in p[3]})
     measured = np.array([p[1] for p in points])
@@ -161,11 +144,10 @@ def _loo(points: Sequence[Point], form: str, ridge: float = 0.0) -> list[float]:
 def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | None = None) -> TableFit:
     """Fits the per-network term on ``points`` (:func:`as_point`) and stores it in ``cache`` for ``context``.
 
-    Each form of :data:`FORMS` that the points allow is a candidate (two more points than its coefficients; one
-    more for ``ratio``; ``types`` only where every point has its sums by type, with each of :data:`TYPE_RIDGE`,
-    and only where every type scale stays above 0); the one-standard-error rule keeps the simplest form, and the
-    strongest ridge, whose mean leave-one-out error is within one standard error of the lowest
-    (:func:`designspace.evaluate.fitting.choose_fit` says why).
+    Candidates: each form of :data:`FORMS` the points allow (two more points than its coefficients, one more for
+    ``ratio``; ``types`` where every point has its sums by type, with each of :data:`TYPE_RIDGE` that keeps every
+    type scale above 0). The simplest form, and strongest ridge, whose mean leave-one-out error is within one
+    standard error of the lowest is kept (:func:`designspace.evaluate.fitting.choose_fit` says why).
 
     Raises:
         DesignspaceError: fewer than two points.
@@ -224,21 +206,18 @@ def load_fit(context: Context, cache: Cache) -> TableFit | None:
 
 def describe_fit(fit: TableFit) -> str:
     """One line: the fitted term's formula and its leave-one-out error."""
-    return (f"{_formula(fit.form, fit.scale, fit.intercept, fit.type_scales)} (fitted on {len(fit.points)} networks "
-            f"measured whole; leave-one-out error {fit.loo_mean:.1%} mean, {fit.loo_max:.1%} max)")
-
-
-def _formula(form: str, scale: float, intercept: float, type_scales: Sequence[Any]) -> str:
-    if form == "types":
-        ks = [float(k) for _, k in type_scales]
-        return (f"{min(ks):.3f}-{max(ks):.3f} x entries by component type ({len(ks)} types; {scale:.3f} for "
-                f"others) {intercept:+.3f} ms")
-    return f"{scale:.3f} x entries {intercept:+.3f} ms"
+    return (f"{describe_term(fit_summary(fit))} (fitted on {len(fit.points)} networks measured whole; leave-one-out "
+            f"error {fit.loo_mean:.1%} mean, {fit.loo_max:.1%} max)")
 
 
 def describe_term(summary: dict[str, Any]) -> str:
-    """The formula of a fit's summary (``build_table``'s ``fit``), without its error: one line."""
-    return _formula(summary["form"], summary["scale"], summary["intercept"], summary.get("type_scales", ()))
+    """The formula of a fit's summary (:func:`fit_summary`, ``build_table``'s ``fit``), without its error: one line."""
+    scale, intercept = summary["scale"], summary["intercept"]
+    if summary["form"] == "types":
+        ks = [float(k) for _, k in summary.get("type_scales", ())]
+        return (f"{min(ks):.3f}-{max(ks):.3f} x entries by component type ({len(ks)} types; {scale:.3f} for "
+                f"others) {intercept:+.3f} ms")
+    return f"{scale:.3f} x entries {intercept:+.3f} ms"
 
 
 def fit_summary(fit: TableFit) -> dict[str, Any]:
@@ -250,9 +229,8 @@ def fit_summary(fit: TableFit) -> dict[str, Any]:
 
 
 def add_points(points: Sequence[Sequence[Any]], context: Context, cache: Cache) -> TableFit | None:
-    """Adds ``points`` (:func:`as_point`) to those of the term stored for
-    ``context`` (a network's new point replaces its old one), fits the term again and stores it; ``None``, and
-    nothing stored, while there are fewer than two points in all."""
+    """Adds ``points`` (:func:`as_point`) to those of the term stored for ``context`` (a network's new point
+    replaces its old one), fits the term again and stores it; ``None``, and nothing stored, under two points."""
     old = load_fit(context, cache)
     new = {p[0] for p in points}
     merged = ([p for p in old.points if p[0] not in new] if old is not None else []) + list(points)
