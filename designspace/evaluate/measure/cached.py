@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -12,10 +11,10 @@ from designspace.arch import Arch
 from designspace.evaluate.cache import Cache, number_problem
 from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
 from designspace.evaluate.measure.timing import ReferenceStore, measure_model
+from designspace.network import Network
 
 __all__ = ["latency_problem", "measure_latencies", "measure_latency"]
 
-log = logging.getLogger("designspace")
 _KIND = "latency"
 
 
@@ -38,8 +37,6 @@ def measure_latency(arch: Arch, context: Context, *, protocol: Protocol | None =
 
 def _measure_one(arch: Arch, context: Context, protocol: Protocol | None, cache: Cache | None,
                  start: float | None) -> Latency:
-    from designspace.network import Network
-
     began = time.perf_counter() if start is None else start  # the wall time counts the model's build too
     try:
         model = Network(arch)
@@ -66,7 +63,6 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
     first, so that a slow stretch of the host inflates one pass at most.
     """
     from designspace.evaluate.measure.timing import export_for_measurement, measure_onnx
-    from designspace.network import Network
 
     proto = protocol or Protocol()
     out: list[Latency | MeasurementError | None] = [None] * len(archs)
@@ -125,27 +121,24 @@ def measure_latencies(archs: Sequence[Arch], contexts: Sequence[Context], *, pro
 
 def latency_problem(data: dict[str, Any]) -> str | None:
     """What is wrong with a stored :class:`Latency` (its ``to_dict`` form), or ``None``: times in milliseconds
-    finite and above 0, counts whole, flags text, a context."""
+    finite and above 0, counts whole, flags text, a context; fields that do not make a :class:`Latency` raise,
+    and the cache then drops the row as it does one with a problem (a corrupt entry is measured again, never
+    trusted)."""
     problem = number_problem(data, positive=("ms", "median_ms", "direct_ms", "ratio", "reference_ms"),
                              finite=("spread", "seconds"), counts=("runs", "rounds", "processes"),
                              optional=("direct_ms", "ratio", "reference_ms", "processes"))
     if problem is None and not (isinstance(data.get("flags"), list) and all(isinstance(f, str) for f in data["flags"])):
         return "flags is not a list of text"
-    return problem if problem is not None or isinstance(data.get("context"), dict) else "context is not an object"
+    if problem is None and not isinstance(data.get("context"), dict):
+        return "context is not an object"
+    if problem is None:
+        Latency.from_dict(data)
+    return problem
 
 
 def _cached(arch: Arch, context: Context, cache: Cache | None) -> Latency | None:
-    if cache is None:
-        return None
-    hit = cache.get(arch, _KIND, context.key(), check=latency_problem)
-    if hit is None:
-        return None
-    try:
-        return Latency.from_dict(hit)
-    except (KeyError, TypeError, ValueError) as err:  # a corrupt entry: measured again, never trusted
-        log.warning("cached latency of %s is unusable (%s); measuring again", arch.fingerprint, err)
-        cache.drop(arch, _KIND, context.key())
-        return None
+    hit = cache.get(arch, _KIND, context.key(), check=latency_problem) if cache is not None else None
+    return Latency.from_dict(hit) if hit is not None else None
 
 
 def _one(arch: Arch, context: Context, protocol: Protocol, cache: Cache | None) -> Latency | MeasurementError:

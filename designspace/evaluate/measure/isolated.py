@@ -20,8 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from designspace.evaluate.measure.latency import Protocol
-from designspace.exceptions import DesignspaceError
+from designspace.evaluate.measure.latency import DEFAULT_PROTOCOL, MeasurementError, Protocol
 
 __all__ = ["REFERENCE_SHAPE", "WORKER", "Timing", "WorkerError", "reference_onnx", "time_onnx"]
 
@@ -29,12 +28,10 @@ __all__ = ["REFERENCE_SHAPE", "WORKER", "Timing", "WorkerError", "reference_onnx
 WORKER = Path(__file__).with_name("_ort_worker.py")
 #: the input shape of the reference network
 REFERENCE_SHAPE = (1, 3, 96, 96)
-#: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
-_DEFAULT = Protocol()
 
 
-class WorkerError(DesignspaceError):
-    """A worker process failed (its reason is in the message)."""
+class WorkerError(MeasurementError):
+    """A worker process failed (its reason is in the message): the measurement of the models it timed failed."""
 
 
 class WorkerTimeout(WorkerError):
@@ -107,7 +104,7 @@ def _run_worker(request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     return answer
 
 
-def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1, protocol: Protocol = _DEFAULT,
+def time_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], threads: int = 1, protocol: Protocol = DEFAULT_PROTOCOL,
               processes: int | None = None, deadline: float | None = None) -> list[Timing]:
     """Times ONNX models (serialized, with their float32 input shapes) in ``processes`` worker processes (default
     ``protocol.processes``; none added here) of ONNX Runtime with ``threads`` intra-op threads, each round

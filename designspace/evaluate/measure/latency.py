@@ -15,7 +15,7 @@ import torch
 
 from designspace.exceptions import DesignspaceError
 
-__all__ = ["RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine"]
+__all__ = ["DEFAULT_PROTOCOL", "RUNTIMES", "Context", "Latency", "MeasurementError", "Protocol", "machine"]
 
 RUNTIMES = ("onnxruntime", "torch", "cuda")
 
@@ -132,6 +132,10 @@ class Protocol:
     budget_s: float = 10.0
 
 
+#: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
+DEFAULT_PROTOCOL = Protocol()
+
+
 @dataclass(frozen=True)
 class Latency:
     """A measured latency.
@@ -168,9 +172,7 @@ class Latency:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        out = asdict(self)
-        out["flags"] = list(self.flags)
-        return out
+        return {**asdict(self), "flags": list(self.flags)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Latency:

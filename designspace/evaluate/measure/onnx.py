@@ -25,18 +25,13 @@ def exporter() -> str:
     """The ONNX exporter this torch build uses here: ``"torchscript"`` (``torch.onnx.export(dynamo=False)``) or
     ``"dynamo"`` where that keyword is gone. Recorded in every ONNX Runtime measurement's context: the two
     exporters write different graphs, with different latencies."""
-    try:
-        params = inspect.signature(torch.onnx.export).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a C-level signature
-        return "torchscript"
-    return "torchscript" if "dynamo" in params else "dynamo"
+    return "torchscript" if "dynamo" in inspect.signature(torch.onnx.export).parameters else "dynamo"
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path | None = None, *,
-                opset: int = DEFAULT_OPSET) -> bytes:
+def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
     """``model`` (put in eval mode) traced on ``example`` (an input of the shape it will be run on, batch
-    included) as serialized ONNX at ``opset`` (17 or later), input ``"input"``, output ``"logits"``; also written to
-    ``path`` where one is given. A failed export raises :class:`DesignspaceError` (the message keeps its reason).
+    included) as serialized ONNX at :data:`DEFAULT_OPSET`, input ``"input"``, output ``"logits"``. A failed export
+    raises :class:`DesignspaceError` (the message keeps its reason).
     """
     model.eval()
     buf = io.BytesIO()
@@ -45,14 +40,11 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path | None
             warnings.simplefilter("ignore")
             # the TorchScript exporter where this torch has it, else its default (recorded by exporter())
             legacy: dict[str, Any] = {"dynamo": False} if exporter() == "torchscript" else {}
-            torch.onnx.export(model, (example,), buf, opset_version=opset,  # type: ignore[arg-type]
+            torch.onnx.export(model, (example,), buf, opset_version=DEFAULT_OPSET,  # type: ignore[arg-type]
                               input_names=["input"], output_names=["logits"], **legacy)
     except Exception as err:  # the exporters raise many types; the reason is what matters
         raise DesignspaceError(f"ONNX export failed: {type(err).__name__}: {err}") from err
-    data = buf.getvalue()
-    if path is not None:
-        Path(path).write_bytes(data)
-    return data
+    return buf.getvalue()
 
 
 def onnx_session(model: bytes | str | Path, threads: int = 1) -> Any:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from designspace.evaluate.measure.latency import Context, Latency, MeasurementError, Protocol
+from designspace.evaluate.cache import number_problem
+from designspace.evaluate.measure.latency import DEFAULT_PROTOCOL, Context, Latency, MeasurementError, Protocol
 from designspace.exceptions import DesignspaceError
 
 if TYPE_CHECKING:
@@ -23,13 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ReferenceStore", "export_for_measurement", "measure", "measure_model", "measure_onnx", "summarize"]
 
-#: the protocol's defaults (:class:`Protocol` is frozen: one instance serves every call)
-_DEFAULT = Protocol()
 #: seconds a measurement keeps, within its budget, for what follows its last worker process (the figure made, cached)
 _FINISH_S = 0.3
 
 
-def measure(run: Callable[[], float], protocol: Protocol = _DEFAULT) -> tuple[list[list[float]], int]:
+def measure(run: Callable[[], float], protocol: Protocol = DEFAULT_PROTOCOL) -> tuple[list[list[float]], int]:
     """Times ``run`` (which returns the milliseconds of one run) in rounds, following ``protocol``: the timed
     rounds (milliseconds per run) and the number of warm-up runs. A run over ``protocol.run_timeout_s`` raises
     :class:`MeasurementError`."""
@@ -106,7 +105,7 @@ def _cuda_runner(model: nn.Module, example: torch.Tensor) -> Callable[[], float]
     return run
 
 
-def measure_model(model: nn.Module, context: Context, protocol: Protocol = _DEFAULT,
+def measure_model(model: nn.Module, context: Context, protocol: Protocol = DEFAULT_PROTOCOL,
                   in_chans: int = 3, reference: ReferenceStore | None = None, start: float | None = None) -> Latency:
     """Measures ``model`` (put in eval mode) in ``context`` (which must be this machine's): ONNX Runtime by
     :func:`measure_onnx` (``reference``: default, one for this process only), PyTorch eager and CUDA by
@@ -147,7 +146,6 @@ def export_for_measurement(model: nn.Module, context: Context, in_chans: int = 3
     :class:`MeasurementError` (this model's failed measurement)."""
     from designspace.evaluate.measure.onnx import export_onnx
 
-    model.eval()
     example = _example(context, in_chans)
     try:
         return export_onnx(model, example), tuple(example.shape)
@@ -175,8 +173,6 @@ class ReferenceStore:
         key = self.key(context)
         best = min([*observed, self._process.get(key, math.inf)])
         if self.cache is not None:
-            from designspace.evaluate.cache import number_problem
-
             hit = self.cache.get("reference-network", "reference", key,
                                  check=lambda d: number_problem(d, positive=("ms",)))
             if hit is not None:
@@ -194,23 +190,20 @@ def measure_onnx(models: Sequence[tuple[bytes, tuple[int, ...]]], context: Conte
     the reference's long-run figure; more processes for a model whose processes disagree (that model alone, and
     only within ``protocol.budget_s``); flags as :class:`Latency` says. A failed worker raises
     :class:`MeasurementError` (the reason is in the message)."""
-    from designspace.evaluate.measure.isolated import WorkerError, time_onnx
+    from designspace.evaluate.measure.isolated import time_onnx
 
     began = time.perf_counter() if start is None else start
-    try:
-        timings = time_onnx(models, context.threads, protocol)
-        # more processes for the models whose processes disagree, not the group (8 nearly always hold one)
-        apart = [i for i, t in enumerate(timings) if t.spread > protocol.agree]
-        within = time.perf_counter() - began + protocol.extra * _extra_process_s(timings, len(apart), protocol) \
-            <= protocol.budget_s * len(models)
-        if apart and protocol.extra and within:
-            # an extra process that would still pass the budget is cut short; the processes done by then count
-            more = time_onnx([models[i] for i in apart], context.threads, protocol, processes=protocol.extra,
-                             deadline=began + protocol.budget_s * len(models) - _FINISH_S)
-            for i, extra in zip(apart, more, strict=True) if more else ():  # none: no extra process done
-                timings[i] = _merge(timings[i], extra)
-    except WorkerError as err:
-        raise MeasurementError(str(err)) from None
+    timings = time_onnx(models, context.threads, protocol)
+    # more processes for the models whose processes disagree, not the group (8 nearly always hold one)
+    apart = [i for i, t in enumerate(timings) if t.spread > protocol.agree]
+    within = time.perf_counter() - began + protocol.extra * _extra_process_s(timings, len(apart), protocol) \
+        <= protocol.budget_s * len(models)
+    if apart and protocol.extra and within:
+        # an extra process that would still pass the budget is cut short; the processes done by then count
+        more = time_onnx([models[i] for i in apart], context.threads, protocol, processes=protocol.extra,
+                         deadline=began + protocol.budget_s * len(models) - _FINISH_S)
+        for i, extra in zip(apart, more, strict=True) if more else ():  # none: no extra process done
+            timings[i] = _merge(timings[i], extra)
     refs = [m for t in timings for m in t.reference_minima]
     ref = reference.best(context, refs)
     out = []
