@@ -18,10 +18,8 @@ from designspace.evaluate.measure.latency import Context, MeasurementError, Prot
 from designspace.evaluate.sources import Table
 from designspace.evaluate.table.entries import (
     ENTRY_PROTOCOL,
-    KIND,
     calibrate_term,
     entry_of,
-    entry_problem,
     entry_protocol,
     measure_entries,
     missing_entries,
@@ -103,8 +101,7 @@ def build_table(space: Any, context: Context, cache: Cache, *, samples: int = 20
     with cache.claim(f"table build|{table_context_key(context)}", "the latency table of this context"):
         todo = missing_entries(found.values(), context, cache)
         one = one_process(protocol)
-        once = sum(1 for e in found if (row := cache.get(e, KIND, table_context_key(context), check=entry_problem))
-                   is not None and int(row.get("passes") or 1) < 2)  # measured on demand before, by a search: one pass
+        once = len(missing_entries(found.values(), context, cache, again=True))  # measured on demand by a search
         total = 2 * len(todo) + once
         done = [0]
 

@@ -169,20 +169,15 @@ def _one_scale_loo(points: Sequence[tuple[str, float, float, tuple[tuple[str, fl
     return fit_term([p[:3] for p in points], Context.local()).loo_mean
 
 
-def test_a_fit_of_a_form_no_longer_fitted_is_fitted_again_on_its_points(cache: Cache) -> None:
+def test_a_corrupt_or_unknown_fit_is_dropped(cache: Cache) -> None:
     ctx = Context.local()
     key = dataclasses.replace(ctx, resolution=0).key()
-    # as stored before issue 28: the intercept form, points with their count of layout changes (and sums by type)
-    old_points = [["a", 2.2, 2.0, 0, [["mbconv", 2.0]]], ["b", 5.5, 5.0, 1, [["mbconv", 5.0]]],
-                  ["c", 8.8, 8.0, 2, [["mbconv", 8.0]]]]
-    cache.put("table-fit", "lut-fit", key, {"intercept": 0.9, "per_permute": 0.0, "points": old_points,
-                                            "loo_mean": 0.1, "loo_max": 0.2, "scale": 1.0, "form": "intercept"})
-    fit = load_fit(ctx, cache)
-    assert fit is not None and fit.form == "ratio" and fit.scale == pytest.approx(1.1)
-    assert fit.points[0] == ("a", 2.2, 2.0, (("mbconv", 2.0),))  # the count skipped, the sums kept
-    assert load_fit(ctx, cache) == fit  # stored as fitted again
-    cache.put("table-fit", "lut-fit", key, {**dataclasses.asdict(fit), "scale": -1.0})
-    assert load_fit(ctx, cache) is None  # a corrupt fit is dropped, never applied
+    fit = fit_term([("a", 2.2, 2.0), ("b", 5.5, 5.0), ("c", 8.8, 8.0)], ctx, cache)
+    assert load_fit(ctx, cache) == fit
+    for bad in ({"scale": -1.0}, {"form": "intercept"}):  # a form no longer fitted is never applied either
+        cache.put("table-fit", "lut-fit", key, {**dataclasses.asdict(fit), **bad})
+        assert load_fit(ctx, cache) is None  # dropped, never applied
+        assert cache.get("table-fit", "lut-fit", key) is None
 
 
 def test_calibration_adds_to_the_points_already_fitted(toy: ds.Arch, cache: Cache) -> None:

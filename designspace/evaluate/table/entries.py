@@ -13,8 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
-from typing import Protocol as Interface
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -34,7 +33,10 @@ from designspace.evaluate.table.term import (
 from designspace.exceptions import DesignspaceError
 from designspace.plan import Placement, plan
 
-__all__ = ["ENTRY_PROTOCOL", "KIND", "Entry", "EntryGuess", "TableLatency", "calibrate_term", "entry_features",
+if TYPE_CHECKING:
+    from designspace.evaluate.table.entry_model import EntryPredictor
+
+__all__ = ["ENTRY_PROTOCOL", "KIND", "Entry", "TableLatency", "calibrate_term", "entry_features",
            "entry_of", "entry_protocol", "measure_entries", "missing_entries", "one_process", "placement_of",
            "stored_features", "table_latency"]
 
@@ -157,9 +159,11 @@ def _needing(placements: Iterable[Placement], context: Context, cache: Cache, ag
     return out
 
 
-def missing_entries(placements: Iterable[Placement], context: Context, cache: Cache) -> list[Placement]:
-    """The placements whose entry is not in the table yet (one per distinct entry, in first-seen order)."""
-    return [p for p, _ in _needing(placements, context, cache, again=False)]
+def missing_entries(placements: Iterable[Placement], context: Context, cache: Cache, again: bool = False
+                    ) -> list[Placement]:
+    """The placements whose entry is not in the table yet, or with ``again``, whose entry has had one pass only
+    (one per distinct entry, in first-seen order)."""
+    return [p for p, _ in _needing(placements, context, cache, again)]
 
 
 def measure_entries(placements: Sequence[Placement], context: Context, cache: Cache,
@@ -196,7 +200,7 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
                 feats = stored_features(old) if old is not None else None
                 row: dict[str, Any] = {"ms": ms, "ratio": ratio, "passes": passes, "entry": asdict(e),
                                        "flags": list(lat.flags),
-                                       "features": feats if feats is not None else _features_or_none(p)}
+                                       "features": feats if feats is not None else entry_features(p)}
                 cache.put(e.key, KIND, table_context_key(context), row)
             done += len(group)
         if progress is not None:
@@ -204,13 +208,18 @@ def measure_entries(placements: Sequence[Placement], context: Context, cache: Ca
     return done
 
 
-def entry_features(p: Placement) -> list[float]:
+def entry_features(p: Placement) -> list[float] | None:
     """The cost features of ``p`` run alone (:func:`designspace.evaluate.devices.features.placement_features`), in
     :data:`designspace.evaluate.devices.features.FEATURES` order: what an entry's row stores for the entry models of
-    :mod:`designspace.evaluate.table.entry_model`."""
+    :mod:`designspace.evaluate.table.entry_model`; ``None`` where the component cannot be traced on the meta
+    device."""
     from designspace.evaluate.devices.features import FEATURES, placement_features
 
-    f = placement_features(p)
+    try:
+        f = placement_features(p)
+    except Exception as err:
+        log.debug("latency table: no features for %s (%s)", entry_of(p).describe(), err)
+        return None
     return [float(f[k]) for k in FEATURES]
 
 
@@ -224,15 +233,6 @@ def stored_features(row: dict[str, Any]) -> list[float] | None:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in stored):
         return None
     return [float(v) for v in stored]
-
-
-def _features_or_none(p: Placement) -> list[float] | None:
-    """:func:`entry_features`, or ``None`` where the component cannot be traced on the meta device."""
-    try:
-        return entry_features(p)
-    except Exception as err:
-        log.debug("latency table: no features for %s (%s)", entry_of(p).describe(), err)
-        return None
 
 
 @dataclass(frozen=True)
@@ -267,15 +267,8 @@ class TableLatency:
         return out
 
 
-class EntryGuess(Interface):
-    """What :func:`table_latency` asks of a predictor of missing entries (``entry_model.EntryPredictor``)."""
-
-    def predict(self, p: Placement) -> float | None:
-        """Milliseconds for ``p``'s entry, or ``None`` where it must be measured."""
-
-
 def table_latency(arch: Arch, context: Context, cache: Cache, protocol: Protocol = ENTRY_PROTOCOL,
-                  predictor: EntryGuess | None = None) -> TableLatency:
+                  predictor: EntryPredictor | None = None) -> TableLatency:
     """The table latency of ``arch`` in ``context``. A missing entry is predicted by ``predictor`` where it can (not
     stored), else measured on demand (and stored).
 
@@ -343,9 +336,6 @@ def calibrate_term(archs: Sequence[Arch], context: Context, cache: Cache, protoc
     for a, ms in zip(archs, best, strict=True):
         tab = table_latency(a, dataclasses.replace(context, resolution=a.resolution), cache, protocol)
         points.append((a.fingerprint, ms, tab.entries_ms, tab.by_type))
-    if len(points) < 2 and load_fit(context, cache) is None:
-        return fit_term(points, context, cache)  # raises: one network cannot fit a term
     fit = add_points(points, context, cache)
-    assert fit is not None
-    return fit
+    return fit if fit is not None else fit_term(points, context, cache)  # one network cannot fit a term: raises
 

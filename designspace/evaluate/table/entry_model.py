@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from designspace.evaluate.measure.latency import Context
     from designspace.plan import Placement
 
-__all__ = ["COLUMNS", "MAX_ERROR", "MIN_POINTS", "EntryModel", "EntryPredictor", "entry_features", "fit_entry_model"]
+__all__ = ["COLUMNS", "MAX_ERROR", "MIN_POINTS", "EntryModel", "EntryPredictor", "entry_features"]
 
 log = logging.getLogger(__name__)
 #: an entry's features, of the component alone: :data:`designspace.evaluate.devices.features.FEATURES`
@@ -51,18 +50,6 @@ class EntryModel:
     def usable(self) -> bool:
         """Whether it predicts: at least :data:`MIN_POINTS` points and ``cv_mean <= MAX_ERROR``."""
         return self.points >= MIN_POINTS and self.cv_mean <= MAX_ERROR
-
-
-def fit_entry_model(type_name: str, x: Sequence[Sequence[float]], y: Sequence[float]) -> EntryModel:
-    """Fits one type's model to its measured entries' features ``x`` and milliseconds ``y``.
-
-    Raises:
-        FitError: too few points for the features they use.
-    """
-    folds = None if len(y) < 40 else 10  # leave-one-out costs a fit per point: thousands of entries need folds
-    model = fit_cost_model(x, y, COLUMNS, folds=folds)
-    errors = model.loo_errors
-    return EntryModel(type_name, model, len(y), float(sum(errors) / len(errors)), float(max(errors)))
 
 
 class EntryPredictor:
@@ -94,11 +81,10 @@ class EntryPredictor:
                 continue
             t = str(entry.get("type"))
             try:
-                current = key.endswith("@" + component_identity(t))
+                if key.endswith("@" + component_identity(t)):
+                    by.setdefault(t, []).append((key, row))
             except Exception:  # a type no longer registered
-                current = False
-            if current:
-                by.setdefault(t, []).append((key, row))
+                continue
         self._rows, self._seen = by, n
         return by
 
@@ -112,7 +98,8 @@ class EntryPredictor:
         except Exception as err:  # an entry whose component cannot be rebuilt from its row: not a fitting point
             log.debug("latency table: no features for %s (%s)", key, err)
             return None
-        self.cache.put(key, KIND, table_context_key(self.context), {**row, "features": feats})
+        if feats is not None:
+            self.cache.put(key, KIND, table_context_key(self.context), {**row, "features": feats})
         return feats
 
     def model(self, type_name: str) -> EntryModel | None:
@@ -129,7 +116,10 @@ class EntryPredictor:
             pts = [(f, float(row["ms"])) for key, row in rows if (f := self._features(key, row)) is not None]
             x, y = [f for f, _ in pts], [ms for _, ms in pts]
             try:
-                model = fit_entry_model(type_name, x, y) if len(y) >= MIN_POINTS else None
+                if len(y) >= MIN_POINTS:  # leave-one-out costs a fit per point: thousands of entries need folds
+                    fitted = fit_cost_model(x, y, COLUMNS, folds=None if len(y) < 40 else 10)
+                    errors = fitted.loo_errors
+                    model = EntryModel(type_name, fitted, len(y), float(sum(errors) / len(errors)), float(max(errors)))
             except FitError as err:
                 log.debug("latency table: no entry model for %s (%s)", type_name, err)
         if model is not None:
@@ -151,18 +141,10 @@ class EntryPredictor:
         if key in self._guesses:
             return self._guesses[key]
         guess = None
-        try:
-            feats = dict(zip(COLUMNS, entry_features(p), strict=True))
-        except Exception as err:  # a component that cannot trace on the meta device: measured instead
-            log.debug("latency table: %s not predicted (%s)", p.name, err)
-            feats = None
+        raw = entry_features(p)  # None: a component that cannot trace on the meta device, measured instead
+        feats = dict(zip(COLUMNS, raw, strict=True)) if raw is not None else None
         if feats is not None and not model.model.outside(feats):
             ms = model.model.predict(feats)
             guess = ms if ms > 0 and math.isfinite(ms) else None
         self._guesses[key] = guess
         return guess
-
-    def summary(self) -> dict[str, Any]:
-        """The models fitted so far, by type: points, cross-validated errors and whether each is used."""
-        return {t: {"points": m.points, "cv_mean": m.cv_mean, "cv_max": m.cv_max, "usable": m.usable}
-                for t, m in sorted(self._models.items()) if m is not None}

@@ -48,13 +48,9 @@ Point = tuple[str, float, float, TypeSums]
 
 
 def as_point(p: Sequence[Any]) -> Point:
-    """A term's point from (fingerprint, measured ms, sum of entries ms[, sums by type]); a point stored before
-    issue 28 also has its count of layout changes before the sums, which is skipped. A point without sums by
+    """A term's point from (fingerprint, measured ms, sum of entries ms[, sums by type]); a point without sums by
     type gets ``()``."""
-    rest = list(p[3:])
-    if rest and isinstance(rest[0], (int, float)):  # the layout changes an older point counted
-        rest = rest[1:]
-    by_type: TypeSums = tuple((str(t), float(ms)) for t, ms in rest[0]) if rest else ()
+    by_type: TypeSums = tuple((str(t), float(ms)) for t, ms in p[3]) if len(p) > 3 else ()
     return (str(p[0]), float(p[1]), float(p[2]), by_type)
 
 
@@ -167,9 +163,7 @@ def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | N
             candidates.append(fitting.Candidate(tuple(_loo(pts, form, ridge)), (rank, -ridge), (form, ridge)))
     # candidates: the ratio form fits any two points of positive figures; one standard error (choose_fit says why)
     chosen = fitting.choose_fit(candidates, standard_errors=1.0)
-    errors = chosen.errors
-    fit = dataclasses.replace(_fit(pts, *chosen.fit), loo_mean=float(sum(errors) / len(errors)),
-                              loo_max=float(max(errors)))
+    fit = dataclasses.replace(_fit(pts, *chosen.fit), loo_mean=chosen.mean, loo_max=max(chosen.errors))
     if cache is not None:
         cache.put("table-fit", FIT_KIND, table_context_key(context), asdict(fit))
     return fit
@@ -177,8 +171,8 @@ def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | N
 
 def load_fit(context: Context, cache: Cache) -> TableFit | None:
     """The stored per-network term of ``context``, or ``None`` (none yet, or a corrupt one, which is dropped). A
-    fit of a form no longer fitted (before issue 28: ``intercept``, ``scale+permutes``) is fitted again on its
-    points, which are measurements, and stored."""
+    fit of a form no longer fitted (before issue 28: ``intercept``, ``scale+permutes``) cannot be found: the
+    context names the measurement code, which has changed since (:class:`Context`'s ``implementation``)."""
     hit = cache.get("table-fit", FIT_KIND, table_context_key(context))
     if hit is None:
         return None
@@ -188,13 +182,11 @@ def load_fit(context: Context, cache: Cache) -> TableFit | None:
         if not all(math.isfinite(v) and v > 0 for p in points for v in (p[1], p[2])) \
                 or not all(math.isfinite(v) and v >= 0 for p in points for _, v in p[3]):
             raise ValueError("a point is not a figure")
-        if hit.get("form") not in FORMS:
-            return fit_term(points, context, cache) if len(points) >= 2 else None
         fit = TableFit(float(hit["intercept"]), points, float(hit["loo_mean"]), float(hit["loo_max"]),
                        float(hit["scale"]), str(hit["form"]),
                        tuple((str(t), float(k)) for t, k in hit.get("type_scales", ())), float(hit.get("ridge", 0.0)))
         values = (fit.intercept, fit.scale, fit.loo_mean, fit.loo_max, *(k for _, k in fit.type_scales))
-        if not all(math.isfinite(v) for v in values) or fit.scale <= 0 \
+        if not all(math.isfinite(v) for v in values) or fit.scale <= 0 or fit.form not in FORMS \
                 or (fit.form == "types") != bool(fit.type_scales):
             raise ValueError(fit.form)
         return fit
