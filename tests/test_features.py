@@ -74,13 +74,13 @@ head: {type: bn_linear_head}
 _RUN = """
 import json, os, random, sys
 from designspace.evaluate.devices import feature_cache
-from designspace.evaluate.devices.features import component_features, flush_feature_cache
+from designspace.evaluate.devices.features import component_features
 from designspace.space import load_space
 space, rng = load_space("tiny"), random.Random(5)
 feats = [component_features(space.sample(rng)) for _ in range(2)]
 computed = len(feature_cache._pending)
 created = os.path.exists(os.environ["DESIGNSPACE_RESULTS"])  # before the flush: reading creates nothing
-written = flush_feature_cache()
+written = feature_cache.flush()
 print(json.dumps({"features": feats, "computed": computed, "created": created, "written": written}))
 """
 

@@ -303,9 +303,9 @@ def space_samples(space: Space, n: int = 2000, *, seed: int = 0, device: str | N
         rows.append(row)
         blocks.append(bl)
         archs.append(dec.arch)
-    from designspace.evaluate.devices.features import flush_feature_cache
+    from designspace.evaluate.devices.feature_cache import flush
 
-    flush_feature_cache()  # the next analysis of this space reads its components' features instead of running them
+    flush()  # the next analysis of this space reads its components' features instead of running them
     metrics = {k: np.array([r[k] for r in rows], dtype=float) for k in rows[0]}
     return SampleSet(space.name, "space", f"{n} seeded samples of {space.doc.file} (seed {seed})", source.name,
                      "predicted", param_infos(space), values, active, metrics,

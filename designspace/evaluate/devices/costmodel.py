@@ -176,11 +176,10 @@ def loo_predictions(x: np.ndarray, y: np.ndarray, lam: float, prior: np.ndarray 
 
 
 def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: Sequence[str], *,
-                   lam: float | None = None, prior: Sequence[float] | None = None,
-                   folds: int | None = None) -> CostModel:
+                   prior: Sequence[float] | None = None, folds: int | None = None) -> CostModel:
     """Fits the cost model to feature totals ``x`` (points x features, columns in ``features`` order) and published
-    latencies ``y`` (ms, > 0): ridge strength ``lam``, or (None) the one of :data:`LAMBDAS` with the lowest
-    leave-one-out error, pulled towards a scaled copy of the ``prior`` device's coefficients (``features`` order) if
+    latencies ``y`` (ms, > 0): the ridge strength of :data:`LAMBDAS` with the lowest leave-one-out error, pulled
+    towards a scaled copy of the ``prior`` device's coefficients (``features`` order) if
     given. ``folds``: cross-validate by this many folds instead of one point at a time (for thousands of points); the
     residuals are then the out-of-fold ones.
 
@@ -197,10 +196,10 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
     if pa is None and len(ya) < used:
         raise FitError(f"{len(ya)} points for {used} features: give at least as many points as features, "
                        "fewer features, or a prior device")
-    if lam is None:  # the lowest mean (a stronger ridge is simpler: nearer the prior; it wins ties)
-        lam = fitting.choose_fit([
-            fitting.Candidate(tuple(float(e) for e in np.abs(loo_predictions(xa, ya, cand, pa, folds) - ya) / ya),
-                              (-cand,), cand) for cand in LAMBDAS], standard_errors=0.0).fit
+    # the lowest mean (a stronger ridge is simpler: nearer the prior; it wins ties)
+    lam = fitting.choose_fit([
+        fitting.Candidate(tuple(float(e) for e in np.abs(loo_predictions(xa, ya, cand, pa, folds) - ya) / ya),
+                          (-cand,), cand) for cand in LAMBDAS], standard_errors=0.0).fit
     coef = _solve(xa, ya, lam, pa)
     residuals = tuple(float(v) for v in loo_predictions(xa, ya, lam, pa, folds) / ya - 1.0)
     ranges = tuple((float(xa[:, j].min()), float(xa[:, j].max())) for j in range(xa.shape[1]))
@@ -214,7 +213,5 @@ def fit_cost_model(x: Sequence[Sequence[float]], y: Sequence[float], features: S
 def with_scores(model: CostModel, x: Sequence[Sequence[float]] | np.ndarray, y: Sequence[float] | np.ndarray
                 ) -> CostModel:
     """``model`` with its scores recomputed from its (possibly rounded) residuals on the points ``x``, ``y``."""
-    if model.cov is None:
-        return model
     xa = np.asarray(x, dtype=float).reshape(len(y), len(model.features))
     return replace(model, scores=_scores(model, xa))

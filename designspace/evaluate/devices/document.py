@@ -11,6 +11,7 @@ from designspace._yaml import Ctx
 from designspace.arch import Arch
 from designspace.evaluate.devices.costmodel import LEVEL, CostModel
 from designspace.evaluate.devices.features import FEATURES, component_features, network_features
+from designspace.evaluate.points import DEVICES, load_points
 from designspace.exceptions import DocumentError, did_you_mean
 
 __all__ = ["COLUMNS", "DeviceProfile", "FitSummary", "Prediction", "ProfilePoint", "parse_device", "profile_doc"]
@@ -18,8 +19,7 @@ __all__ = ["COLUMNS", "DeviceProfile", "FitSummary", "Prediction", "ProfilePoint
 _KEYS = ("name", "description", "source", "column", "features", "groups", "exclude", "prior", "fit", "points")
 _FIT_KEYS = ("lambda", "coef", "ranges", "loo_mean", "loo_max", "within_10", "interval", "cov")
 #: Latency columns a profile may fit: the published points' devices, or ``user`` (calibrated points).
-COLUMNS = ("iphone13", "iphone14", "p100", "xeon-e5-2680-4t", "pixel6-cpu", "pixel8-edgetpu", "pixel4-dsp",
-           "pixel7-gpu", "s23-cpu", "s23-gpu", "user")
+COLUMNS = (*DEVICES.values(), "user")
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,6 @@ class ProfilePoint:
     def arch(self) -> Arch:
         """The point's Arch (raises DocumentError for an unknown id or Arch)."""
         if self.kind == "id":
-            from designspace.evaluate.points import load_points
-
             found = {p.id: p for p in load_points()}
             if self.ref not in found:
                 raise DocumentError(f"unknown point {self.ref!r}", path="points",

@@ -10,6 +10,7 @@ floats bit for bit. Reads are one query per process (at first use); writes only 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from typing import Any
 
@@ -51,11 +52,8 @@ def _store() -> dict[str, dict[str, Any]]:
         if not default_cache_path().exists():  # reading never creates the cache (or the results folder)
             _loaded = {}
             return _loaded
-        cache = Cache()
-        try:
+        with contextlib.closing(Cache()) as cache:
             _loaded = dict(cache.rows(KIND, _context()))
-        finally:
-            cache.close()
     return _loaded
 
 
@@ -77,11 +75,8 @@ def flush() -> int:
 
     if not _pending:
         return 0
-    cache = Cache()
-    try:
+    with contextlib.closing(Cache()) as cache:
         written = cache.put_many(KIND, _context(), _pending)
-    finally:
-        cache.close()
     if written:
         _store().update(_pending)
         _pending.clear()

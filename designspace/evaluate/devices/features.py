@@ -21,8 +21,8 @@ from designspace.blocks import Site
 if TYPE_CHECKING:
     from designspace.plan import Placement
 
-__all__ = ["FEATURES", "ONCHIP_MB", "component_features", "flush_feature_cache", "network_features",
-           "placement_features", "traced_component_features"]
+__all__ = ["FEATURES", "ONCHIP_MB", "component_features", "network_features", "placement_features",
+           "traced_component_features"]
 
 FEATURES = ("conv_gmacs", "pw_gmacs", "dw_gmacs", "attn_gmacs", "act_mb", "weight_mb", "layout_mb", "layout_ops",
             "norm_melems", "softmax_melems", "heads", "softmax_spill_melems", "ops", "const")
@@ -268,16 +268,6 @@ def component_features(arch: Arch) -> dict[str, dict[str, float]]:
 
 
 def network_features(arch: Arch) -> dict[str, float]:
-    """The network's totals of every feature (sum over components)."""
-    total = dict.fromkeys(FEATURES, 0.0)
-    for f in component_features(arch).values():
-        for k, v in f.items():
-            total[k] += v
-    return total
-
-
-def flush_feature_cache() -> int:
-    """Keeps this process's component runs in the evaluation cache for the next; returns how many were written."""
-    from designspace.evaluate.devices import feature_cache
-
-    return feature_cache.flush()
+    """The network's totals of every feature (sum over components, in plan order)."""
+    components = component_features(arch).values()
+    return {k: sum(f[k] for f in components) for k in FEATURES}

@@ -97,8 +97,6 @@ def calibrate_command(name: str, *, points: list[str], points_file: str | None =
     if path.exists() and not force:  # refuse before fitting anything
         raise DocumentError("a profile already exists here", file=str(path),
                             fix="choose another name or --out, or pass --force to replace it")
-    if prior:
-        load_device(prior)  # an unknown prior is an error before the fit
     profile = calibrate(name, given, prior=prior, description=description, source=source, where=where)
     written = str(save_device(profile, path, overwrite=force))
     s = profile.summary
