@@ -170,9 +170,10 @@ def fit_term(points: Sequence[Sequence[Any]], context: Context, cache: Cache | N
 
 
 def load_fit(context: Context, cache: Cache) -> TableFit | None:
-    """The stored per-network term of ``context``, or ``None`` (none yet, or a corrupt one, which is dropped). A
-    fit of a form no longer fitted (before issue 28: ``intercept``, ``scale+permutes``) cannot be found: the
-    context names the measurement code, which has changed since (:class:`Context`'s ``implementation``)."""
+    """The stored per-network term of ``context``, or ``None`` (none yet, or a corrupt one, which is dropped, as is
+    one of a form not in :data:`FORMS`). A fit stored before issue 28 in a form removed then (``intercept``,
+    ``scale+permutes``) is not found: the context names the measurement code (:class:`Context`'s
+    ``implementation``), which has changed since."""
     hit = cache.get("table-fit", FIT_KIND, table_context_key(context))
     if hit is None:
         return None
